@@ -1,0 +1,169 @@
+"""`spotify-assets`: the demo run, and the one-time command that obtains a refresh token."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sys
+import webbrowser
+from pathlib import Path
+from urllib.parse import urlsplit
+
+DEMO_WINDOWS = 3
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="spotify-assets", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser(
+        "demo",
+        help="materialize the whole graph on the embedded default (local files, bundled synthetic sample)",
+    )
+    demo.add_argument(
+        "--windows", type=int, default=DEMO_WINDOWS, help=f"how many recent 8-hour windows (default {DEMO_WINDOWS})"
+    )
+
+    auth = commands.add_parser(
+        "auth", help="obtain a Spotify refresh token (Authorization Code flow, loopback redirect)"
+    )
+    auth.add_argument("--redirect-uri", default=None, help="default: SPOTIFY_REDIRECT_URI or http://127.0.0.1:8888/callback")
+    auth.add_argument("--no-browser", action="store_true", help="only print the URL to open")
+    auth.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the redirect")
+
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        return run_demo(args.windows)
+    return run_auth(args.redirect_uri, open_browser=not args.no_browser, timeout_s=args.timeout)
+
+
+def run_demo(windows: int) -> int:
+    if windows < 1:
+        print("--windows must be at least 1", file=sys.stderr)
+        return 2
+    # The demo is the embedded default whatever the shell holds: local files and the synthetic
+    # sample, never a cloud account or real credentials.
+    for name in ("SPOTIFY_CLIENT_ID", "SPOTIFY_CLIENT_SECRET", "SPOTIFY_REFRESH_TOKEN", "SPOTIFY_PLAYLISTS"):
+        os.environ.pop(name, None)
+    os.environ["SPOTIFY_ASSETS_DEPLOYMENT"] = "local"
+
+    from spotify_assets.lib.settings import Settings, SettingsError
+
+    try:
+        settings = Settings.from_env(os.environ)
+    except SettingsError as err:
+        print(err, file=sys.stderr)
+        return 2
+    data_dir = settings.data_dir
+    dagster_home = Path(os.environ.get("DAGSTER_HOME") or data_dir / "dagster_home")
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+
+    import dagster as dg
+
+    from spotify_assets.definitions import defs
+    from spotify_assets.defs.partitions import snapshot_windows
+    from spotify_assets.lib.snapshot_store import LocalBackend, SnapshotStore
+
+    definitions = defs()
+    job = definitions.resolve_job_def("spotify_pipeline_job")
+    keys = snapshot_windows.get_partition_keys()[-windows:]
+    print(f"spotify-assets demo: {len(keys)} window(s) {keys[0]} .. {keys[-1]} on the bundled SYNTHETIC sample")
+    failed = []
+    with dg.DagsterInstance.get() as instance:
+        for key in keys:
+            result = job.execute_in_process(
+                partition_key=key,
+                instance=instance,
+                raise_on_error=False,
+                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            )
+            steps = len(result.get_asset_materialization_events())
+            print(f"  window {key}: {'ok' if result.success else 'FAILED'} ({steps} asset(s) materialized)")
+            if not result.success:
+                failed.append(key)
+
+    store = SnapshotStore(LocalBackend(data_dir))
+    newest = store.read_manifest(keys[-1])
+    print("\nResults")
+    print(f"  data directory:       {data_dir}")
+    print(f"  raw snapshots:        {data_dir / 'raw' / 'playlist_snapshots'}")
+    if newest is not None:
+        print(f"  newest window:        {len(newest.documents)} playlist documents, manifest {store.uri(store.manifest_key(keys[-1]))}")
+        for playlist_id, entry in newest.documents.items():
+            print(f"    {playlist_id}  {entry['status']:6}  {store.uri(entry['key'])}")
+    print(f"  Dagster runs:         {dagster_home}")
+    print("\nBrowse the runs in the UI:")
+    print(f'  DAGSTER_HOME="{dagster_home}" python3 -m uv run dagster dev')
+    if failed:
+        print(f"\n{len(failed)} window(s) failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_auth(redirect_uri: str | None, *, open_browser: bool, timeout_s: float) -> int:
+    from spotipy.cache_handler import MemoryCacheHandler
+    from spotipy.oauth2 import SpotifyOAuth, SpotifyOauthError, start_local_http_server
+
+    from spotify_assets.lib.spotify_client import DEFAULT_ACCOUNTS_URL, DEFAULT_REDIRECT_URI, USER_SCOPES
+
+    client_id = os.environ.get("SPOTIFY_CLIENT_ID", "").strip()
+    client_secret = os.environ.get("SPOTIFY_CLIENT_SECRET", "").strip()
+    missing = [n for n, v in (("SPOTIFY_CLIENT_ID", client_id), ("SPOTIFY_CLIENT_SECRET", client_secret)) if not v]
+    if missing:
+        print(f"Set {' and '.join(missing)} first (from your app at developer.spotify.com).", file=sys.stderr)
+        return 2
+    redirect_uri = redirect_uri or os.environ.get("SPOTIFY_REDIRECT_URI") or DEFAULT_REDIRECT_URI
+    parts = urlsplit(redirect_uri)
+    if parts.scheme != "http" or parts.hostname not in ("127.0.0.1", "::1") or not parts.port:
+        print(
+            f"{redirect_uri!r} is not a loopback redirect URI with a port, like {DEFAULT_REDIRECT_URI} "
+            "(Spotify accepts http only for loopback IP addresses).",
+            file=sys.stderr,
+        )
+        return 2
+    accounts = (os.environ.get("SPOTIFY_ACCOUNTS_URL") or DEFAULT_ACCOUNTS_URL).rstrip("/")
+    oauth = SpotifyOAuth(
+        client_id=client_id,
+        client_secret=client_secret,
+        redirect_uri=redirect_uri,
+        scope=USER_SCOPES,
+        cache_handler=MemoryCacheHandler(),  # spotipy's default would write a .cache file
+        open_browser=False,
+        state=secrets.token_urlsafe(16),
+    )
+    oauth.OAUTH_AUTHORIZE_URL = f"{accounts}/authorize"
+    oauth.OAUTH_TOKEN_URL = f"{accounts}/api/token"
+
+    server = start_local_http_server(parts.port)  # spotipy's loopback receiver
+    server.timeout = timeout_s
+    url = oauth.get_authorize_url()
+    print(f"Add {redirect_uri} to your app's Redirect URIs, then open this URL and approve:\n\n  {url}\n", flush=True)
+    if open_browser:
+        webbrowser.open(url)
+    try:
+        server.handle_request()
+    finally:
+        server.server_close()
+    if server.error is not None:
+        print(f"Authorization failed: {server.error}", file=sys.stderr)
+        return 1
+    if server.auth_code is None:
+        print(f"No redirect reached {redirect_uri} within {timeout_s:g} s.", file=sys.stderr)
+        return 1
+    if server.state != oauth.state:
+        print("The redirect's state does not match this request; not trusting it.", file=sys.stderr)
+        return 1
+    try:
+        token = oauth.get_access_token(server.auth_code, as_dict=True, check_cache=False)
+    except SpotifyOauthError as err:
+        print(f"Spotify refused the authorization code: {err.error}", file=sys.stderr)
+        return 1
+    print("Store this refresh token as a secret (it is shown once, never logged or written to disk):\n")
+    print(f"  SPOTIFY_REFRESH_TOKEN={token['refresh_token']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

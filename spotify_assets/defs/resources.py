@@ -1,0 +1,167 @@
+"""The one place that decides the deployment and builds its resources.
+
+`SPOTIFY_ASSETS_DEPLOYMENT=local` (the default): raw snapshots are files under the data
+directory. `production`: raw snapshots in S3. Every deployment binds the same resource keys,
+so asset code never asks where it runs. Settings are validated when the definitions load.
+"""
+
+import os
+from datetime import datetime, timedelta, timezone
+
+import dagster as dg
+from dagster_aws.s3 import S3Resource
+
+from spotify_assets.lib.extract import PlaylistSource
+from spotify_assets.lib.sample_source import SampleSource
+from spotify_assets.lib.settings import Settings
+from spotify_assets.lib.snapshot_store import LocalBackend, S3Backend, SnapshotStore
+from spotify_assets.lib.spotify_client import (
+    DEFAULT_ACCOUNTS_URL,
+    DEFAULT_API_URL,
+    Credentials,
+    RetryPolicy,
+    SpotifyApi,
+)
+
+
+def load_settings() -> Settings:
+    """The settings for this process, from its environment (raises SettingsError)."""
+    return Settings.from_env(os.environ)
+
+
+class SpotifyResource(dg.ConfigurableResource):
+    """Reads playlists from the Spotify Web API, or the bundled synthetic sample.
+
+    With `source="sample"` (no credentials configured) every window is served from a
+    deterministic synthetic catalogue through the same extraction code as real responses.
+    """
+
+    source: str = "sample"  # "api" or "sample"
+    client_id: str | None = None
+    client_secret: str | None = None
+    refresh_token: str | None = None
+    playlists: list[str] = []
+    api_url: str = DEFAULT_API_URL
+    accounts_url: str = DEFAULT_ACCOUNTS_URL
+    market: str | None = None
+    max_retry_after_seconds: float = 60.0
+    max_attempts: int = 5
+    request_timeout_seconds: float = 10.0
+    concurrency: int = 8
+    max_window_lag_hours: float = 24.0
+
+    @property
+    def is_sample(self) -> bool:
+        return self.source == "sample"
+
+    def check_window(self, window_end: datetime, now: datetime | None = None) -> None:
+        """Refuse to label today's API state with a window that closed long ago.
+
+        The API only tells the present: a snapshot taken now of a window that closed days ago
+        would be mislabelled, and would replace that window's real snapshot.
+        """
+        if self.is_sample:
+            return  # the sample can produce any window's state
+        now = now or datetime.now(timezone.utc)
+        lag = now - window_end
+        if lag > timedelta(hours=self.max_window_lag_hours):
+            raise dg.Failure(
+                description=(
+                    f"The window ending {window_end:%Y-%m-%d %H:%M} UTC closed {lag.total_seconds() / 3600:.1f} h ago. "
+                    "The Spotify API returns only the current state of a playlist, so a snapshot taken "
+                    "now cannot stand for that window. Materialize recent windows only, or raise "
+                    f"SPOTIFY_ASSETS_MAX_WINDOW_LAG_HOURS (now {self.max_window_lag_hours:g})."
+                )
+            )
+
+    def open_source(self, window_start: datetime) -> PlaylistSource:
+        if self.is_sample:
+            return SampleSource(window_start)
+        api = SpotifyApi(
+            Credentials(self.client_id or "", self.client_secret or "", self.refresh_token),
+            api_url=self.api_url,
+            accounts_url=self.accounts_url,
+            policy=RetryPolicy(
+                max_attempts=self.max_attempts,
+                max_retry_after_s=self.max_retry_after_seconds,
+                timeout_s=self.request_timeout_seconds,
+            ),
+            pool_size=self.concurrency,
+        )
+        api.authenticate()
+        return api
+
+    def playlist_ids(self, source: PlaylistSource) -> list[str]:
+        if isinstance(source, SampleSource):
+            return source.playlist_ids
+        return list(self.playlists)
+
+
+class RawSnapshotStore(dg.ConfigurableResource):
+    """Where raw playlist snapshot documents are kept (see `lib/snapshot_store.py`)."""
+
+    def store(self) -> SnapshotStore:
+        raise NotImplementedError
+
+
+class LocalRawSnapshotStore(RawSnapshotStore):
+    """Raw snapshots as files under a local directory."""
+
+    base_dir: str
+
+    def store(self) -> SnapshotStore:
+        return SnapshotStore(LocalBackend(self.base_dir))
+
+
+class S3RawSnapshotStore(RawSnapshotStore):
+    """Raw snapshots as objects under an S3 bucket and prefix (AWS_* variables honoured)."""
+
+    bucket: str
+    prefix: str = ""
+    s3: S3Resource = S3Resource()
+
+    def store(self) -> SnapshotStore:
+        return SnapshotStore(S3Backend(self.s3.get_client(), self.bucket, self.prefix))
+
+
+def _env(name: str) -> str | dg.EnvVar | None:
+    # Secrets go in as EnvVar: resolved at run time, shown in the UI by name, never by value.
+    return dg.EnvVar(name) if os.environ.get(name, "").strip() else None
+
+
+def spotify_resource(settings: Settings) -> SpotifyResource:
+    s = settings.spotify
+    return SpotifyResource(
+        source=s.source,
+        client_id=_env("SPOTIFY_CLIENT_ID") if s.source == "api" else None,
+        client_secret=_env("SPOTIFY_CLIENT_SECRET") if s.source == "api" else None,
+        refresh_token=_env("SPOTIFY_REFRESH_TOKEN") if s.user_auth else None,
+        playlists=list(s.playlist_ids),
+        api_url=s.api_url,
+        accounts_url=s.accounts_url,
+        market=s.market,
+        max_retry_after_seconds=s.max_retry_after_s,
+        max_attempts=s.max_attempts,
+        request_timeout_seconds=s.timeout_s,
+        concurrency=s.concurrency,
+        max_window_lag_hours=s.max_window_lag_hours,
+    )
+
+
+def raw_store_resource(settings: Settings) -> RawSnapshotStore:
+    if settings.deployment == "production":
+        assert settings.s3 is not None
+        return S3RawSnapshotStore(bucket=settings.s3.bucket, prefix=settings.s3.prefix)
+    return LocalRawSnapshotStore(base_dir=str(settings.data_dir))
+
+
+def build_resources(settings: Settings) -> dict[str, object]:
+    return {
+        "spotify": spotify_resource(settings),
+        "raw_store": raw_store_resource(settings),
+    }
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    return dg.Definitions(resources=build_resources(load_settings()))

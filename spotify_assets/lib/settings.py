@@ -1,0 +1,263 @@
+"""Every setting the project reads from the environment, validated in one pass.
+
+`Settings.from_env` is called when the Dagster definitions load, so a missing or invalid
+value stops the code location from loading with a message naming the variable, instead of
+failing halfway through a run. Secrets are not kept here: the resources read them through
+`dg.EnvVar` at run time, so their values never reach the UI. This module only checks that
+they are set.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from spotify_assets.lib.spotify_client import (
+    DEFAULT_ACCOUNTS_URL,
+    DEFAULT_API_URL,
+    parse_playlist_refs,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
+DEFAULT_FIRST_WINDOW = "2026-01-01"
+
+Deployment = Literal["local", "production"]
+
+
+class SettingsError(ValueError):
+    """One or more environment variables are missing or invalid."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"spotify-assets cannot start, fix the environment:\n{lines}")
+
+
+@dataclass(frozen=True)
+class SpotifySettings:
+    """Where and how to read Spotify. `source == "sample"` when no credentials are set."""
+
+    source: Literal["api", "sample"]
+    playlist_ids: tuple[str, ...] = ()
+    user_auth: bool = False  # a refresh token is set: calls run as that user
+    api_url: str = DEFAULT_API_URL
+    accounts_url: str = DEFAULT_ACCOUNTS_URL
+    market: str | None = None
+    max_retry_after_s: float = 60.0
+    max_attempts: int = 5
+    timeout_s: float = 10.0
+    concurrency: int = 8
+    max_window_lag_hours: float = 24.0
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    bucket: str
+    prefix: str
+
+
+@dataclass(frozen=True)
+class SnowflakeSettings:
+    account: str
+    user: str
+    database: str
+    warehouse: str | None
+    role: str | None
+    auth: Literal["password", "private_key", "private_key_path"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    deployment: Deployment
+    data_dir: Path
+    first_window: str  # the first 8-hour window, 'YYYY-MM-DD-00:00'
+    spotify: SpotifySettings
+    s3: S3Settings | None = None
+    snowflake: SnowflakeSettings | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        reader = _Reader(env)
+        deployment = reader.choice("SPOTIFY_ASSETS_DEPLOYMENT", ("local", "production"), "local")
+        data_dir = Path(reader.text("SPOTIFY_ASSETS_DATA_DIR") or DEFAULT_DATA_DIR).expanduser()
+        first_window = reader.date("SPOTIFY_ASSETS_FIRST_WINDOW", DEFAULT_FIRST_WINDOW)
+        spotify = _spotify_settings(reader)
+        s3 = snowflake = None
+        if deployment == "production":
+            s3 = S3Settings(
+                bucket=reader.required("SPOTIFY_ASSETS_S3_BUCKET", "the S3 bucket for raw snapshots"),
+                prefix=(reader.text("SPOTIFY_ASSETS_S3_PREFIX") or "spotify-assets").strip("/"),
+            )
+            snowflake = _snowflake_settings(reader)
+        if reader.problems:
+            raise SettingsError(reader.problems)
+        return cls(deployment, data_dir.resolve(), f"{first_window}-00:00", spotify, s3, snowflake)
+
+
+def _spotify_settings(reader: _Reader) -> SpotifySettings:
+    client_id = reader.text("SPOTIFY_CLIENT_ID")
+    client_secret = reader.text("SPOTIFY_CLIENT_SECRET")
+    refresh_token = reader.text("SPOTIFY_REFRESH_TOKEN")
+    playlists_raw = reader.text("SPOTIFY_PLAYLISTS")
+    tuning = dict(
+        api_url=reader.url("SPOTIFY_API_URL", DEFAULT_API_URL),
+        accounts_url=reader.url("SPOTIFY_ACCOUNTS_URL", DEFAULT_ACCOUNTS_URL),
+        market=reader.market("SPOTIFY_MARKET"),
+        max_retry_after_s=reader.number("SPOTIFY_MAX_RETRY_AFTER_SECONDS", 60.0, minimum=0),
+        max_attempts=int(reader.number("SPOTIFY_MAX_ATTEMPTS", 5, minimum=1, integer=True)),
+        timeout_s=reader.number("SPOTIFY_REQUEST_TIMEOUT_SECONDS", 10.0, minimum=0.1),
+        concurrency=int(reader.number("SPOTIFY_CONCURRENCY", 8, minimum=1, maximum=64, integer=True)),
+        max_window_lag_hours=reader.number("SPOTIFY_ASSETS_MAX_WINDOW_LAG_HOURS", 24.0, minimum=0),
+    )
+    playlist_ids: list[str] = []
+    if playlists_raw:
+        try:
+            playlist_ids = parse_playlist_refs(playlists_raw)
+        except ValueError as err:
+            reader.problems.append(f"SPOTIFY_PLAYLISTS: {err}")
+
+    if not (client_id or client_secret or refresh_token):
+        if playlists_raw:
+            reader.problems.append(
+                "SPOTIFY_PLAYLISTS is set but no credentials are: set SPOTIFY_CLIENT_ID and "
+                "SPOTIFY_CLIENT_SECRET (and SPOTIFY_REFRESH_TOKEN for Development Mode apps), "
+                "or unset SPOTIFY_PLAYLISTS to run on the bundled synthetic sample"
+            )
+        return SpotifySettings(source="sample", **tuning)
+    if not client_id:
+        reader.problems.append("SPOTIFY_CLIENT_ID is not set (SPOTIFY_CLIENT_SECRET or SPOTIFY_REFRESH_TOKEN is)")
+    if not client_secret:
+        reader.problems.append("SPOTIFY_CLIENT_SECRET is not set (SPOTIFY_CLIENT_ID or SPOTIFY_REFRESH_TOKEN is)")
+    if not playlists_raw:
+        reader.problems.append(
+            "SPOTIFY_PLAYLISTS is not set: list the playlists to snapshot, comma-separated "
+            "(ids, spotify:playlist: URIs or open.spotify.com URLs)"
+        )
+    elif not playlist_ids and not any("SPOTIFY_PLAYLISTS:" in p for p in reader.problems):
+        reader.problems.append("SPOTIFY_PLAYLISTS names no playlist")
+    return SpotifySettings(
+        source="api", playlist_ids=tuple(playlist_ids), user_auth=bool(refresh_token), **tuning
+    )
+
+
+def _snowflake_settings(reader: _Reader) -> SnowflakeSettings | None:
+    account = reader.required("SNOWFLAKE_ACCOUNT", "the Snowflake account identifier")
+    user = reader.required("SNOWFLAKE_USER", "the Snowflake user the pipeline connects as")
+    auth: Literal["password", "private_key", "private_key_path"] | None = None
+    for name, kind in (
+        ("SNOWFLAKE_PRIVATE_KEY", "private_key"),
+        ("SNOWFLAKE_PRIVATE_KEY_PATH", "private_key_path"),
+        ("SNOWFLAKE_PASSWORD", "password"),
+    ):
+        if reader.text(name):
+            auth = kind  # type: ignore[assignment]
+            break
+    if auth == "private_key_path":
+        path = Path(reader.text("SNOWFLAKE_PRIVATE_KEY_PATH") or "").expanduser()
+        if not path.is_file():
+            reader.problems.append(f"SNOWFLAKE_PRIVATE_KEY_PATH: no file at {str(path)!r}")
+    if auth is None:
+        reader.problems.append(
+            "no Snowflake credentials: set SNOWFLAKE_PRIVATE_KEY_PATH (key-pair auth, recommended), "
+            "SNOWFLAKE_PRIVATE_KEY or SNOWFLAKE_PASSWORD"
+        )
+    if not (account and user and auth):
+        return None
+    return SnowflakeSettings(
+        account=account,
+        user=user,
+        database=reader.identifier("SNOWFLAKE_DATABASE", "SPOTIFY"),
+        warehouse=reader.identifier("SNOWFLAKE_WAREHOUSE", None),
+        role=reader.identifier("SNOWFLAKE_ROLE", None),
+        auth=auth,
+    )
+
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
+
+
+class _Reader:
+    """Reads variables, collecting every problem instead of stopping at the first."""
+
+    def __init__(self, env: Mapping[str, str]):
+        self.env = env
+        self.problems: list[str] = []
+
+    def text(self, name: str) -> str | None:
+        value = self.env.get(name)
+        return value.strip() if value and value.strip() else None
+
+    def required(self, name: str, what: str) -> str:
+        value = self.text(name)
+        if value is None:
+            self.problems.append(f"{name} is not set: it names {what} (needed when SPOTIFY_ASSETS_DEPLOYMENT=production)")
+            return ""
+        return value
+
+    def choice(self, name: str, allowed: tuple[str, ...], default: str):  # type: ignore[no-untyped-def]
+        value = (self.text(name) or default).lower()
+        if value not in allowed:
+            self.problems.append(f"{name}={self.env.get(name)!r} is not one of: {', '.join(allowed)}")
+            return default
+        return value
+
+    def number(
+        self, name: str, default: float, *, minimum: float, maximum: float | None = None, integer: bool = False
+    ) -> float:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw) if integer else float(raw)
+        except ValueError:
+            self.problems.append(f"{name}={raw!r} is not {'a whole number' if integer else 'a number'}")
+            return default
+        if not math.isfinite(value) or value < minimum or (maximum is not None and value > maximum):
+            bound = f"between {minimum:g} and {maximum:g}" if maximum is not None else f"at least {minimum:g}"
+            self.problems.append(f"{name}={raw!r} must be {bound}")
+            return default
+        return value
+
+    def url(self, name: str, default: str) -> str:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        parts = urlsplit(raw)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            self.problems.append(f"{name}={raw!r} is not an http(s) URL")
+            return default
+        return raw.rstrip("/")
+
+    def market(self, name: str) -> str | None:
+        raw = self.text(name)
+        if raw is None:
+            return None
+        if raw != "from_token" and not re.fullmatch(r"[A-Z]{2}", raw):
+            self.problems.append(f"{name}={raw!r} is not an ISO 3166-1 alpha-2 country code (like US) or from_token")
+            return None
+        return raw
+
+    def date(self, name: str, default: str) -> str:
+        raw = self.text(name) or default
+        try:
+            datetime.strptime(raw, "%Y-%m-%d")
+        except ValueError:
+            self.problems.append(f"{name}={raw!r} is not a date like 2026-01-01")
+            return default
+        return raw
+
+    def identifier(self, name: str, default: str | None) -> str | None:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        if not _IDENTIFIER.match(raw):
+            self.problems.append(f"{name}={raw!r} is not a plain Snowflake identifier")
+            return default
+        return raw

@@ -1,0 +1,366 @@
+"""Spotify Web API access on top of spotipy: auth, bounded retries, and typed errors.
+
+spotipy does the HTTP and the OAuth flows. What it does not do safely is retrying: it sleeps
+for whatever `Retry-After` says (hours, in the wild) and its timeout does not bound that sleep.
+So spotipy's own retry adapter is left out (we hand it a plain `requests.Session`) and every
+call goes through `SpotifyApi.get`, which bounds waits, backs off with jitter and renews the
+token once on a 401.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+import spotipy
+from requests.adapters import HTTPAdapter
+from spotipy.cache_handler import MemoryCacheHandler
+from spotipy.oauth2 import SpotifyClientCredentials, SpotifyOAuth, SpotifyOauthError
+
+DEFAULT_API_URL = "https://api.spotify.com/v1"
+DEFAULT_ACCOUNTS_URL = "https://accounts.spotify.com"
+# Reading a playlist's contents needs one of these on a user token (Development Mode apps).
+USER_SCOPES = "playlist-read-private playlist-read-collaborative"
+DEFAULT_REDIRECT_URI = "http://127.0.0.1:8888/callback"
+
+# spotipy logs request headers (bearer tokens, Basic client secrets) and token responses at
+# DEBUG. Pin its loggers above DEBUG so no log configuration can ever surface them.
+for _name in ("spotipy", "spotipy.client", "spotipy.oauth2"):
+    logging.getLogger(_name).setLevel(logging.INFO)
+
+
+class SpotifyError(Exception):
+    """Base class: something the Spotify API (or the road to it) refused or broke."""
+
+
+class SpotifyAuthError(SpotifyError):
+    """The accounts service rejected the credentials: nothing else can work until fixed."""
+
+
+class SpotifyHttpError(SpotifyError):
+    """The API answered with an error status that retrying will not fix."""
+
+    def __init__(self, status: int, path: str, message: str | None, reason: str | None = None):
+        self.status = status
+        self.path = path
+        self.message = message
+        self.reason = reason
+        detail = f": {message}" if message else ""
+        super().__init__(f"HTTP {status} from GET {path}{detail}")
+
+
+class RateLimitExceeded(SpotifyError):
+    """A 429 asked for a longer wait than we are allowed to sleep inside a run."""
+
+    def __init__(self, path: str, retry_after_s: float, bound_s: float, reason: str | None):
+        self.path = path
+        self.retry_after_s = retry_after_s
+        self.bound_s = bound_s
+        self.reason = reason
+        why = f" ({reason})" if reason else ""
+        super().__init__(
+            f"HTTP 429 from GET {path}{why}: Spotify asked to wait {retry_after_s:g} s, more "
+            f"than the {bound_s:g} s allowed (SPOTIFY_MAX_RETRY_AFTER_SECONDS)"
+        )
+
+
+class SpotifyUnavailable(SpotifyError):
+    """Transient failures (5xx, resets, timeouts, broken bodies) outlasted the retry budget."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How long we are willing to wait, and how often we try again."""
+
+    max_attempts: int = 5
+    max_retry_after_s: float = 60.0
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 30.0
+    timeout_s: float = 10.0
+
+    def backoff(self, attempt: int, rand: Callable[[], float]) -> float:
+        """Exponential backoff with "equal jitter": half fixed, half random."""
+        ceiling = min(self.backoff_max_s, self.backoff_base_s * 2 ** (attempt - 1))
+        return ceiling / 2 + rand() * ceiling / 2
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """App credentials; with a refresh token the calls run as that user."""
+
+    client_id: str
+    client_secret: str
+    refresh_token: str | None = None
+
+    def __repr__(self) -> str:  # never print secrets, even by accident
+        return f"Credentials(client_id={self.client_id!r}, refresh_token={'set' if self.refresh_token else 'unset'})"
+
+
+def _retry_after_seconds(headers: Any) -> float:
+    value = (headers or {}).get("Retry-After")
+    try:
+        return max(0.0, float(value))
+    except (TypeError, ValueError):
+        return 1.0  # a 429 without a usable header: wait a little, within the bound
+
+
+def _path_of(url: str) -> str:
+    return urlsplit(url).path or url
+
+
+class SpotifyApi:
+    """Thread-safe GETs against the Web API with bounded, jittered retries.
+
+    `sleep` and `rand` are injectable so tests can observe waits instead of doing them.
+    """
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        *,
+        api_url: str = DEFAULT_API_URL,
+        accounts_url: str = DEFAULT_ACCOUNTS_URL,
+        policy: RetryPolicy = RetryPolicy(),
+        pool_size: int = 8,
+        sleep: Callable[[float], None] = time.sleep,
+        rand: Callable[[], float] = random.random,
+    ):
+        self.api_url = api_url.rstrip("/")
+        self.policy = policy
+        self._sleep = sleep
+        self._rand = rand
+        self._lock = threading.Lock()
+        self._renew_lock = threading.Lock()
+        self._token_generation = 0
+        self._counts: dict[str, int] = {"requests": 0, "token_renewals": 0, "retries": 0}
+
+        self._session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max(pool_size, 2), max_retries=0)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+
+        token_url = accounts_url.rstrip("/") + "/api/token"
+        self._refresh_token = credentials.refresh_token
+        if credentials.refresh_token:
+            self._auth: SpotifyOAuth | SpotifyClientCredentials = SpotifyOAuth(
+                client_id=credentials.client_id,
+                client_secret=credentials.client_secret,
+                redirect_uri=DEFAULT_REDIRECT_URI,
+                scope=USER_SCOPES,
+                # An expired entry holding only the refresh token: the first call renews it.
+                cache_handler=MemoryCacheHandler(
+                    token_info={
+                        "access_token": "",
+                        "refresh_token": credentials.refresh_token,
+                        "expires_at": 0,
+                        "scope": USER_SCOPES,
+                    }
+                ),
+                open_browser=False,
+                requests_session=self._session,
+                requests_timeout=policy.timeout_s,
+            )
+        else:
+            self._auth = SpotifyClientCredentials(
+                client_id=credentials.client_id,
+                client_secret=credentials.client_secret,
+                cache_handler=MemoryCacheHandler(),
+                requests_session=self._session,
+                requests_timeout=policy.timeout_s,
+            )
+        self._auth.OAUTH_TOKEN_URL = token_url  # instance attribute: spotipy reads it per call
+        self._sp = spotipy.Spotify(
+            auth_manager=self._auth,
+            requests_session=self._session,  # a Session of ours: spotipy mounts no retry adapter
+            requests_timeout=policy.timeout_s,
+            retries=0,
+            status_retries=0,
+        )
+        self._sp.prefix = self.api_url + "/"
+
+    @property
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+    def _count(self, key: str) -> None:
+        with self._lock:
+            self._counts[key] += 1
+
+    def authenticate(self) -> None:
+        """Fetch the first token up front, so workers do not race to fetch it."""
+        self._call_with_retries("/api/token", self._fetch_token)
+
+    def _fetch_token(self) -> str:
+        if isinstance(self._auth, SpotifyOAuth):
+            info = self._auth.validate_token(self._auth.cache_handler.get_cached_token())
+            if not info:
+                raise SpotifyAuthError("Spotify did not return a token for SPOTIFY_REFRESH_TOKEN")
+            return info["access_token"]
+        return self._auth.get_access_token(as_dict=False)
+
+    def _renew_token(self, seen_generation: int) -> None:
+        """Force a new token, once per generation even when many workers saw the same 401."""
+        with self._renew_lock:
+            if self._token_generation != seen_generation:
+                return  # another worker already renewed it
+            if isinstance(self._auth, SpotifyOAuth):
+                self._auth.refresh_access_token(self._refresh_token)
+            else:
+                self._auth.get_access_token(as_dict=False, check_cache=False)
+            self._token_generation += 1  # only once the new token is in hand
+            self._count("token_renewals")
+
+    def get(self, path: str, **params: Any) -> dict[str, Any]:
+        """GET `path` (relative to the API root, or an absolute `next` URL) and return its JSON."""
+        params = {k: v for k, v in params.items() if v is not None}
+        display = _path_of(path if path.startswith("http") else f"{self.api_url}/{path}")
+
+        def call() -> dict[str, Any]:
+            self._count("requests")
+            result = self._sp._get(path, **params)
+            # spotipy turns an undecodable body into None: a truncated or mangled response.
+            if not isinstance(result, dict):
+                raise _Transient(f"GET {display} returned a body that is not a JSON object")
+            return result
+
+        return self._call_with_retries(display, call)
+
+    def _call_with_retries(self, display: str, call: Callable[[], Any]) -> Any:
+        policy = self.policy
+        attempt = 0
+        renewed = False
+        while True:
+            attempt += 1
+            generation = self._token_generation
+            try:
+                return call()
+            except Exception as err:  # classified below; anything unknown is re-raised there
+                outcome = _classify(err, display, policy)
+            if outcome.renew_token and not renewed:
+                renewed = True
+                attempt -= 1  # a renewal is not a failed attempt
+                self._renew_token_retrying(generation)
+                continue
+            if outcome.renew_token:
+                raise SpotifyAuthError(f"HTTP 401 from GET {display} again after renewing the token")
+            if attempt >= policy.max_attempts:
+                raise SpotifyUnavailable(f"GET {display}: {outcome.failure}, gave up after {attempt} attempts")
+            self._count("retries")
+            wait = outcome.retry_after_s
+            self._sleep(wait if wait is not None else policy.backoff(attempt, self._rand))
+
+    def _renew_token_retrying(self, generation: int) -> None:
+        self._call_with_retries("/api/token", lambda: self._renew_token(generation))
+
+    def close(self) -> None:
+        self._session.close()
+
+
+class _Transient(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What to do about a failed call that is worth another try."""
+
+    failure: str
+    retry_after_s: float | None = None  # None: exponential backoff
+    renew_token: bool = False
+
+
+def _classify(err: Exception, display: str, policy: RetryPolicy) -> _Outcome:
+    """Turn an exception into a retry decision, or raise the error the caller should see."""
+    if isinstance(err, spotipy.SpotifyException):
+        status = err.http_status
+        if status == 429:
+            wait = _retry_after_seconds(err.headers)
+            if wait > policy.max_retry_after_s:
+                raise RateLimitExceeded(display, wait, policy.max_retry_after_s, err.reason) from None
+            return _Outcome("rate limited (HTTP 429)", retry_after_s=wait)
+        if status == 401:
+            return _Outcome("HTTP 401", renew_token=True)
+        if status == 408 or status >= 500:
+            return _Outcome(f"HTTP {status}")
+        raise SpotifyHttpError(status, display, _error_message(err), err.reason) from None
+    if isinstance(err, SpotifyOauthError):
+        status = _oauth_status(err)
+        if status is not None and (status == 429 or status >= 500):
+            return _Outcome(f"HTTP {status} from the token endpoint")
+        # Only the error code: a description can echo what was sent.
+        raise SpotifyAuthError(
+            f"Spotify's accounts service refused the credentials ({err.error or 'no reason given'}); "
+            "check SPOTIFY_CLIENT_ID, SPOTIFY_CLIENT_SECRET and SPOTIFY_REFRESH_TOKEN"
+        ) from None
+    if isinstance(err, (requests.RequestException, _Transient)):
+        return _Outcome(_describe_transport_error(err))
+    raise err
+
+
+def _error_message(err: spotipy.SpotifyException) -> str:
+    # spotipy prefixes the message with the full URL and a newline; keep only the message.
+    msg = str(err.msg or "")
+    return msg.split("\n", 1)[-1].strip() or f"HTTP {err.http_status}"
+
+
+def _oauth_status(err: SpotifyOauthError) -> int | None:
+    # spotipy raises SpotifyOauthError from inside `except HTTPError`, so the HTTP error (and
+    # its status) is the exception's context.
+    context = err.__context__
+    response = getattr(context, "response", None)
+    return getattr(response, "status_code", None)
+
+
+def _describe_transport_error(err: BaseException) -> str:
+    if isinstance(err, requests.Timeout):
+        return "timed out"
+    if isinstance(err, requests.exceptions.ChunkedEncodingError):
+        return "the response body was cut off"
+    if isinstance(err, requests.ConnectionError):
+        return "the connection failed or was reset"
+    return str(err)
+
+
+# --- playlist references --------------------------------------------------------------------
+
+_ID = r"[0-9A-Za-z]{22}"
+_REF_PATTERNS = (
+    re.compile(rf"^(?P<id>{_ID})$"),
+    re.compile(rf"^spotify:(?:user:[^:]+:)?playlist:(?P<id>{_ID})$"),
+    re.compile(
+        rf"^(?:https?://)?open\.spotify\.com/(?:intl-[a-z-]+/)?(?:user/[^/]+/)?playlist/(?P<id>{_ID})/?(?:[?#].*)?$"
+    ),
+)
+
+
+def parse_playlist_ref(value: str) -> str:
+    """A playlist id from an id, a `spotify:playlist:` URI or an open.spotify.com URL."""
+    text = value.strip()
+    for pattern in _REF_PATTERNS:
+        match = pattern.match(text)
+        if match:
+            return match.group("id")
+    raise ValueError(
+        f"{value!r} is not a Spotify playlist id (22 letters and digits), a spotify:playlist: URI "
+        "or an https://open.spotify.com/playlist/ URL"
+    )
+
+
+def parse_playlist_refs(value: str) -> list[str]:
+    """Comma-separated playlist references to ids, in order, without repeats."""
+    ids: list[str] = []
+    for part in value.split(","):
+        if part.strip():
+            playlist_id = parse_playlist_ref(part)
+            if playlist_id not in ids:
+                ids.append(playlist_id)
+    return ids
