@@ -118,7 +118,7 @@ class S3RawSnapshotStore(RawSnapshotStore):
 
     bucket: str
     prefix: str = ""
-    s3: S3Resource = S3Resource()
+    s3: S3Resource
 
     def store(self) -> SnapshotStore:
         return SnapshotStore(S3Backend(self.s3.get_client(), self.bucket, self.prefix))
@@ -151,7 +151,7 @@ def spotify_resource(settings: Settings) -> SpotifyResource:
 def raw_store_resource(settings: Settings) -> RawSnapshotStore:
     if settings.deployment == "production":
         assert settings.s3 is not None
-        return S3RawSnapshotStore(bucket=settings.s3.bucket, prefix=settings.s3.prefix)
+        return S3RawSnapshotStore(bucket=settings.s3.bucket, prefix=settings.s3.prefix, s3=S3Resource())
     return LocalRawSnapshotStore(base_dir=str(settings.data_dir))
 
 

@@ -1,0 +1,56 @@
+"""Shared fixtures: a clean environment, moto's S3 server, and the Spotify API emulator."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from spotify_assets_tests.emulator import SpotifyEmulator
+
+# Variables the project reads: none may leak in from the machine running the tests.
+_PREFIXES = ("SPOTIFY_", "SNOWFLAKE_", "AWS_", "DAGSTER_HOME")
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    for name in list(os.environ):
+        if name.startswith(_PREFIXES):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("SPOTIFY_ASSETS_DATA_DIR", str(tmp_path_factory.mktemp("data")))
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """moto's S3 server on loopback, spoken to by the real boto3."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Standard AWS variables pointing at moto, and a fresh bucket."""
+    env = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": moto_endpoint,
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    bucket = f"raw-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    return {**env, "bucket": bucket}
+
+
+@pytest.fixture
+def emulator() -> Iterator[SpotifyEmulator]:
+    with SpotifyEmulator() as emu:
+        yield emu

@@ -1,0 +1,80 @@
+"""The code location as Dagster sees it: loads, one lineage graph, the 8-hour schedule."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import dagster as dg
+
+from spotify_assets.definitions import defs
+from spotify_assets.defs.partitions import snapshot_windows
+from spotify_assets.defs.resources import LocalRawSnapshotStore, S3RawSnapshotStore, SpotifyResource
+
+
+def load() -> dg.Definitions:
+    return defs()
+
+
+def test_project_loads_with_defaults() -> None:
+    definitions = load()
+    keys = {k.to_user_string() for k in definitions.resolve_asset_graph().get_all_asset_keys()}
+    assert "raw_playlist_snapshots" in keys
+    resources = definitions.resources or {}
+    assert isinstance(resources["spotify"], SpotifyResource) and resources["spotify"].is_sample
+    assert isinstance(resources["raw_store"], LocalRawSnapshotStore)
+
+
+def test_production_binds_the_same_keys_to_s3(monkeypatch) -> None:
+    for name, value in {
+        "SPOTIFY_ASSETS_DEPLOYMENT": "production",
+        "SPOTIFY_ASSETS_S3_BUCKET": "bucket",
+        "SNOWFLAKE_ACCOUNT": "acct",
+        "SNOWFLAKE_USER": "svc",
+        "SNOWFLAKE_PASSWORD": "pw",
+        "SPOTIFY_CLIENT_ID": "id",
+        "SPOTIFY_CLIENT_SECRET": "very-secret",
+        "SPOTIFY_PLAYLISTS": "5ABHKGoOzxkaa28ttQV9sE",
+    }.items():
+        monkeypatch.setenv(name, value)
+    resources = load().resources or {}
+    store = resources["raw_store"]
+    assert isinstance(store, S3RawSnapshotStore) and store.bucket == "bucket" and store.prefix == "spotify-assets"
+    spotify = resources["spotify"]
+    assert spotify.source == "api" and spotify.playlists == ["5ABHKGoOzxkaa28ttQV9sE"]
+    # The secret is bound by name (resolved at run time), never by value.
+    assert isinstance(spotify.client_secret, dg.EnvVar) and spotify.client_secret == "SPOTIFY_CLIENT_SECRET"
+    assert "very-secret" not in repr(spotify)
+
+
+def test_windows_are_8_hours_in_utc_with_hourly_keys() -> None:
+    assert snapshot_windows.cron_schedule == "0 */8 * * *"
+    assert snapshot_windows.timezone == "UTC"
+    now = datetime(2026, 11, 21, 9, 30, tzinfo=timezone.utc)
+    keys = snapshot_windows.get_partition_keys(current_time=now)
+    assert keys[:2] == ["2026-01-01-00:00", "2026-01-01-08:00"]
+    assert keys[-1] == "2026-11-21-00:00"  # the window that closed at 08:00; 08:00-16:00 is open
+    window = snapshot_windows.time_window_for_partition_key("2026-11-21-08:00")
+    assert (window.end - window.start).total_seconds() == 8 * 3600
+
+
+def test_schedule_runs_the_window_that_just_closed() -> None:
+    definitions = load()
+    schedule = definitions.resolve_schedule_def("spotify_pipeline_schedule")
+    assert schedule.cron_schedule == "0 */8 * * *" and schedule.execution_timezone == "UTC"
+    tick = datetime(2026, 11, 21, 16, 0, tzinfo=timezone.utc)
+    with dg.instance_for_test() as instance:
+        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=tick)
+        requests = schedule.evaluate_tick(context).run_requests
+    assert [r.partition_key for r in requests or []] == ["2026-11-21-08:00"]
+
+
+def test_schedule_job_covers_everything_downstream_of_the_snapshots() -> None:
+    definitions = load()
+    graph = definitions.resolve_asset_graph()
+    job = definitions.resolve_job_def("spotify_pipeline_job")
+    selected = {k.to_user_string() for k in job.asset_layer.executable_asset_keys}
+    downstream = {
+        k.to_user_string()
+        for k in dg.AssetSelection.assets("raw_playlist_snapshots").downstream().resolve(graph)
+    }
+    assert selected == downstream

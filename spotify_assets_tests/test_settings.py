@@ -1,0 +1,132 @@
+"""Settings: every bad value is refused when the definitions load, naming the variable."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from spotify_assets.lib.settings import DEFAULT_DATA_DIR, Settings, SettingsError
+from spotify_assets.lib.spotify_client import parse_playlist_ref
+
+PID = "5ABHKGoOzxkaa28ttQV9sE"
+CREDS = {"SPOTIFY_CLIENT_ID": "id", "SPOTIFY_CLIENT_SECRET": "secret"}
+PRODUCTION = {
+    "SPOTIFY_ASSETS_DEPLOYMENT": "production",
+    "SPOTIFY_ASSETS_S3_BUCKET": "bucket",
+    "SNOWFLAKE_ACCOUNT": "acct",
+    "SNOWFLAKE_USER": "svc",
+    "SNOWFLAKE_PASSWORD": "pw",
+}
+
+
+def problems(env: dict[str, str]) -> str:
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env(env)
+    return str(info.value)
+
+
+def test_defaults_are_the_embedded_sample() -> None:
+    s = Settings.from_env({})
+    assert (s.deployment, s.spotify.source, s.data_dir) == ("local", "sample", DEFAULT_DATA_DIR.resolve())
+    assert s.first_window == "2026-01-01-00:00"
+    assert s.s3 is None and s.snowflake is None
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        PID,
+        f"spotify:playlist:{PID}",
+        f"spotify:user:someone:playlist:{PID}",
+        f"https://open.spotify.com/playlist/{PID}",
+        f"https://open.spotify.com/playlist/{PID}?si=f00ba4&pt=1",
+        f"open.spotify.com/intl-de/playlist/{PID}",
+        f"  {PID}  ",
+    ],
+)
+def test_playlist_references(ref: str) -> None:
+    assert parse_playlist_ref(ref) == PID
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["not-a-playlist", f"spotify:track:{PID}", f"https://open.spotify.com/album/{PID}", PID[:-1], f"https://example.com/playlist/{PID}"],
+)
+def test_bad_playlist_reference_is_refused_with_the_value(bad: str) -> None:
+    message = problems({**CREDS, "SPOTIFY_PLAYLISTS": f"{PID},{bad}"})
+    assert "SPOTIFY_PLAYLISTS" in message and repr(bad) in message
+
+
+def test_api_source_with_playlists_deduplicated() -> None:
+    s = Settings.from_env({**CREDS, "SPOTIFY_PLAYLISTS": f"{PID}, spotify:playlist:{PID},37i9dQZF1DXcBWIGoYBM5M"})
+    assert s.spotify.source == "api"
+    assert s.spotify.playlist_ids == (PID, "37i9dQZF1DXcBWIGoYBM5M")
+    assert not s.spotify.user_auth
+    assert Settings.from_env({**CREDS, "SPOTIFY_PLAYLISTS": PID, "SPOTIFY_REFRESH_TOKEN": "r"}).spotify.user_auth
+
+
+@pytest.mark.parametrize(
+    ("env", "names"),
+    [
+        ({"SPOTIFY_ASSETS_DEPLOYMENT": "prod"}, ["SPOTIFY_ASSETS_DEPLOYMENT='prod'"]),
+        ({"SPOTIFY_PLAYLISTS": PID}, ["SPOTIFY_PLAYLISTS is set but no credentials"]),
+        ({"SPOTIFY_CLIENT_ID": "id", "SPOTIFY_PLAYLISTS": PID}, ["SPOTIFY_CLIENT_SECRET is not set"]),
+        ({"SPOTIFY_REFRESH_TOKEN": "r", "SPOTIFY_PLAYLISTS": PID}, ["SPOTIFY_CLIENT_ID is not set", "SPOTIFY_CLIENT_SECRET is not set"]),
+        (CREDS, ["SPOTIFY_PLAYLISTS is not set"]),
+        ({"SPOTIFY_API_URL": "ftp://x"}, ["SPOTIFY_API_URL='ftp://x'"]),
+        ({"SPOTIFY_ACCOUNTS_URL": "accounts"}, ["SPOTIFY_ACCOUNTS_URL='accounts'"]),
+        ({"SPOTIFY_MAX_RETRY_AFTER_SECONDS": "soon"}, ["SPOTIFY_MAX_RETRY_AFTER_SECONDS='soon'"]),
+        ({"SPOTIFY_MAX_ATTEMPTS": "0"}, ["SPOTIFY_MAX_ATTEMPTS='0' must be at least 1"]),
+        ({"SPOTIFY_CONCURRENCY": "1000"}, ["SPOTIFY_CONCURRENCY='1000' must be between 1 and 64"]),
+        ({"SPOTIFY_MARKET": "usa"}, ["SPOTIFY_MARKET='usa'"]),
+        ({"SPOTIFY_ASSETS_FIRST_WINDOW": "2026-13-01"}, ["SPOTIFY_ASSETS_FIRST_WINDOW='2026-13-01'"]),
+        (
+            {"SPOTIFY_ASSETS_DEPLOYMENT": "production"},
+            ["SPOTIFY_ASSETS_S3_BUCKET is not set", "SNOWFLAKE_ACCOUNT is not set", "SNOWFLAKE_USER is not set", "no Snowflake credentials"],
+        ),
+        ({**PRODUCTION, "SNOWFLAKE_PASSWORD": "", "SNOWFLAKE_PRIVATE_KEY_PATH": "/nonexistent/key.p8"}, ["SNOWFLAKE_PRIVATE_KEY_PATH: no file"]),
+        ({**PRODUCTION, "SNOWFLAKE_DATABASE": "spotify; drop"}, ["SNOWFLAKE_DATABASE='spotify; drop'"]),
+    ],
+)
+def test_each_problem_names_its_variable(env: dict[str, str], names: list[str]) -> None:
+    message = problems(env)
+    for name in names:
+        assert name in message
+
+
+def test_all_problems_are_reported_at_once() -> None:
+    message = problems({"SPOTIFY_ASSETS_DEPLOYMENT": "production", "SPOTIFY_CONCURRENCY": "x", "SPOTIFY_PLAYLISTS": "nope"})
+    for name in ("SPOTIFY_ASSETS_S3_BUCKET", "SPOTIFY_CONCURRENCY", "SPOTIFY_PLAYLISTS"):
+        assert name in message
+
+
+def test_production_settings() -> None:
+    s = Settings.from_env({**PRODUCTION, "SPOTIFY_ASSETS_S3_PREFIX": "/team/spotify/"})
+    assert s.s3 is not None and (s.s3.bucket, s.s3.prefix) == ("bucket", "team/spotify")
+    assert s.snowflake is not None and (s.snowflake.database, s.snowflake.auth) == ("SPOTIFY", "password")
+
+
+def test_secret_values_are_not_in_settings_or_errors() -> None:
+    s = Settings.from_env({**CREDS, "SPOTIFY_CLIENT_SECRET": "s3cr3t-value", "SPOTIFY_PLAYLISTS": PID, "SPOTIFY_REFRESH_TOKEN": "r3fr3sh"})
+    assert "s3cr3t-value" not in repr(s) and "r3fr3sh" not in repr(s)
+    message = problems({"SPOTIFY_CLIENT_SECRET": "s3cr3t-value", "SPOTIFY_PLAYLISTS": PID})
+    assert "s3cr3t-value" not in message
+
+
+def test_definitions_refuse_to_load_and_name_the_variable(tmp_path: Path) -> None:
+    """As a user meets it: `dagster definitions validate` on the workspace fails at load time."""
+    root = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPOTIFY_", "SNOWFLAKE_"))}
+    env.update({"SPOTIFY_ASSETS_DEPLOYMENT": "production", "SPOTIFY_PLAYLISTS": "https://example.com/x", "DAGSTER_HOME": str(tmp_path)})
+    result = subprocess.run(
+        [sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=180,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "SPOTIFY_ASSETS_S3_BUCKET is not set" in output
+    assert "'https://example.com/x'" in output
