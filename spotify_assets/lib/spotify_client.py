@@ -10,6 +10,7 @@ token once on a 401.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import re
 import threading
@@ -122,6 +123,8 @@ class SpotifyApi:
     `sleep` and `rand` are injectable so tests can observe waits instead of doing them.
     """
 
+    label = "spotify-web-api"
+
     def __init__(
         self,
         credentials: Credentials,
@@ -146,6 +149,13 @@ class SpotifyApi:
         adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max(pool_size, 2), max_retries=0)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
+        # requests re-reads proxy and CA settings from the environment on every request, which
+        # costs more CPU than decoding a page. Resolve them once, per host, with the same rules
+        # (HTTPS_PROXY, NO_PROXY, REQUESTS_CA_BUNDLE).
+        self._session.trust_env = False
+        self._session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        api_proxies = requests.utils.get_environ_proxies(api_url) or None
+        accounts_proxies = requests.utils.get_environ_proxies(accounts_url) or None
 
         token_url = accounts_url.rstrip("/") + "/api/token"
         self._refresh_token = credentials.refresh_token
@@ -165,6 +175,7 @@ class SpotifyApi:
                     }
                 ),
                 open_browser=False,
+                proxies=accounts_proxies,
                 requests_session=self._session,
                 requests_timeout=policy.timeout_s,
             )
@@ -173,6 +184,7 @@ class SpotifyApi:
                 client_id=credentials.client_id,
                 client_secret=credentials.client_secret,
                 cache_handler=MemoryCacheHandler(),
+                proxies=accounts_proxies,
                 requests_session=self._session,
                 requests_timeout=policy.timeout_s,
             )
@@ -180,6 +192,7 @@ class SpotifyApi:
         self._sp = spotipy.Spotify(
             auth_manager=self._auth,
             requests_session=self._session,  # a Session of ours: spotipy mounts no retry adapter
+            proxies=api_proxies,
             requests_timeout=policy.timeout_s,
             retries=0,
             status_retries=0,
