@@ -45,7 +45,7 @@ def raw_playlist_snapshots(
     """
     window = context.partition_time_window
     spotify.check_window(window.end)
-    source = spotify.open_source(window.start)
+    source = spotify.open_source(window.start, log=context.log.warning)
     playlist_ids = spotify.playlist_ids(source)
     context.log.info(
         f"Reading {len(playlist_ids)} playlists for window {context.partition_key} from "

@@ -6,6 +6,7 @@ so asset code never asks where it runs. Settings are validated when the definiti
 """
 
 import os
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 import dagster as dg
@@ -74,7 +75,8 @@ class SpotifyResource(dg.ConfigurableResource):
                 )
             )
 
-    def open_source(self, window_start: datetime) -> PlaylistSource:
+    def open_source(self, window_start: datetime, log: Callable[[str], None] | None = None) -> PlaylistSource:
+        """The source for one run; `log` receives retries and token renewals as they happen."""
         if self.is_sample:
             return SampleSource(window_start)
         api = SpotifyApi(
@@ -87,6 +89,7 @@ class SpotifyResource(dg.ConfigurableResource):
                 timeout_s=self.request_timeout_seconds,
             ),
             pool_size=self.concurrency,
+            **({"log": log} if log else {}),
         )
         api.authenticate()
         return api

@@ -324,7 +324,9 @@ class PlaylistExtractor:
             # /items endpoint: an older API. Read the same page from /tracks.
             page = self._get_page(playlist, "tracks", offset)
             with self._lock:
-                self._items_path = "tracks"
+                switched, self._items_path = self._items_path == "items", "tracks"
+            if switched:
+                self._log("the API answered 404 for /playlists/{id}/items: an older server; reading pages from /tracks")
         rows = page.get("items")
         if not isinstance(rows, list):
             raise MalformedPayload(f"playlist {playlist.playlist_id}: page at offset {offset} has no 'items' list")

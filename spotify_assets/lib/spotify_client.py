@@ -33,9 +33,12 @@ USER_SCOPES = "playlist-read-private playlist-read-collaborative"
 DEFAULT_REDIRECT_URI = "http://127.0.0.1:8888/callback"
 
 # spotipy logs request headers (bearer tokens, Basic client secrets) and token responses at
-# DEBUG. Pin its loggers above DEBUG so no log configuration can ever surface them.
-for _name in ("spotipy", "spotipy.client", "spotipy.oauth2"):
-    logging.getLogger(_name).setLevel(logging.INFO)
+# DEBUG: pin its loggers above DEBUG so no log configuration can ever surface them. Its client
+# also logs every error status at ERROR, retried or not; SpotifyApi reports those itself.
+logging.getLogger("spotipy").setLevel(logging.INFO)
+logging.getLogger("spotipy.oauth2").setLevel(logging.INFO)
+logging.getLogger("spotipy.client").setLevel(logging.CRITICAL)
+_logger = logging.getLogger(__name__)
 
 
 class SpotifyError(Exception):
@@ -135,8 +138,10 @@ class SpotifyApi:
         pool_size: int = 8,
         sleep: Callable[[float], None] = time.sleep,
         rand: Callable[[], float] = random.random,
+        log: Callable[[str], None] = _logger.warning,
     ):
         self.api_url = api_url.rstrip("/")
+        self._log = log
         self.policy = policy
         self._sleep = sleep
         self._rand = rand
@@ -261,6 +266,7 @@ class SpotifyApi:
             if outcome.renew_token and not renewed:
                 renewed = True
                 attempt -= 1  # a renewal is not a failed attempt
+                self._log(f"GET {display}: HTTP 401, renewing the access token")
                 self._renew_token_retrying(generation)
                 continue
             if outcome.renew_token:
@@ -269,7 +275,10 @@ class SpotifyApi:
                 raise SpotifyUnavailable(f"GET {display}: {outcome.failure}, gave up after {attempt} attempts")
             self._count("retries")
             wait = outcome.retry_after_s
-            self._sleep(wait if wait is not None else policy.backoff(attempt, self._rand))
+            if wait is None:
+                wait = policy.backoff(attempt, self._rand)
+            self._log(f"GET {display}: {outcome.failure}; retry {attempt}/{policy.max_attempts - 1} in {wait:.1f} s")
+            self._sleep(wait)
 
     def _renew_token_retrying(self, generation: int) -> None:
         self._call_with_retries("/api/token", lambda: self._renew_token(generation))
