@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
-import string
 from typing import Any
 
-_ALPHABET = string.digits + string.ascii_letters
+from spotify_assets.lib.sample_catalogue import synthetic_id
 
 
 def spotify_id(label: str) -> str:
     """A deterministic 22-character base62 id."""
-    n = int.from_bytes(hashlib.sha256(label.encode()).digest(), "big")
-    chars = []
-    for _ in range(22):
-        n, r = divmod(n, 62)
-        chars.append(_ALPHABET[r])
-    return "".join(chars)
+    return synthetic_id("fixture", label)
 
 
 def artist(label: str) -> dict[str, Any]:

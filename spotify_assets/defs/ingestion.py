@@ -27,7 +27,6 @@ PLAYLISTS_SCHEMA = dg.TableSchema(
     partitions_def=snapshot_windows,
     group_name="ingestion",
     kinds={"spotify", "json"},
-    owners=["team:data-platform"],
     tags={"layer": "raw"},
 )
 def raw_playlist_snapshots(

@@ -81,27 +81,26 @@ def _gauss(*parts: object) -> float:
 
 
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
-def _spotify_id(kind: str, label: object) -> str:
-    """A 22-character base62 id, like Spotify's, derived from a label."""
-    n = int.from_bytes(_digest("id", kind, label), "big")
+def _encode(digest: bytes, alphabet: str, length: int) -> str:
+    n = int.from_bytes(digest, "big")
     chars = []
-    for _ in range(22):
-        n, r = divmod(n, 62)
-        chars.append(_B62[r])
+    for _ in range(length):
+        n, r = divmod(n, len(alphabet))
+        chars.append(alphabet[r])
     return "".join(chars)
+
+
+def synthetic_id(kind: str, label: object) -> str:
+    """A 22-character base62 id, like Spotify's, derived from a label."""
+    return _encode(_digest("id", kind, label), _B62, 22)
 
 
 def _user_id(label: str) -> str:
     """Newer Spotify user ids are 28 lowercase alphanumerics."""
-    n = int.from_bytes(_digest("user", label), "big")
-    alphabet = "0123456789abcdefghijklmnopqrstuvwxyz"
-    chars = []
-    for _ in range(28):
-        n, r = divmod(n, 36)
-        chars.append(alphabet[r])
-    return "".join(chars)
+    return _encode(_digest("user", label), _B36, 28)
 
 
 def _image_hex(label: str) -> str:
@@ -366,8 +365,8 @@ class _TrackDraft:
 def _build_music(rng: random.Random) -> tuple[list[_Artist], list[_TrackDraft], dict[str, _TrackDraft]]:
     """Artists with a skewed number of songs, grouped into albums; compilations; features."""
     names = [s[0] for s in _SPECIAL] + _artist_names(rng, 98)
-    artists = [_Artist(_spotify_id("artist", n), n) for n in names]
-    various = _Artist(_spotify_id("artist", "Various Artists"), "Various Artists")
+    artists = [_Artist(synthetic_id("artist", n), n) for n in names]
+    various = _Artist(synthetic_id("artist", "Various Artists"), "Various Artists")
     order = list(range(len(artists)))
     rng.shuffle(order)
     # Zipf-like: a few prolific artists, a long tail of one- and two-song artists.
@@ -395,7 +394,7 @@ def _build_music(rng: random.Random) -> tuple[list[_Artist], list[_TrackDraft], 
             if special:
                 album_type, total = "album", max(total, 8)
             album = _Album(
-                _spotify_id("album", (artist.id, album_name, released.isoformat())),
+                synthetic_id("album", (artist.id, album_name, released.isoformat())),
                 album_name, album_type, (artist,), released, precision, total,
             )
             numbers = sorted(rng.sample(range(1, total + 1), take))
@@ -431,7 +430,7 @@ def _build_music(rng: random.Random) -> tuple[list[_Artist], list[_TrackDraft], 
         released, precision = _random_release(rng, rng.randint(1985, 2020))
         size = rng.randint(3, 6)
         album = _Album(
-            _spotify_id("album", ("compilation", title)), title, "compilation", (various,),
+            synthetic_id("album", ("compilation", title)), title, "compilation", (various,),
             released, precision, rng.randint(max(size, 12), 24),
         )
         numbers = sorted(rng.sample(range(1, album.total_tracks + 1), size))
@@ -472,7 +471,7 @@ def _finish_tracks(rng: random.Random, drafts: list[_TrackDraft]) -> tuple[list[
     tracks = []
     seen: set[str] = set()
     for n, d in enumerate(drafts):
-        track_id = _spotify_id("track", (d.album.id, d.track_number, d.disc_number, d.name, n))
+        track_id = synthetic_id("track", (d.album.id, d.track_number, d.disc_number, d.name, n))
         assert track_id not in seen
         seen.add(track_id)
         tracks.append(_Track(
@@ -511,16 +510,16 @@ def _catalogue() -> _Catalogue:
     owner = _User("spotify_assets_synthetic", "spotify-assets synthetic sample")
     friends = tuple(_User(_user_id(f"synthetic-friend-{n}")) for n in range(3))
     show = _Show(
-        _spotify_id("show", "liner-notes"), "Synthetic · Liner Notes",
+        synthetic_id("show", "liner-notes"), "Synthetic · Liner Notes",
         "spotify-assets synthetic sample",
         "An invented podcast about invented records, part of the spotify-assets synthetic sample.",
         48,
     )
     episodes = [
-        _Episode(_spotify_id("episode", "liner-notes-12"),
+        _Episode(synthetic_id("episode", "liner-notes-12"),
                  'Ep. 12: Why "B-sides" matter, and why they don\'t', show,
                  date(2024, 5, 17), 2_417_000, "Two hosts argue about B-sides, deep cuts and shuffle."),
-        _Episode(_spotify_id("episode", "liner-notes-31"), "Ep. 31: Sampling, explained", show,
+        _Episode(synthetic_id("episode", "liner-notes-31"), "Ep. 31: Sampling, explained", show,
                  date(2025, 9, 2), 1_834_000, "Where loops come from and who gets paid."),
     ]
     local = _LocalFile("Garage Tapes", "Demo '99", "Basement Jam, Take 3", 187)
@@ -607,7 +606,7 @@ def _catalogue() -> _Catalogue:
     playlists: dict[str, _PlaylistSpec] = {}
     for (key, name, flavour, public, collaborative, n_slots, mean_period, fresh, fresh_age,
          keep, pool_size, followers, per_day) in layout:
-        playlist_id = _spotify_id("playlist", key)
+        playlist_id = synthetic_id("playlist", key)
         playlists[playlist_id] = _PlaylistSpec(
             key, playlist_id, name,
             f"Synthetic sample generated by spotify-assets, not real Spotify data. {flavour}",
@@ -667,7 +666,7 @@ def _fresh_track(key: str, slot: int, tenure: int, join: int, max_age_days: int)
     else:
         album_type, total = "album", r.randint(8, 14)
     album_name = _album_title(r)
-    album = _Album(_spotify_id("album", ("fresh", key, slot, tenure)), album_name, album_type, (lead,),
+    album = _Album(synthetic_id("album", ("fresh", key, slot, tenure)), album_name, album_type, (lead,),
                    released, "day", total)
     artists: tuple[_Artist, ...] = (lead,)
     if r.random() < 0.2:
@@ -675,7 +674,7 @@ def _fresh_track(key: str, slot: int, tenure: int, join: int, max_age_days: int)
         if guest != lead:
             artists = (lead, guest)
     return _Track(
-        _spotify_id("track", ("fresh", key, slot, tenure)), _track_title(r), album, artists, 1,
+        synthetic_id("track", ("fresh", key, slot, tenure)), _track_title(r), album, artists, 1,
         r.randint(1, total), _duration_ms(r), r.random() < 0.4, _isrc(r, released.year),
         cat.fame.get(lead.id, 0.0), r.gauss(0, 8.5),
     )
