@@ -149,9 +149,12 @@ def test_production_writes_snapshots_to_s3_from_the_api_in_both_shapes(
             meta, rows = playlist(f"prod-{shape}", 130)
             emu.add_playlist(meta, rows)
             emu.inject("status", path=r"/(items|tracks)$", times=1, status=503)
+            emu.inject("unauthorized", path=r"/(items|tracks)$", times=1)
             api_env(monkeypatch, emu, [meta["id"]])
             result = materialize(window)
-        assert metadata_of(result)["manifest"].startswith(f"s3://{s3_env['bucket']}/spotify/raw-test/")
+        meta_values = metadata_of(result)
+        assert meta_values["manifest"].startswith(f"s3://{s3_env['bucket']}/spotify/raw-test/")
+        assert (meta_values["retries"], meta_values["token_renewals"]) == (1, 1)
         store = SnapshotStore(S3Backend(boto3.client("s3"), s3_env["bucket"], "spotify/raw-test"))
         [doc] = list(store.read_window(window))
         assert doc["playlist_id"] == meta["id"] and len(doc["items"]) == 130

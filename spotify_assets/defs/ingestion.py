@@ -1,6 +1,7 @@
 """Raw playlist snapshots: every configured playlist, every 8 hours, as the API returned it."""
 
 from collections import Counter
+from contextlib import closing
 from typing import Any
 
 import dagster as dg
@@ -44,15 +45,16 @@ def raw_playlist_snapshots(
     """
     window = context.partition_time_window
     spotify.check_window(window.end)
-    source = spotify.open_source(window.start, log=context.log.warning)
-    playlist_ids = spotify.playlist_ids(source)
-    context.log.info(
-        f"Reading {len(playlist_ids)} playlists for window {context.partition_key} from "
-        f"{'the bundled SYNTHETIC sample' if spotify.is_sample else source.api_url}"
-    )
-    snapshots = PlaylistExtractor(
-        source, concurrency=spotify.concurrency, market=spotify.market, log=context.log.info
-    ).extract(playlist_ids)
+    with closing(spotify.open_source(window.start, log=context.log.warning)) as source:
+        playlist_ids = spotify.playlist_ids(source)
+        context.log.info(
+            f"Reading {len(playlist_ids)} playlists for window {context.partition_key} from "
+            f"{'the bundled SYNTHETIC sample' if spotify.is_sample else source.api_url}"
+        )
+        snapshots = PlaylistExtractor(
+            source, concurrency=spotify.concurrency, market=spotify.market, log=context.log.info
+        ).extract(playlist_ids)
+        counts = source.counts
 
     failed = [s for s in snapshots if not s.ok]
     for snap in failed:
@@ -74,7 +76,10 @@ def raw_playlist_snapshots(
         {s.playlist_id: s.to_document(window_facts) for s in snapshots},
         tag=context.run.run_id.split("-")[0],
     )
-    return dg.MaterializeResult(metadata=_metadata(snapshots, store.uri(store.manifest_key(context.partition_key)), manifest.version, spotify))
+    metadata = _metadata(snapshots, store.uri(store.manifest_key(context.partition_key)), manifest.version, spotify)
+    metadata["retries"] = counts.get("retries", 0)
+    metadata["token_renewals"] = counts.get("token_renewals", 0)
+    return dg.MaterializeResult(metadata=metadata)
 
 
 def _metadata(

@@ -61,6 +61,11 @@ class PlaylistSource(Protocol):
 
     def get(self, path: str, **params: Any) -> dict[str, Any]: ...
 
+    @property
+    def counts(self) -> dict[str, int]: ...  # requests, retries, token renewals so far
+
+    def close(self) -> None: ...
+
 
 class MalformedPayload(Exception):
     """The API answered 200 with something that is not the documented shape."""

@@ -34,6 +34,13 @@ class SampleSource:
         self._playlists = {p.meta["id"]: p for p in sample_playlists(window_start)}
         self.playlist_ids = list(self._playlists)
 
+    @property
+    def counts(self) -> dict[str, int]:
+        return {}  # nothing is retried: there is no network
+
+    def close(self) -> None:
+        pass
+
     def _playlist(self, playlist_id: str, path: str) -> SamplePlaylist:
         try:
             return self._playlists[playlist_id]
