@@ -117,14 +117,25 @@ def test_secret_values_are_not_in_settings_or_errors() -> None:
     assert "s3cr3t-value" not in message
 
 
-def test_definitions_refuse_to_load_and_name_the_variable(tmp_path: Path) -> None:
-    """As a user meets it: `dagster definitions validate` on the workspace fails at load time."""
+def validate_workspace(tmp_path: Path, **env_vars: str) -> subprocess.CompletedProcess[str]:
+    """`dagster definitions validate` on workspace.yaml, as a user or a deploy step runs it."""
     root = Path(__file__).resolve().parents[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SPOTIFY_", "SNOWFLAKE_"))}
-    env.update({"SPOTIFY_ASSETS_DEPLOYMENT": "production", "SPOTIFY_PLAYLISTS": "https://example.com/x", "DAGSTER_HOME": str(tmp_path)})
-    result = subprocess.run(
+    env.update({"DAGSTER_HOME": str(tmp_path), **env_vars})
+    return subprocess.run(
         [sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],
         cwd=root, env=env, capture_output=True, text=True, timeout=180,
+    )
+
+
+def test_definitions_load_with_defaults(tmp_path: Path) -> None:
+    result = validate_workspace(tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_definitions_refuse_to_load_and_name_the_variable(tmp_path: Path) -> None:
+    result = validate_workspace(
+        tmp_path, SPOTIFY_ASSETS_DEPLOYMENT="production", SPOTIFY_PLAYLISTS="https://example.com/x"
     )
     output = result.stdout + result.stderr
     assert result.returncode != 0

@@ -293,3 +293,28 @@ def test_requests_overlap_but_never_exceed_the_bound() -> None:
         assert len(spans) == 4 * 4
         peak = max(sum(1 for s, e in spans if s <= t < e) for t, _ in spans)
         assert 2 <= peak <= 3
+
+
+class IgnoresOffset:
+    """A source whose pages always start at 0: rows must not be duplicated silently."""
+
+    label = "broken"
+    api_url = "broken://"
+    counts: dict = {}
+
+    def __init__(self, rows: list[dict]):
+        self.rows = rows
+
+    def get(self, path: str, **params) -> dict:
+        page = {"items": self.rows[:50], "offset": 0, "limit": 50, "total": len(self.rows)}
+        return {"id": "x", "name": "broken", "items": page} if path.count("/") == 1 else page
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_server_that_ignores_offset_is_caught_not_duplicated() -> None:
+    _, rows = playlist("ignored-offset", 120)
+    snap = PlaylistExtractor(IgnoresOffset(rows)).extract(["x" * 22])[0]
+    assert not snap.ok and snap.items == []
+    assert snap.extraction["error"]["kind"] == "malformed" and "offset 50" in snap.extraction["error"]["message"]

@@ -335,6 +335,11 @@ class PlaylistExtractor:
         rows = page.get("items")
         if not isinstance(rows, list):
             raise MalformedPayload(f"playlist {playlist.playlist_id}: page at offset {offset} has no 'items' list")
+        # A server that ignored `offset` would hand back the same rows again, silently.
+        if page.get("offset", offset) != offset:
+            raise MalformedPayload(
+                f"playlist {playlist.playlist_id}: asked for offset {offset}, the API answered with offset {page.get('offset')!r}"
+            )
         return rows
 
     def _count_request(self, playlist: _Playlist) -> None:
