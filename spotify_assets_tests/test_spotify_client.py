@@ -284,6 +284,21 @@ def test_secrets_never_reach_logs_documents_or_disk(
     assert list(tmp_path.iterdir()) == []  # no spotipy .cache file
 
 
+def test_a_slow_playlist_does_not_hold_up_the_others(emulator: SpotifyEmulator, sleeps: Sleeps) -> None:
+    slow, _ = add(emulator, "slow-meta", 10)
+    fast, _ = add(emulator, "fast", 200)
+    emulator.inject("slow", path=rf"^/v1/playlists/{slow}$", times=1, seconds=1.0)
+    progress: list[str] = []
+    api = make_api(emulator, sleeps)
+    snaps = PlaylistExtractor(api, concurrency=2, log=progress.append).extract([slow, fast])
+    assert all(s.ok for s in snaps)
+    slow_meta_end = next(r.monotonic_end for r in emulator.requests if r.path == f"/v1/playlists/{slow}")
+    fast_pages = [r.monotonic_start for r in emulator.requests if r.path == f"/v1/playlists/{fast}/items"]
+    assert len(fast_pages) == 3 and max(fast_pages) < slow_meta_end
+    assert [line.split()[0] for line in progress] == ["[1/2]", "[2/2]"]
+    assert f"playlist {fast}" in progress[0]  # finished first, logged first
+
+
 def test_requests_overlap_but_never_exceed_the_bound() -> None:
     with SpotifyEmulator(latency_s=0.05) as emu:
         ids = [add(emu, f"busy-{i}", 200)[0] for i in range(4)]

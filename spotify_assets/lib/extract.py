@@ -17,7 +17,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
@@ -247,6 +247,7 @@ class PlaylistExtractor:
         # Flipped once a server answers 404 for /items but serves /tracks (an older server).
         self._items_path = "items"
         self._lock = threading.Lock()
+        self._done = self._total = 0
 
     def extract(self, playlist_ids: list[str]) -> list[PlaylistSnapshot]:
         with _cycle_collection_paused():
@@ -254,32 +255,31 @@ class PlaylistExtractor:
 
     def _extract(self, playlist_ids: list[str]) -> list[PlaylistSnapshot]:
         work = [_Playlist(pid, self._clock()) for pid in playlist_ids]
+        self._done, self._total = 0, len(work)
+        snapshots: dict[str, PlaylistSnapshot] = {}
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="spotify") as pool:
-            for playlist, future in [(p, pool.submit(self._fetch_playlist, p)) for p in work]:
+            metadata = {pool.submit(self._fetch_playlist, p): p for p in work}
+            pages: list[tuple[_Playlist, list[tuple[int, Future]]]] = []
+            # Each playlist's pages are queued as soon as its metadata is in, so one playlist
+            # backing off does not hold the others up.
+            for future in as_completed(metadata):
+                playlist = metadata[future]
                 self._settle(playlist, future)
-            page_futures = [
-                (playlist, offset, pool.submit(self._fetch_page, playlist, offset))
-                for playlist in work
-                if playlist.error is None
-                for offset in self._missing_offsets(playlist)
-            ]
-            for playlist, offset, future in page_futures:
                 if playlist.error is None:
+                    offsets = self._missing_offsets(playlist)
+                    pages.append((playlist, [(o, pool.submit(self._fetch_page, playlist, o)) for o in offsets]))
+                else:
+                    snapshots[playlist.playlist_id] = self._finish(playlist)
+            for playlist, futures in pages:
+                for offset, future in futures:
+                    if playlist.error is not None:
+                        future.cancel()
+                        continue
                     rows = self._settle(playlist, future)
                     if rows is not None:
                         playlist.pages[offset] = rows
-                else:
-                    future.cancel()
-        snapshots = [self._finish(playlist) for playlist in work]
-        for snap in snapshots:
-            if snap.ok:
-                self._log(
-                    f"playlist {snap.playlist_id} ({snap.name!r}): {len(snap.items)} rows in "
-                    f"{snap.extraction['pages']} pages"
-                )
-            else:
-                self._log(f"playlist {snap.playlist_id} could not be read: {snap.extraction['error']['message']}")
-        return snapshots
+                snapshots[playlist.playlist_id] = self._finish(playlist)
+        return [snapshots[p.playlist_id] for p in work]
 
     def _settle(self, playlist: _Playlist, future: Future) -> Any:
         """The future's result; a playlist-level failure is recorded instead of raised."""
@@ -385,10 +385,15 @@ class PlaylistExtractor:
             "rows_read": len(items),
             "error": playlist.error,
         }
+        self._done += 1  # only the coordinating thread finishes playlists
+        progress = f"[{self._done}/{self._total}] playlist {playlist.playlist_id}"
         if playlist.error is not None:
+            self._log(f"{progress} could not be read: {playlist.error['message']}")
             # Nothing half-read is kept: a failed playlist has metadata (if any) and a reason.
             return PlaylistSnapshot(playlist.playlist_id, playlist.meta, [], facts)
         facts.update(summarize_rows(items))
+        name = (playlist.meta or {}).get("name")
+        self._log(f"{progress} ({name!r}): {len(items)} rows in {len(playlist.pages)} pages")
         return PlaylistSnapshot(playlist.playlist_id, playlist.meta, items, facts)
 
 
