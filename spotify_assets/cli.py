@@ -69,6 +69,9 @@ def run_demo(windows: int) -> int:
     definitions = defs()
     job = definitions.resolve_job_def("spotify_pipeline_job")
     keys = snapshot_windows.get_partition_keys()[-windows:]
+    if not keys:
+        print(f"No 8-hour window has closed since SPOTIFY_ASSETS_FIRST_WINDOW ({settings.first_window}).", file=sys.stderr)
+        return 2
     print(f"spotify-assets demo: {len(keys)} window(s) {keys[0]} .. {keys[-1]} on the bundled SYNTHETIC sample")
     failed = []
     with dg.DagsterInstance.get() as instance:

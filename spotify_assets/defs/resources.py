@@ -8,6 +8,7 @@ so asset code never asks where it runs. Settings are validated when the definiti
 import os
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from typing import Literal
 
 import dagster as dg
 from dagster_aws.s3 import S3Resource
@@ -37,7 +38,7 @@ class SpotifyResource(dg.ConfigurableResource):
     deterministic synthetic catalogue through the same extraction code as real responses.
     """
 
-    source: str = "sample"  # "api" or "sample"
+    source: Literal["api", "sample"] = "sample"
     client_id: str | None = None
     client_secret: str | None = None
     refresh_token: str | None = None
