@@ -287,7 +287,7 @@ def test_secrets_never_reach_logs_documents_or_disk(
 def test_a_slow_playlist_does_not_hold_up_the_others(emulator: SpotifyEmulator, sleeps: Sleeps) -> None:
     slow, _ = add(emulator, "slow-meta", 10)
     fast, _ = add(emulator, "fast", 200)
-    emulator.inject("slow", path=rf"^/v1/playlists/{slow}$", times=1, seconds=1.0)
+    emulator.inject("slow", path=rf"^/v1/playlists/{slow}$", times=1, seconds=2.0)
     progress: list[str] = []
     api = make_api(emulator, sleeps)
     snaps = PlaylistExtractor(api, concurrency=2, log=progress.append).extract([slow, fast])
