@@ -64,7 +64,7 @@ def run_demo(windows: int) -> int:
 
     from spotify_assets.definitions import defs
     from spotify_assets.defs.partitions import snapshot_windows
-    from spotify_assets.lib.snapshot_store import LocalBackend, SnapshotStore
+    from spotify_assets.lib.snapshot_store import ROOT
 
     definitions = defs()
     job = definitions.resolve_job_def("spotify_pipeline_job")
@@ -87,11 +87,11 @@ def run_demo(windows: int) -> int:
             if not result.success:
                 failed.append(key)
 
-    store = SnapshotStore(LocalBackend(data_dir))
+    store = definitions.resources["raw_store"].store()  # the store the runs just wrote
     newest = store.read_manifest(keys[-1])
     print("\nResults")
     print(f"  data directory:       {data_dir}")
-    print(f"  raw snapshots:        {data_dir / 'raw' / 'playlist_snapshots'}")
+    print(f"  raw snapshots:        {store.uri(ROOT)}")
     if newest is not None:
         print(f"  newest window:        {len(newest.documents)} playlist documents, manifest {store.uri(store.manifest_key(keys[-1]))}")
         for playlist_id, entry in newest.documents.items():
