@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -105,6 +106,19 @@ def test_some_playlists_failing_is_recorded_and_the_rest_are_kept(
     meta = metadata_of(result)
     assert meta["playlists_failed"] == 1 and "forbidden" in meta["failures"]
     assert docs[good["id"]]["extraction"]["source"] == "spotify-web-api"
+
+
+def test_a_failed_playlist_is_one_warning_in_the_run_log(monkeypatch: pytest.MonkeyPatch, emulator: SpotifyEmulator) -> None:
+    good, rows = playlist("good", 20)
+    locked, locked_rows = playlist("locked", 10)
+    emulator.add_playlist(good, rows)
+    emulator.add_playlist(locked, locked_rows, contents_forbidden=True)
+    api_env(monkeypatch, emulator, [good["id"], locked["id"]])
+    with dg.instance_for_test() as instance:
+        result = materialize(current_window(), instance=instance)
+        logs = [e for e in instance.all_logs(result.run_id) if e.user_message and locked["id"] in e.user_message]
+    reported = [e for e in logs if "Development Mode" in e.user_message]  # the error's own words
+    assert len(reported) == 1 and reported[0].level == logging.WARNING
 
 
 def test_no_playlist_readable_fails_and_keeps_the_window_as_it_was(

@@ -9,6 +9,7 @@ import dagster as dg
 from spotify_assets.defs.partitions import snapshot_windows
 from spotify_assets.defs.resources import RawSnapshotStore, SpotifyResource
 from spotify_assets.lib.extract import PlaylistExtractor, PlaylistSnapshot
+from spotify_assets.lib.timestamps import iso_z
 
 PLAYLISTS_SCHEMA = dg.TableSchema(
     columns=[
@@ -52,13 +53,15 @@ def raw_playlist_snapshots(
             f"{'the bundled SYNTHETIC sample' if spotify.is_sample else source.api_url}"
         )
         snapshots = PlaylistExtractor(
-            source, concurrency=spotify.concurrency, market=spotify.market, log=context.log.info
+            source,
+            concurrency=spotify.concurrency,
+            market=spotify.market,
+            log=context.log.info,
+            warn=context.log.warning,
         ).extract(playlist_ids)
         counts = source.counts
 
     failed = [s for s in snapshots if not s.ok]
-    for snap in failed:
-        context.log.warning(f"Playlist {snap.playlist_id} not read: {snap.extraction['error']['message']}")
     if len(failed) == len(snapshots):
         raise dg.Failure(
             description=f"No playlist could be read for window {context.partition_key}; nothing was written.",
@@ -67,8 +70,8 @@ def raw_playlist_snapshots(
 
     window_facts = {
         "partition_key": context.partition_key,
-        "start": window.start.isoformat().replace("+00:00", "Z"),
-        "end": window.end.isoformat().replace("+00:00", "Z"),
+        "start": iso_z(window.start),
+        "end": iso_z(window.end),
     }
     store = raw_store.store()
     manifest = store.write_window(
@@ -76,14 +79,16 @@ def raw_playlist_snapshots(
         {s.playlist_id: s.to_document(window_facts) for s in snapshots},
         tag=context.run.run_id.split("-")[0],
     )
-    metadata = _metadata(snapshots, store.uri(store.manifest_key(context.partition_key)), manifest.version, spotify)
-    metadata["retries"] = counts.get("retries", 0)
-    metadata["token_renewals"] = counts.get("token_renewals", 0)
-    return dg.MaterializeResult(metadata=metadata)
+    manifest_uri = store.uri(store.manifest_key(context.partition_key))
+    return dg.MaterializeResult(metadata=_metadata(snapshots, counts, manifest_uri, manifest.version, spotify))
 
 
 def _metadata(
-    snapshots: list[PlaylistSnapshot], manifest_uri: str, version: str, spotify: SpotifyResource
+    snapshots: list[PlaylistSnapshot],
+    counts: dict[str, int],
+    manifest_uri: str,
+    version: str,
+    spotify: SpotifyResource,
 ) -> dict[str, Any]:
     ok = [s for s in snapshots if s.ok]
     failed = [s for s in snapshots if not s.ok]
@@ -98,6 +103,8 @@ def _metadata(
         "playlists_failed": len(failed),
         "rows_not_songs": dg.MetadataValue.json(dict(not_songs)),
         "requests": sum(s.extraction["requests"] for s in snapshots),
+        "retries": counts.get("retries", 0),
+        "token_renewals": counts.get("token_renewals", 0),
         "popularity_present": any(s.extraction.get("popularity_present") for s in ok),
         "manifest": dg.MetadataValue.path(manifest_uri) if "://" not in manifest_uri else dg.MetadataValue.url(manifest_uri),
         "version": version,

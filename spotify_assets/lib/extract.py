@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from spotify_assets.lib.spotify_client import (
@@ -27,6 +26,7 @@ from spotify_assets.lib.spotify_client import (
     SpotifyHttpError,
     SpotifyUnavailable,
 )
+from spotify_assets.lib.timestamps import iso_z
 
 PAGE_SIZE = 50  # the 2026 maximum for /items
 DOCUMENT_SCHEMA_VERSION = 1
@@ -206,10 +206,6 @@ def _cycle_collection_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _utcnow() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 @dataclass
 class _Playlist:
     """Work in progress for one playlist."""
@@ -236,13 +232,15 @@ class PlaylistExtractor:
         page_size: int = PAGE_SIZE,
         market: str | None = None,
         log: Callable[[str], None] | None = None,
-        clock: Callable[[], str] = _utcnow,
+        warn: Callable[[str], None] | None = None,
+        clock: Callable[[], str] = iso_z,
     ):
         self.source = source
         self.concurrency = max(1, concurrency)
         self.page_size = page_size
         self.market = market
         self._log = log or (lambda _msg: None)
+        self._warn = warn or self._log
         self._clock = clock
         # Flipped once a server answers 404 for /items but serves /tracks (an older server).
         self._items_path = "items"
@@ -388,7 +386,7 @@ class PlaylistExtractor:
         self._done += 1  # only the coordinating thread finishes playlists
         progress = f"[{self._done}/{self._total}] playlist {playlist.playlist_id}"
         if playlist.error is not None:
-            self._log(f"{progress} could not be read: {playlist.error['message']}")
+            self._warn(f"{progress} could not be read: {playlist.error['message']}")
             # Nothing half-read is kept: a failed playlist has metadata (if any) and a reason.
             return PlaylistSnapshot(playlist.playlist_id, playlist.meta, [], facts)
         facts.update(summarize_rows(items))

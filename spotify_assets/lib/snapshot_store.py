@@ -24,6 +24,8 @@ from typing import Any, Protocol
 
 import orjson
 
+from spotify_assets.lib.timestamps import iso_z
+
 ROOT = "raw/playlist_snapshots"
 MANIFEST_SCHEMA_VERSION = 1
 
@@ -214,7 +216,7 @@ class SnapshotStore:
                     "status": document.get("status", "ok"),
                 }
             previous = self.read_manifest(partition_key)
-            manifest = WindowManifest(partition_key, version, now.isoformat().replace("+00:00", "Z"), entries)
+            manifest = WindowManifest(partition_key, version, iso_z(now), entries)
             self.backend.put(self.manifest_key(partition_key), manifest.to_json())  # the commit
         except BaseException:
             self.backend.delete(written)  # nothing half-written survives; the old version stands
