@@ -90,7 +90,7 @@ class SpotifyResource(dg.ConfigurableResource):
                 timeout_s=self.request_timeout_seconds,
             ),
             pool_size=self.concurrency,
-            **({"log": log} if log else {}),
+            log=log,
         )
         api.authenticate()
         return api

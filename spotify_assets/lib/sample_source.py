@@ -45,7 +45,7 @@ class SampleSource:
         try:
             return self._playlists[playlist_id]
         except KeyError:
-            raise SpotifyHttpError(404, f"/v1/{path}", "Resource not found") from None
+            raise SpotifyHttpError(404, f"GET /v1/{path}", "Resource not found") from None
 
     def get(self, path: str, **params: Any) -> dict[str, Any]:
         parts = path.strip("/").split("/")
@@ -59,9 +59,9 @@ class SampleSource:
             limit = int(params.get("limit", 20))
             offset = int(params.get("offset", 0))
             if not 1 <= limit <= MAX_LIMIT or offset < 0:
-                raise SpotifyHttpError(400, f"/v1/{path}", "Invalid limit")
+                raise SpotifyHttpError(400, f"GET /v1/{path}", "Invalid limit")
             return self._page(playlist, path, offset, limit)
-        raise SpotifyHttpError(404, f"/v1/{path}", "Service not found")
+        raise SpotifyHttpError(404, f"GET /v1/{path}", "Service not found")
 
     def _page(self, playlist: SamplePlaylist, path: str, offset: int, limit: int) -> dict[str, Any]:
         total = len(playlist.rows)

@@ -39,6 +39,7 @@ logging.getLogger("spotipy").setLevel(logging.INFO)
 logging.getLogger("spotipy.oauth2").setLevel(logging.INFO)
 logging.getLogger("spotipy.client").setLevel(logging.CRITICAL)
 _logger = logging.getLogger(__name__)
+_TOKEN_REQUEST = "POST /api/token"
 
 
 class SpotifyError(Exception):
@@ -52,26 +53,26 @@ class SpotifyAuthError(SpotifyError):
 class SpotifyHttpError(SpotifyError):
     """The API answered with an error status that retrying will not fix."""
 
-    def __init__(self, status: int, path: str, message: str | None, reason: str | None = None):
+    def __init__(self, status: int, request: str, message: str | None, reason: str | None = None):
         self.status = status
-        self.path = path
+        self.request = request
         self.message = message
         self.reason = reason
         detail = f": {message}" if message else ""
-        super().__init__(f"HTTP {status} from GET {path}{detail}")
+        super().__init__(f"HTTP {status} from {request}{detail}")
 
 
 class RateLimitExceeded(SpotifyError):
     """A 429 asked for a longer wait than we are allowed to sleep inside a run."""
 
-    def __init__(self, path: str, retry_after_s: float, bound_s: float, reason: str | None):
-        self.path = path
+    def __init__(self, request: str, retry_after_s: float, bound_s: float, reason: str | None):
+        self.request = request
         self.retry_after_s = retry_after_s
         self.bound_s = bound_s
         self.reason = reason
         why = f" ({reason})" if reason else ""
         super().__init__(
-            f"HTTP 429 from GET {path}{why}: Spotify asked to wait {retry_after_s:g} s, more "
+            f"HTTP 429 from {request}{why}: Spotify asked to wait {retry_after_s:g} s, more "
             f"than the {bound_s:g} s allowed (SPOTIFY_MAX_RETRY_AFTER_SECONDS)"
         )
 
@@ -138,17 +139,17 @@ class SpotifyApi:
         pool_size: int = 8,
         sleep: Callable[[float], None] = time.sleep,
         rand: Callable[[], float] = random.random,
-        log: Callable[[str], None] = _logger.warning,
+        log: Callable[[str], None] | None = None,
     ):
         self.api_url = api_url.rstrip("/")
-        self._log = log
+        self._log = log or _logger.warning
         self.policy = policy
         self._sleep = sleep
         self._rand = rand
         self._lock = threading.Lock()
         self._renew_lock = threading.Lock()
         self._token_generation = 0
-        self._counts: dict[str, int] = {"requests": 0, "token_renewals": 0, "retries": 0}
+        self._counts: dict[str, int] = {"retries": 0, "token_renewals": 0}
 
         self._session = requests.Session()
         adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max(pool_size, 2), max_retries=0)
@@ -215,7 +216,7 @@ class SpotifyApi:
 
     def authenticate(self) -> None:
         """Fetch the first token up front, so workers do not race to fetch it."""
-        self._call_with_retries("/api/token", self._fetch_token)
+        self._call_with_retries(_TOKEN_REQUEST, self._fetch_token)
 
     def _fetch_token(self) -> str:
         if isinstance(self._auth, SpotifyOAuth):
@@ -240,14 +241,13 @@ class SpotifyApi:
     def get(self, path: str, **params: Any) -> dict[str, Any]:
         """GET `path` (relative to the API root, or an absolute `next` URL) and return its JSON."""
         params = {k: v for k, v in params.items() if v is not None}
-        display = _path_of(path if path.startswith("http") else f"{self.api_url}/{path}")
+        display = "GET " + _path_of(path if path.startswith("http") else f"{self.api_url}/{path}")
 
         def call() -> dict[str, Any]:
-            self._count("requests")
             result = self._sp._get(path, **params)
             # spotipy turns an undecodable body into None: a truncated or mangled response.
             if not isinstance(result, dict):
-                raise _Transient(f"GET {display} returned a body that is not a JSON object")
+                raise _Transient(f"{display} returned a body that is not a JSON object")
             return result
 
         return self._call_with_retries(display, call)
@@ -266,22 +266,22 @@ class SpotifyApi:
             if outcome.renew_token and not renewed:
                 renewed = True
                 attempt -= 1  # a renewal is not a failed attempt
-                self._log(f"GET {display}: HTTP 401, renewing the access token")
+                self._log(f"{display}: HTTP 401, renewing the access token")
                 self._renew_token_retrying(generation)
                 continue
             if outcome.renew_token:
-                raise SpotifyAuthError(f"HTTP 401 from GET {display} again after renewing the token")
+                raise SpotifyAuthError(f"HTTP 401 from {display} again after renewing the token")
             if attempt >= policy.max_attempts:
-                raise SpotifyUnavailable(f"GET {display}: {outcome.failure}, gave up after {attempt} attempts")
+                raise SpotifyUnavailable(f"{display}: {outcome.failure}, gave up after {attempt} attempts")
             self._count("retries")
             wait = outcome.retry_after_s
             if wait is None:
                 wait = policy.backoff(attempt, self._rand)
-            self._log(f"GET {display}: {outcome.failure}; retry {attempt}/{policy.max_attempts - 1} in {wait:.1f} s")
+            self._log(f"{display}: {outcome.failure}; retry {attempt}/{policy.max_attempts - 1} in {wait:.1f} s")
             self._sleep(wait)
 
     def _renew_token_retrying(self, generation: int) -> None:
-        self._call_with_retries("/api/token", lambda: self._renew_token(generation))
+        self._call_with_retries(_TOKEN_REQUEST, lambda: self._renew_token(generation))
 
     def close(self) -> None:
         self._session.close()
