@@ -17,6 +17,7 @@ from spotify_assets.lib.spotify_client import (
     RetryPolicy,
     SpotifyApi,
     SpotifyAuthError,
+    SpotifyUnavailable,
 )
 from spotify_assets_tests.emulator import SpotifyEmulator
 from spotify_assets_tests.fixtures import playlist, spotify_id
@@ -333,3 +334,16 @@ def test_a_server_that_ignores_offset_is_caught_not_duplicated() -> None:
     snap = PlaylistExtractor(IgnoresOffset(rows)).extract(["x" * 22])[0]
     assert not snap.ok and snap.items == []
     assert snap.extraction["error"]["kind"] == "malformed" and "offset 50" in snap.extraction["error"]["message"]
+
+
+def test_proxy_settings_from_the_environment_are_honoured(
+    emulator: SpotifyEmulator, sleeps: Sleeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Proxies are resolved once per client, with requests' own rules: HTTP_PROXY and NO_PROXY."""
+    pid, _ = add(emulator, "proxied", 10)
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens: a used proxy fails
+    with pytest.raises(SpotifyUnavailable, match="POST /api/token: the connection failed"):
+        make_api(emulator, sleeps, policy=RetryPolicy(max_attempts=2, backoff_base_s=0.01)).authenticate()
+    assert emulator.count() == 0  # nothing reached the server directly
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    assert extract(emulator, Sleeps(), [pid])[pid].ok
