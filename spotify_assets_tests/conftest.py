@@ -54,3 +54,22 @@ def s3_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str
 def emulator() -> Iterator[SpotifyEmulator]:
     with SpotifyEmulator() as emu:
         yield emu
+
+
+@pytest.fixture(scope="session")
+def fakesnow_server() -> Iterator[dict]:
+    """fakesnow's Snowflake server on loopback, spoken to by the real Snowflake connector.
+
+    Yields the connection arguments (host, port, protocol="http", user, password, account).
+    Its databases live in one shared in-memory DuckDB: give each test its own database name.
+    """
+    import fakesnow
+
+    with fakesnow.server() as kwargs:
+        yield kwargs
+
+
+@pytest.fixture
+def snowflake_database(fakesnow_server: dict) -> str:
+    """A fresh database name on the fakesnow server (created by whoever connects first)."""
+    return f"TEST_{uuid.uuid4().hex[:10].upper()}"

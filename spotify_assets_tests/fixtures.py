@@ -95,3 +95,32 @@ def playlist(label: str, n_rows: int) -> tuple[dict[str, Any], list[dict[str, An
     }
     rows = [row(track(f"{label}-{i}", popularity=i % 101)) for i in range(n_rows)]
     return meta, rows
+
+
+def document(
+    meta: dict[str, Any],
+    rows: list[dict[str, Any]],
+    *,
+    window_start: str = "2026-11-20T08:00:00Z",
+    shape: str = "2026",
+    error: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A raw snapshot document as the ingestion asset stores it (shape '2025': rows under `track`)."""
+    if shape == "2025":
+        rows = [{**{k: v for k, v in r.items() if k != "item"}, "track": r.get("item")} for r in rows]
+    return {
+        "schema_version": 1,
+        "playlist_id": meta["id"],
+        "status": "failed" if error else "ok",
+        "window": {"partition_key": "", "start": window_start, "end": ""},
+        "playlist": meta,
+        "items": [] if error else rows,
+        "extraction": {
+            "source": "fixture",
+            "total": len(rows),
+            "rows_read": 0 if error else len(rows),
+            "extracted_at": "2026-11-20T16:00:01.500Z",
+            "error": error,
+            "container": "items" if shape == "2026" else "tracks",
+        },
+    }

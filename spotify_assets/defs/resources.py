@@ -11,12 +11,17 @@ from datetime import datetime, timedelta, timezone
 from typing import Literal
 
 import dagster as dg
+import pandas as pd
 from dagster_aws.s3 import S3Resource
+from dagster_snowflake import SnowflakeResource
+
+from spotify_assets.defs.io_managers import WarehouseDuckDBIOManager, WarehouseSnowflakeIOManager
 
 from spotify_assets.lib.extract import PlaylistSource
 from spotify_assets.lib.sample_source import SampleSource
-from spotify_assets.lib.settings import Settings
+from spotify_assets.lib.settings import Settings, SnowflakeSettings
 from spotify_assets.lib.snapshot_store import LocalBackend, S3Backend, SnapshotStore
+from spotify_assets.lib.warehouse import DuckDBDatabase
 from spotify_assets.lib.spotify_client import (
     DEFAULT_ACCOUNTS_URL,
     DEFAULT_API_URL,
@@ -128,6 +133,90 @@ class S3RawSnapshotStore(RawSnapshotStore):
         return SnapshotStore(S3Backend(self.s3.get_client(), self.bucket, self.prefix))
 
 
+class Warehouse(dg.ConfigurableResource):
+    """The SQL warehouse the tables live in, for what is not a DataFrame: views, previews."""
+
+    schema_name: str
+    recent_release_days: int = 365
+
+    @property
+    def dialect(self) -> str:
+        raise NotImplementedError
+
+    def qualified(self, name: str) -> str:
+        return f"{self.schema_name}.{name}"
+
+    def execute(self, statements: list[str]) -> None:
+        """Run the statements, in one transaction where the warehouse allows it."""
+        raise NotImplementedError
+
+    def query(self, sql: str) -> pd.DataFrame:
+        """The result of a query, with lower-case column names."""
+        raise NotImplementedError
+
+
+class DuckDBWarehouse(Warehouse):
+    """The embedded warehouse: a DuckDB file under the data directory."""
+
+    database: str
+    schema_name: str = "analytics"
+    lock_timeout_seconds: float = 600.0
+
+    @property
+    def dialect(self) -> str:
+        return "duckdb"
+
+    def _db(self) -> DuckDBDatabase:
+        return DuckDBDatabase(self.database, lock_timeout_s=self.lock_timeout_seconds)
+
+    def execute(self, statements: list[str]) -> None:
+        with self._db().connect(write=True) as conn:
+            conn.execute("BEGIN TRANSACTION")
+            try:
+                conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema_name}")
+                for statement in statements:
+                    conn.execute(statement)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def query(self, sql: str) -> pd.DataFrame:
+        with self._db().connect(write=False) as conn:
+            frame = conn.execute(sql).fetchdf()
+        frame.columns = [str(c).lower() for c in frame.columns]
+        return frame
+
+
+class SnowflakeWarehouse(Warehouse):
+    """Snowflake, through dagster-snowflake's resource."""
+
+    snowflake: SnowflakeResource
+    database: str
+    schema_name: str = "ANALYTICS"
+
+    @property
+    def dialect(self) -> str:
+        return "snowflake"
+
+    def qualified(self, name: str) -> str:
+        return f"{self.database}.{self.schema_name}.{name}".upper()
+
+    def execute(self, statements: list[str]) -> None:
+        # CREATE VIEW is DDL: Snowflake commits each one by itself.
+        with self.snowflake.get_connection() as conn, conn.cursor() as cur:
+            cur.execute(f"CREATE SCHEMA IF NOT EXISTS {self.database}.{self.schema_name}")
+            for statement in statements:
+                cur.execute(statement)
+
+    def query(self, sql: str) -> pd.DataFrame:
+        with self.snowflake.get_connection() as conn, conn.cursor() as cur:
+            cur.execute(sql)
+            frame = cur.fetch_pandas_all()
+        frame.columns = [str(c).lower() for c in frame.columns]
+        return frame
+
+
 def _env(name: str) -> str | dg.EnvVar | None:
     # Secrets go in as EnvVar: resolved at run time, shown in the UI by name, never by value.
     return dg.EnvVar(name) if os.environ.get(name, "").strip() else None
@@ -159,10 +248,66 @@ def raw_store_resource(settings: Settings) -> RawSnapshotStore:
     return LocalRawSnapshotStore(base_dir=str(settings.data_dir))
 
 
+def _snowflake_connection(sf: SnowflakeSettings) -> dict[str, object]:
+    """Connection fields shared by the Snowflake IO manager and resource; secrets as EnvVar."""
+    secret = {
+        "password": ("password", "SNOWFLAKE_PASSWORD"),
+        "private_key": ("private_key", "SNOWFLAKE_PRIVATE_KEY"),
+        "private_key_path": ("private_key_path", "SNOWFLAKE_PRIVATE_KEY_PATH"),
+    }[sf.auth]
+    fields: dict[str, object] = {
+        "account": sf.account,
+        "user": sf.user,
+        "database": sf.database,
+        secret[0]: dg.EnvVar(secret[1]),
+    }
+    if os.environ.get("SNOWFLAKE_PRIVATE_KEY_PASSWORD", "").strip() and sf.auth != "password":
+        fields["private_key_password"] = dg.EnvVar("SNOWFLAKE_PRIVATE_KEY_PASSWORD")
+    if sf.warehouse:
+        fields["warehouse"] = sf.warehouse
+    if sf.role:
+        fields["role"] = sf.role
+    extra: dict[str, object] = {}
+    if sf.host:
+        extra["host"] = sf.host
+    if sf.port:
+        extra["port"] = sf.port
+    if sf.protocol != "https":
+        extra["protocol"] = sf.protocol
+    if extra:
+        fields["additional_snowflake_connection_args"] = extra
+    return fields
+
+
+def warehouse_resources(settings: Settings) -> dict[str, object]:
+    """The IO manager that stores the tables, and the warehouse the views are created in."""
+    wh = settings.warehouse
+    if settings.deployment == "production":
+        assert settings.snowflake is not None
+        sf = settings.snowflake
+        connection = _snowflake_connection(sf)
+        return {
+            "warehouse_io_manager": WarehouseSnowflakeIOManager(schema=sf.schema, **connection),  # type: ignore[arg-type]
+            "warehouse": SnowflakeWarehouse(
+                snowflake=SnowflakeResource(schema=sf.schema, **connection),  # type: ignore[arg-type]
+                database=sf.database,
+                schema_name=sf.schema,
+                recent_release_days=wh.recent_release_days,
+            ),
+        }
+    return {
+        "warehouse_io_manager": WarehouseDuckDBIOManager(database=str(wh.duckdb_path), schema=wh.schema),
+        "warehouse": DuckDBWarehouse(
+            database=str(wh.duckdb_path), schema_name=wh.schema, recent_release_days=wh.recent_release_days
+        ),
+    }
+
+
 def build_resources(settings: Settings) -> dict[str, object]:
     return {
         "spotify": spotify_resource(settings),
         "raw_store": raw_store_resource(settings),
+        **warehouse_resources(settings),
     }
 
 

@@ -71,6 +71,21 @@ class SnowflakeSettings:
     warehouse: str | None
     role: str | None
     auth: Literal["password", "private_key", "private_key_path"]
+    schema: str = "ANALYTICS"
+    # Where the connector connects, when not <account>.snowflakecomputing.com over https
+    # (PrivateLink, a proxy, or a Snowflake emulator on loopback in the tests).
+    host: str | None = None
+    port: int | None = None
+    protocol: Literal["https", "http"] = "https"
+
+
+@dataclass(frozen=True)
+class WarehouseSettings:
+    """The local DuckDB warehouse, and what the analytics views take as parameters."""
+
+    duckdb_path: Path
+    schema: str = "analytics"
+    recent_release_days: int = 365
 
 
 @dataclass(frozen=True)
@@ -79,6 +94,7 @@ class Settings:
     data_dir: Path
     first_window: str  # the first 8-hour window, 'YYYY-MM-DD-00:00'
     spotify: SpotifySettings
+    warehouse: WarehouseSettings
     s3: S3Settings | None = None
     snowflake: SnowflakeSettings | None = None
 
@@ -89,6 +105,12 @@ class Settings:
         data_dir = Path(reader.text("SPOTIFY_ASSETS_DATA_DIR") or DEFAULT_DATA_DIR).expanduser()
         first_window = reader.date("SPOTIFY_ASSETS_FIRST_WINDOW", DEFAULT_FIRST_WINDOW)
         spotify = _spotify_settings(reader)
+        warehouse = WarehouseSettings(
+            duckdb_path=Path(reader.text("SPOTIFY_ASSETS_DUCKDB_PATH") or data_dir / "warehouse.duckdb").expanduser().resolve(),
+            recent_release_days=int(
+                reader.number("SPOTIFY_ASSETS_RECENT_RELEASE_DAYS", 365, minimum=1, maximum=36500, integer=True)
+            ),
+        )
         s3 = snowflake = None
         if deployment == "production":
             s3 = S3Settings(
@@ -98,7 +120,7 @@ class Settings:
             snowflake = _snowflake_settings(reader)
         if reader.problems:
             raise SettingsError(reader.problems)
-        return cls(deployment, data_dir.resolve(), f"{first_window}-00:00", spotify, s3, snowflake)
+        return cls(deployment, data_dir.resolve(), f"{first_window}-00:00", spotify, warehouse, s3, snowflake)
 
 
 def _spotify_settings(reader: _Reader) -> SpotifySettings:
@@ -177,6 +199,10 @@ def _snowflake_settings(reader: _Reader) -> SnowflakeSettings | None:
         warehouse=reader.identifier("SNOWFLAKE_WAREHOUSE", None),
         role=reader.identifier("SNOWFLAKE_ROLE", None),
         auth=auth,
+        schema=reader.identifier("SNOWFLAKE_SCHEMA", "ANALYTICS") or "ANALYTICS",
+        host=reader.text("SNOWFLAKE_HOST"),
+        port=int(reader.number("SNOWFLAKE_PORT", 443, minimum=1, maximum=65535, integer=True)) if reader.text("SNOWFLAKE_PORT") else None,
+        protocol=reader.choice("SNOWFLAKE_PROTOCOL", ("https", "http"), "https"),
     )
 
 

@@ -238,6 +238,11 @@ class SnapshotStore:
 
     def read_window(self, partition_key: str) -> Iterator[dict[str, Any]]:
         """The window's documents, as committed (empty if the window was never written)."""
+        for _playlist_id, data in self.read_window_bytes(partition_key):
+            yield orjson.loads(data)
+
+    def read_window_bytes(self, partition_key: str) -> Iterator[tuple[str, bytes]]:
+        """(playlist_id, stored JSON bytes) of each committed document, one at a time."""
         manifest = self.read_manifest(partition_key)
         if manifest is None:
             return
@@ -247,7 +252,7 @@ class SnapshotStore:
                 raise FileNotFoundError(
                     f"window {partition_key}: {self.backend.uri(entry['key'])} is in the manifest but missing"
                 )
-            yield orjson.loads(data)
+            yield playlist_id, data
 
     def windows(self) -> list[str]:
         """Partition keys of every committed window, oldest first."""

@@ -1,0 +1,95 @@
+"""The analytics views: one asset per SQL file in `sql/views/`, created in the warehouse.
+
+Each file holds one `CREATE OR REPLACE VIEW {schema}.<name> AS …` statement written in SQL
+that DuckDB and Snowflake both run. `{schema}` becomes the warehouse schema (`analytics`
+locally, `DATABASE.SCHEMA` in Snowflake) and `{recent_release_days}` the configured cut.
+An asset's dependencies are read from the tables and views its file names, so the lineage
+graph is the SQL's own.
+"""
+
+import re
+from pathlib import Path
+
+import dagster as dg
+
+from spotify_assets.defs.io_managers import preview_markdown
+from spotify_assets.defs.resources import Warehouse
+from spotify_assets.lib.tables import TABLES
+
+SQL_DIR = Path(__file__).resolve().parents[2] / "sql" / "views"
+PREVIEW_ROWS = 10
+
+# How each view's preview is ordered (the most telling rows first).
+PREVIEW_ORDER = {
+    "artist_analytics": "song_count DESC, track_appearances DESC, artist_id",
+    "top_artists": "artist_rank",
+    "popularity_trends": "window_start DESC, release_group",
+    "current_top_songs": "song_rank",
+    "popularity_history": "window_start DESC, popularity_change DESC NULLS LAST, song_id",
+    "current_songs": "playlist_appearances DESC, song_id",
+    "current_playlist_tracks": "playlist_id, position",
+}
+
+_REFERENCE = re.compile(r"\{schema\}\.(\w+)")
+
+
+def view_sql(name: str) -> str:
+    return (SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
+
+
+def render(sql: str, *, schema: str, recent_release_days: int) -> str:
+    return sql.replace("{schema}", schema).replace("{recent_release_days}", str(int(recent_release_days)))
+
+
+def view_names() -> list[str]:
+    return sorted(p.stem for p in SQL_DIR.glob("*.sql"))
+
+
+def references(name: str) -> list[str]:
+    """Tables and views the view reads, in the order its SQL names them."""
+    refs = [r for r in dict.fromkeys(_REFERENCE.findall(view_sql(name))) if r != name]
+    unknown = [r for r in refs if r not in TABLES and not (SQL_DIR / f"{r}.sql").exists()]
+    if unknown:
+        raise ValueError(f"sql/views/{name}.sql reads {unknown}, which are neither tables nor views")
+    return refs
+
+
+def _description(name: str) -> str:
+    comment = []
+    for line in view_sql(name).splitlines():
+        if not line.startswith("--"):
+            break
+        comment.append(line.removeprefix("--").strip())
+    return " ".join(comment) + f"\n\nDefined in sql/views/{name}.sql."
+
+
+def _view_asset(name: str) -> dg.AssetsDefinition:
+    @dg.asset(
+        name=name,
+        group_name="analytics",
+        deps=references(name),
+        kinds={"sql"},
+        tags={"layer": "view"},
+        description=_description(name),
+    )
+    def _view(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+        qualified_schema = warehouse.qualified("").rstrip(".")
+        statement = render(view_sql(name), schema=qualified_schema, recent_release_days=warehouse.recent_release_days)
+        warehouse.execute([statement])
+        order = PREVIEW_ORDER.get(name, "1")
+        preview = warehouse.query(f"SELECT * FROM {warehouse.qualified(name)} ORDER BY {order} LIMIT {PREVIEW_ROWS}")
+        rows = int(warehouse.query(f"SELECT COUNT(*) AS n FROM {warehouse.qualified(name)}")["n"].iloc[0])
+        context.log.info(f"view {warehouse.qualified(name)}: {rows} rows")
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": rows,
+                "dagster/table_name": warehouse.qualified(name),
+                "preview": dg.MetadataValue.md(preview_markdown(preview, PREVIEW_ROWS)),
+                "sql": dg.MetadataValue.md(f"```sql\n{statement}\n```"),
+            }
+        )
+
+    return _view
+
+
+view_assets = [_view_asset(name) for name in view_names()]

@@ -1,0 +1,229 @@
+"""The six normalized tables: their columns, types, keys, and DDL for DuckDB and Snowflake.
+
+One declaration serves every use: the frames the normalizer builds are conformed to it, the
+warehouses create their tables from it (so an empty window still has a typed table), and the
+UI shows it as each asset's column schema.
+
+Every row carries `window_start`, the start of its 8-hour snapshot window (UTC); each table's
+key is unique within a window. Timestamps are `TIMESTAMPTZ` / `TIMESTAMP_TZ` holding UTC.
+Release dates are kept as the API gives them (`'2002'`, `'2002-05'`, `'2002-05-17'`) with
+their precision; the period they denote is spelled out in `release_period_start/_end`, so
+nothing invents a day and nothing becomes 1970.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+PARTITION_COLUMN = "window_start"
+
+# logical type -> (DuckDB type, Snowflake type, pandas dtype)
+TYPES: dict[str, tuple[str, str, str]] = {
+    "string": ("VARCHAR", "VARCHAR", "object"),
+    "int": ("INTEGER", "NUMBER(10,0)", "Int32"),
+    "bigint": ("BIGINT", "NUMBER(19,0)", "Int64"),
+    "bool": ("BOOLEAN", "BOOLEAN", "boolean"),
+    "date": ("DATE", "DATE", "datetime64[s]"),
+    "timestamp": ("TIMESTAMPTZ", "TIMESTAMP_TZ(6)", "datetime64[us, UTC]"),
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    description: str
+    nullable: bool = True
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    description: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]  # unique per window, with window_start
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def duckdb_ddl(self, qualified_name: str) -> str:
+        return _ddl(self, qualified_name, 0)
+
+    def snowflake_ddl(self, qualified_name: str) -> str:
+        return _ddl(self, qualified_name, 1)
+
+    def empty_frame(self) -> pd.DataFrame:
+        return pd.DataFrame({c.name: pd.Series([], dtype=TYPES[c.type][2]) for c in self.columns})
+
+    def conform(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The frame with exactly this table's columns, in order, with their dtypes.
+
+        Raises ValueError naming the columns that are missing or unexpected.
+        """
+        names = self.column_names
+        missing = [n for n in names if n not in frame.columns]
+        extra = [str(n) for n in frame.columns if n not in names]
+        if missing or extra:
+            raise ValueError(
+                f"table {self.name}: frame does not match the declared columns "
+                f"(missing: {missing or 'none'}; unexpected: {extra or 'none'})"
+            )
+        out = {}
+        for column in self.columns:
+            series = frame[column.name]
+            dtype = TYPES[column.type][2]
+            if str(series.dtype) != dtype:
+                series = _cast(series, column)
+            out[column.name] = series
+        return pd.DataFrame(out, index=frame.index)
+
+
+def _cast(series: pd.Series, column: Column) -> pd.Series:
+    kind = column.type
+    if kind == "timestamp":
+        return pd.to_datetime(series, utc=True, format="ISO8601").astype("datetime64[us, UTC]")
+    if kind == "date":
+        return pd.to_datetime(series).astype("datetime64[s]")
+    if kind == "string":
+        return series.astype(object).where(series.notna(), None)
+    return series.astype(TYPES[kind][2])
+
+
+def _ddl(table: Table, qualified_name: str, dialect: int) -> str:
+    cols = ",\n".join(
+        f"    {c.name} {TYPES[c.type][dialect]}{'' if c.nullable else ' NOT NULL'}" for c in table.columns
+    )
+    return f"CREATE TABLE IF NOT EXISTS {qualified_name} (\n{cols}\n)"
+
+
+def _window() -> Column:
+    return Column(PARTITION_COLUMN, "timestamp", "start of the 8-hour snapshot window (UTC)", nullable=False)
+
+
+SONGS = Table(
+    "songs",
+    "One row per song (track) listed in any playlist in the window, as the API described it then.",
+    (
+        _window(),
+        Column("song_id", "string", "Spotify track id", nullable=False),
+        Column("name", "string", "track name"),
+        Column("duration_ms", "bigint", "length in milliseconds"),
+        Column("url", "string", "open.spotify.com link"),
+        Column("popularity", "int", "0-100 at snapshot time; null where the API no longer returns it"),
+        Column("added_date", "timestamp", "earliest added_at of the song across the window's playlists (UTC)"),
+        Column("album_id", "string", "the track's album"),
+        Column("artist_id", "string", "the track's first artist (not the album's)"),
+        Column("artist_count", "int", "number of artists credited on the track"),
+        Column("explicit", "bool", "explicit lyrics"),
+        Column("track_number", "int", "position on its disc"),
+        Column("disc_number", "int", "disc of the album"),
+        Column("isrc", "string", "International Standard Recording Code, where returned"),
+        Column("is_playable", "bool", "playable in the requested market (null without a market)"),
+        Column("uri", "string", "spotify:track:… uri"),
+        Column("playlist_appearances", "int", "rows across the window's playlists that list the song"),
+    ),
+    ("song_id",),
+)
+
+ARTISTS = Table(
+    "artists",
+    "One row per artist credited on a song or album in the window.",
+    (
+        _window(),
+        Column("artist_id", "string", "Spotify artist id", nullable=False),
+        Column("name", "string", "artist name"),
+        Column("url", "string", "open.spotify.com link"),
+        Column("uri", "string", "spotify:artist:… uri"),
+        Column("popularity", "int", "0-100; null: not in playlist responses, removed in Development Mode"),
+        Column("followers", "bigint", "null: not in playlist responses, removed in Development Mode"),
+        Column("genres", "string", "JSON array of genres; null: not in playlist responses"),
+    ),
+    ("artist_id",),
+)
+
+ALBUMS = Table(
+    "albums",
+    "One row per album of a song in the window.",
+    (
+        _window(),
+        Column("album_id", "string", "Spotify album id", nullable=False),
+        Column("name", "string", "album name"),
+        Column("release_date", "string", "as the API gives it: 'YYYY', 'YYYY-MM' or 'YYYY-MM-DD'"),
+        Column("release_date_precision", "string", "year, month or day"),
+        Column("release_year", "int", "year of release (null if the API gave none or '0000')"),
+        Column("release_period_start", "date", "first day of the release period (its precision)"),
+        Column("release_period_end", "date", "last day of the release period (its precision)"),
+        Column("total_tracks", "int", "tracks on the album"),
+        Column("url", "string", "open.spotify.com link"),
+        Column("uri", "string", "spotify:album:… uri"),
+        Column("album_type", "string", "album, single or compilation"),
+        Column("artist_id", "string", "the album's first artist"),
+        Column("popularity", "int", "null where the API no longer returns it"),
+        Column("label", "string", "null where the API no longer returns it"),
+    ),
+    ("album_id",),
+)
+
+SONG_ARTISTS = Table(
+    "song_artists",
+    "Every artist of every song, in credit order (position 0 is the song's artist_id).",
+    (
+        _window(),
+        Column("song_id", "string", "Spotify track id", nullable=False),
+        Column("artist_position", "int", "0-based order of the credit", nullable=False),
+        Column("artist_id", "string", "Spotify artist id", nullable=False),
+    ),
+    ("song_id", "artist_position"),
+)
+
+PLAYLISTS = Table(
+    "playlists",
+    "One row per configured playlist per window, including those that could not be read.",
+    (
+        _window(),
+        Column("playlist_id", "string", "Spotify playlist id", nullable=False),
+        Column("name", "string", "playlist name"),
+        Column("description", "string", "playlist description"),
+        Column("owner_id", "string", "owner's user id"),
+        Column("owner_name", "string", "owner's display name"),
+        Column("public", "bool", "public playlist"),
+        Column("collaborative", "bool", "collaborative playlist"),
+        Column("snapshot_id", "string", "Spotify's version id of the playlist"),
+        Column("followers", "bigint", "followers at snapshot time"),
+        Column("url", "string", "open.spotify.com link"),
+        Column("status", "string", "ok; failed (the API refused or gave up); unreadable (stored document is malformed)", nullable=False),
+        Column("error_kind", "string", "why it is not ok (forbidden, not_found, rate_limited, …)"),
+        Column("error_message", "string", "what went wrong and what to do"),
+        Column("rows_total", "int", "rows the API reported for the playlist"),
+        Column("rows_read", "int", "rows read and stored"),
+        Column("song_rows", "int", "rows loaded into playlist_tracks"),
+        Column("episode_rows", "int", "podcast episodes: counted, not songs"),
+        Column("local_rows", "int", "local files: counted, not songs"),
+        Column("unavailable_rows", "int", "rows whose track the API returned as null"),
+        Column("other_rows", "int", "rows of an unknown type or without an id"),
+        Column("repeated_song_rows", "int", "rows listing a song already listed earlier in the playlist"),
+        Column("extracted_at", "timestamp", "when reading the playlist started (UTC)"),
+    ),
+    ("playlist_id",),
+)
+
+PLAYLIST_TRACKS = Table(
+    "playlist_tracks",
+    "One row per song row of each playlist: a song listed twice is two rows.",
+    (
+        _window(),
+        Column("playlist_id", "string", "Spotify playlist id", nullable=False),
+        Column("position", "int", "0-based position in the playlist (gaps are rows that are not songs)", nullable=False),
+        Column("song_id", "string", "Spotify track id", nullable=False),
+        Column("added_at", "timestamp", "when the row was added (UTC); null for old playlists"),
+        Column("added_by_id", "string", "user who added it; '' on Spotify editorial playlists"),
+    ),
+    ("playlist_id", "position"),
+)
+
+TABLES: dict[str, Table] = {
+    t.name: t for t in (SONGS, ARTISTS, ALBUMS, SONG_ARTISTS, PLAYLISTS, PLAYLIST_TRACKS)
+}

@@ -1,0 +1,347 @@
+"""Window-exact, atomic table writes for DuckDB and Snowflake, and the locks DuckDB needs.
+
+Writing a window means: in ONE transaction, delete that window's rows and insert the new
+ones. A reader sees the old window or the new one, never neither and never both; a failure
+anywhere leaves the table as it was; other windows are never touched. Tables are created
+from their declared columns (`lib/tables.py`), so an empty window still leaves a typed table.
+
+DuckDB lets one process write a database file at a time. Every connection made here first
+takes an OS file lock next to the database (shared to read, exclusive to write), so parallel
+steps and backfill runs queue for the file instead of failing on DuckDB's own lock.
+
+Snowflake: rows travel to a temporary table by `write_pandas` (PUT + COPY INTO, the bulk
+path), then one transaction swaps the window. DDL commits implicitly in Snowflake, so all of
+it (schema, table, temporary table, stage) happens before the transaction opens.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from spotify_assets.lib.tables import PARTITION_COLUMN, TABLES, TYPES, Table
+
+
+class WarehouseLockTimeout(TimeoutError):
+    pass
+
+
+@dataclass(frozen=True)
+class Window:
+    """A half-open [start, end) range of window_start values, in UTC."""
+
+    start: datetime
+    end: datetime
+
+    def literals(self) -> tuple[str, str]:
+        fmt = "%Y-%m-%d %H:%M:%S+00:00"
+        return (self.start.astimezone(timezone.utc).strftime(fmt), self.end.astimezone(timezone.utc).strftime(fmt))
+
+
+@dataclass
+class WriteResult:
+    rows_written: int
+    rows_replaced: int  # rows of the same window (or table) that the write replaced
+    table_rows: int  # rows in the whole table after the write
+    created: bool
+
+
+def table_spec(name: str) -> Table | None:
+    return TABLES.get(name)
+
+
+# --- DuckDB -------------------------------------------------------------------------------
+
+
+_PANDAS_TO_DUCKDB = {
+    "object": "VARCHAR",
+    "string": "VARCHAR",
+    "bool": "BOOLEAN",
+    "boolean": "BOOLEAN",
+    "int8": "TINYINT",
+    "int16": "SMALLINT",
+    "int32": "INTEGER",
+    "int64": "BIGINT",
+    "Int8": "TINYINT",
+    "Int16": "SMALLINT",
+    "Int32": "INTEGER",
+    "Int64": "BIGINT",
+    "float32": "FLOAT",
+    "float64": "DOUBLE",
+    "Float64": "DOUBLE",
+}
+
+
+def _duckdb_type(dtype: Any) -> str:
+    text = str(dtype)
+    if text.startswith("datetime64") and "," in text:
+        return "TIMESTAMPTZ"
+    if text.startswith("datetime64"):
+        return "TIMESTAMP"
+    return _PANDAS_TO_DUCKDB.get(text, "VARCHAR")
+
+
+class DuckDBDatabase:
+    """A DuckDB file and the lock that serializes the processes using it."""
+
+    def __init__(self, path: str | os.PathLike[str], *, lock_timeout_s: float = 600.0, log: Callable[[str], None] | None = None):
+        self.path = Path(path)
+        self.lock_path = self.path.with_name(self.path.name + ".lock")
+        self.lock_timeout_s = lock_timeout_s
+        self._log = log or (lambda message: None)
+
+    @contextmanager
+    def connect(self, *, write: bool, config: dict[str, Any] | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection holding the file lock (exclusive when `write`), session time zone UTC."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._file_lock(exclusive=write):
+            conn = self._open(write, config or {})
+            try:
+                conn.execute("SET TimeZone = 'UTC'")
+                yield conn
+            finally:
+                conn.close()
+
+    def _open(self, write: bool, config: dict[str, Any]) -> duckdb.DuckDBPyConnection:
+        # Our own processes queue on the file lock; a process outside it (a DuckDB shell left
+        # open on the file, say) can still hold DuckDB's lock: wait for it a while, then say so.
+        read_only = not write and self.path.exists()
+        deadline = time.monotonic() + self.lock_timeout_s
+        delay = 0.05
+        while True:
+            try:
+                return duckdb.connect(str(self.path), read_only=read_only, config={"custom_user_agent": "spotify-assets", **config})
+            except duckdb.IOException as err:
+                if "lock" not in str(err).lower() or time.monotonic() >= deadline:
+                    raise WarehouseLockTimeout(
+                        f"could not open the DuckDB warehouse {self.path}: {err}. Another program has it "
+                        "open; close it (a DuckDB shell or notebook, say) and run again."
+                    ) from err
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    @contextmanager
+    def _file_lock(self, *, exclusive: bool) -> Iterator[None]:
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+            try:
+                fcntl.flock(fd, mode | fcntl.LOCK_NB)
+            except OSError as err:
+                if err.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                self._log(f"waiting for the DuckDB warehouse {self.path}: another step is using it")
+                started = time.monotonic()
+                while True:
+                    try:
+                        fcntl.flock(fd, mode | fcntl.LOCK_NB)
+                        break
+                    except OSError:
+                        if time.monotonic() - started > self.lock_timeout_s:
+                            raise WarehouseLockTimeout(
+                                f"waited {self.lock_timeout_s:g} s for the DuckDB warehouse {self.path} "
+                                f"(lock file {self.lock_path}); another run holds it"
+                            ) from None
+                        time.sleep(0.05)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+
+def duckdb_replace(
+    conn: duckdb.DuckDBPyConnection,
+    schema: str,
+    table: str,
+    frame: pd.DataFrame,
+    window: Window | None,
+) -> WriteResult:
+    """Replace one window of `schema.table` (or the whole table when window is None) with `frame`."""
+    spec = table_spec(table)
+    qualified = f"{schema}.{table}"
+    if spec is not None:
+        frame = spec.conform(frame)
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        exists = _duckdb_table_exists(conn, schema, table)
+        if spec is not None:
+            conn.execute(spec.duckdb_ddl(qualified))
+        elif window is None:
+            conn.execute(f"DROP TABLE IF EXISTS {qualified}")
+            exists = False
+        if not exists and spec is None:
+            cols = ", ".join(f'"{c}" {_duckdb_type(t)}' for c, t in frame.dtypes.items())
+            conn.execute(f"CREATE TABLE {qualified} ({cols})")
+        if window is None:
+            replaced = conn.execute(f"DELETE FROM {qualified}").fetchone()[0] if exists else 0
+        else:
+            start, end = window.literals()
+            replaced = conn.execute(
+                f"DELETE FROM {qualified} WHERE {PARTITION_COLUMN} >= ?::TIMESTAMPTZ AND {PARTITION_COLUMN} < ?::TIMESTAMPTZ",
+                [start, end],
+            ).fetchone()[0]
+        conn.register("_frame_to_write", frame)
+        try:
+            conn.execute(f"INSERT INTO {qualified} BY NAME SELECT * FROM _frame_to_write")
+        finally:
+            conn.unregister("_frame_to_write")
+        total = conn.execute(f"SELECT count(*) FROM {qualified}").fetchone()[0]
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return WriteResult(len(frame), int(replaced), int(total), created=not exists)
+
+
+def _duckdb_table_exists(conn: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    row = conn.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+        [schema, table],
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def window_predicate(window: Window, dialect: str) -> str:
+    start, end = window.literals()
+    cast = "TIMESTAMPTZ" if dialect == "duckdb" else "TIMESTAMP_TZ"
+    return (
+        f"{PARTITION_COLUMN} >= '{start}'::{cast} AND {PARTITION_COLUMN} < '{end}'::{cast}"
+    )
+
+
+def conform_loaded(table: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """A frame read back from a warehouse, with the dtypes it was written with."""
+    frame.columns = [str(c).lower() for c in frame.columns]
+    spec = table_spec(table)
+    if spec is None:
+        return frame
+    wanted = [c for c in spec.column_names if c in frame.columns]
+    out = {}
+    for name in wanted:
+        column = next(c for c in spec.columns if c.name == name)
+        series = frame[name]
+        dtype = TYPES[column.type][2]
+        if column.type == "timestamp":
+            series = pd.to_datetime(series, utc=True).astype(dtype)
+        elif column.type == "date":
+            series = pd.to_datetime(series).astype(dtype)
+        elif column.type == "string":
+            series = series.astype(object).where(series.notna(), None)
+        else:
+            series = series.astype(dtype)
+        out[name] = series
+    return pd.DataFrame(out, index=frame.index)
+
+
+# --- Snowflake ------------------------------------------------------------------------------
+
+
+def stage_with_write_pandas(conn: Any, frame: pd.DataFrame, table: str) -> None:
+    """Bulk-load `frame` into an existing temporary table of the session's current schema:
+    PUT to a temporary stage, then COPY INTO."""
+    from snowflake.connector.pandas_tools import write_pandas
+
+    ok, _chunks, rows, _ = write_pandas(
+        conn=conn,
+        df=frame,
+        table_name=table,
+        auto_create_table=False,
+        overwrite=False,
+        quote_identifiers=False,
+        use_logical_type=True,
+    )
+    if not ok or rows != len(frame):
+        raise RuntimeError(f"write_pandas loaded {rows} of {len(frame)} rows into {table}")
+
+
+# The step that moves rows to Snowflake. Production uses PUT + COPY INTO; a Snowflake emulator
+# that does not implement file transfer may be given another way to fill the same table.
+StageFn = Callable[[Any, pd.DataFrame, str], None]
+
+
+def _snowflake_type(dtype: Any) -> str:
+    ddb = _duckdb_type(dtype)
+    return {
+        "TIMESTAMPTZ": "TIMESTAMP_TZ(6)",
+        "TIMESTAMP": "TIMESTAMP_NTZ(6)",
+        "DOUBLE": "FLOAT",
+        "TINYINT": "NUMBER(3,0)",
+        "SMALLINT": "NUMBER(5,0)",
+        "INTEGER": "NUMBER(10,0)",
+        "BIGINT": "NUMBER(19,0)",
+        "FLOAT": "FLOAT",
+    }.get(ddb, ddb)
+
+
+def snowflake_replace(
+    conn: Any,
+    database: str,
+    schema: str,
+    table: str,
+    frame: pd.DataFrame,
+    window: Window | None,
+    stage: StageFn = stage_with_write_pandas,
+) -> WriteResult:
+    """Replace one window of DATABASE.SCHEMA.TABLE (the whole table when window is None)."""
+    spec = table_spec(table)
+    if spec is not None:
+        frame = spec.conform(frame)
+    qualified = f"{database}.{schema}.{table}".upper()
+    upper = frame.rename(columns=lambda c: str(c).upper())
+    cur = conn.cursor()
+    try:
+        cur.execute(f"CREATE SCHEMA IF NOT EXISTS {database}.{schema}".upper())
+        cur.execute(f"SHOW TABLES LIKE '{table.upper()}' IN SCHEMA {database}.{schema}".upper())
+        exists = len(cur.fetchall()) > 0
+        if spec is not None:
+            cur.execute(spec.snowflake_ddl(qualified))
+        elif not exists or window is None:
+            cols = ", ".join(f"{str(c).upper()} {_snowflake_type(t)}" for c, t in frame.dtypes.items())
+            cur.execute(f"CREATE OR REPLACE TABLE {qualified} ({cols})")
+            exists = False if window is None else exists
+        # A temporary table lives in the session's current schema and vanishes with the session,
+        # so an interrupted load leaves nothing behind.
+        cur.execute(f"USE SCHEMA {database}.{schema}".upper())
+        temp = f"{table}__load_{uuid.uuid4().hex[:12]}".upper()
+        cur.execute(f"CREATE TEMPORARY TABLE {temp} LIKE {qualified}")
+        try:
+            stage(conn, upper, temp)
+            columns = ", ".join(upper.columns)
+            cur.execute("BEGIN")
+            try:
+                if window is None:
+                    cur.execute(f"DELETE FROM {qualified}")
+                else:
+                    cur.execute(f"DELETE FROM {qualified} WHERE {window_predicate(window, 'snowflake')}")
+                replaced = _affected(cur)
+                cur.execute(f"INSERT INTO {qualified} ({columns}) SELECT {columns} FROM {temp}")
+                cur.execute(f"SELECT count(*) FROM {qualified}")
+                total = cur.fetchone()[0]
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+        finally:
+            cur.execute(f"DROP TABLE IF EXISTS {temp}")
+    finally:
+        cur.close()
+    return WriteResult(len(frame), replaced, int(total), created=not exists)
+
+
+def _affected(cur: Any) -> int:
+    if cur.rowcount is not None and cur.rowcount >= 0:
+        return int(cur.rowcount)
+    row = cur.fetchone()
+    return int(row[0]) if row else 0

@@ -1,0 +1,206 @@
+"""The warehouse IO managers: a window is replaced exactly, atomically, and only that window.
+
+Several tests run against dagster-duckdb-pandas' own manager too, marked xfail(strict=True):
+they document the upstream bug each fix is for, and prove the test can fail for that reason.
+"""
+
+
+import multiprocessing
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pandas as pd
+import pytest
+from dagster_duckdb_pandas import DuckDBPandasIOManager
+
+from spotify_assets.defs.io_managers import WarehouseDuckDBIOManager
+from spotify_assets.lib.tables import TABLES
+from spotify_assets.lib.warehouse import DuckDBDatabase, Window, WarehouseLockTimeout, duckdb_replace
+
+WINDOWS = dg.TimeWindowPartitionsDefinition(
+    cron_schedule="0 */8 * * *", start="2026-11-01-00:00", fmt="%Y-%m-%d-%H:%M", timezone="UTC"
+)
+W1, W2, W3 = "2026-11-20-08:00", "2026-11-20-16:00", "2026-11-21-00:00"
+
+# what the test asset returns for a window: set by each test
+FRAMES: dict[str, Callable[[datetime], pd.DataFrame]] = {}
+
+
+def _asset(name: str) -> dg.AssetsDefinition:
+    @dg.asset(name=name, partitions_def=WINDOWS, metadata={"partition_expr": "window_start"})
+    def _a(context: dg.AssetExecutionContext) -> pd.DataFrame:
+        return FRAMES[name](context.partition_time_window.start)
+
+    return _a
+
+
+def _io(kind: str, path: Path) -> dg.ConfigurableIOManagerFactory:
+    if kind == "ours":
+        return WarehouseDuckDBIOManager(database=str(path), schema="analytics")
+    return DuckDBPandasIOManager(database=str(path), schema="analytics")
+
+
+def _materialize(name: str, key: str, io: dg.ConfigurableIOManagerFactory, *, raise_on_error: bool = True) -> bool:
+    result = dg.materialize([_asset(name)], partition_key=key, resources={"io_manager": io}, raise_on_error=raise_on_error)
+    return result.success
+
+
+def _events(n: int, value: int = 1) -> Callable[[datetime], pd.DataFrame]:
+    def build(start: datetime) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "window_start": pd.Series([start] * n, dtype="datetime64[us, UTC]"),
+                "event": [f"e{i}" for i in range(n)],
+                "n": pd.array([value] * n, dtype="Int32"),
+            }
+        )
+
+    return build
+
+
+def _rows(path: Path, table: str) -> list[tuple]:
+    with duckdb.connect(str(path), read_only=True) as conn:
+        conn.execute("SET TimeZone = 'UTC'")
+        return conn.execute(
+            f"SELECT strftime(window_start, '%Y-%m-%d %H:%M'), count(*) FROM analytics.{table} GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+
+
+def test_rematerializing_a_window_three_times_gives_the_same_rows(tmp_path):
+    db = tmp_path / "w.duckdb"
+    io = _io("ours", db)
+    FRAMES["events"] = _events(5)
+    _materialize("events", W1, io)
+    _materialize("events", W2, io)
+    once = _rows(db, "events")
+    for _ in range(3):
+        _materialize("events", W2, io)
+    assert _rows(db, "events") == once == [("2026-11-20 08:00", 5), ("2026-11-20 16:00", 5)]
+
+
+@pytest.mark.parametrize(
+    "kind", ["ours", pytest.param("upstream", marks=pytest.mark.xfail(strict=True, reason="dagster#14091"))]
+)
+def test_a_failed_write_leaves_the_window_as_it_was(tmp_path, kind):
+    db = tmp_path / "w.duckdb"
+    io = _io(kind, db)
+    FRAMES["events"] = _events(4)
+    _materialize("events", W1, io)
+    # 2**40 does not fit the INTEGER column: the insert fails after the delete has run
+    FRAMES["events"] = lambda start: _events(4)(start).assign(n=pd.array([2**40] * 4, dtype="Int64"))
+    assert not _materialize("events", W1, io, raise_on_error=False)
+    assert _rows(db, "events") == [("2026-11-20 08:00", 4)]
+
+
+@pytest.mark.parametrize(
+    "kind", ["ours", pytest.param("upstream", marks=pytest.mark.xfail(strict=True, reason="dagster#24172"))]
+)
+def test_an_empty_window_leaves_a_typed_table_and_replaces_old_rows(tmp_path, kind):
+    db = tmp_path / "w.duckdb"
+    io = _io(kind, db)
+    FRAMES["songs"] = lambda start: TABLES["songs"].empty_frame()
+    _materialize("songs", W1, io)
+    with duckdb.connect(str(db), read_only=True) as conn:
+        columns = [r[0] for r in conn.execute("DESCRIBE analytics.songs").fetchall()]
+    assert columns == TABLES["songs"].column_names
+
+
+@pytest.mark.parametrize(
+    "kind", ["ours", pytest.param("upstream", marks=pytest.mark.xfail(strict=True, reason="session time zone"))]
+)
+def test_a_rewrite_touches_no_other_window_whatever_the_local_time_zone(tmp_path, kind, monkeypatch):
+    db = tmp_path / "w.duckdb"
+    io = _io(kind, db)
+    FRAMES["events"] = _events(3)
+    for key in (W1, W2, W3):
+        _materialize("events", key, io)
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        FRAMES["events"] = _events(7)
+        _materialize("events", W2, io)
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    assert _rows(db, "events") == [("2026-11-20 08:00", 3), ("2026-11-20 16:00", 7), ("2026-11-21 00:00", 3)]
+
+
+def test_timestamps_round_trip_exactly_through_the_io_manager(tmp_path):
+    db = tmp_path / "w.duckdb"
+    stamps = pd.Series(
+        pd.to_datetime(["2026-11-20T09:15:30.123456Z", "1999-12-31T23:59:59Z", None], utc=True, format="ISO8601")
+    ).astype("datetime64[us, UTC]")
+
+    def build(start: datetime) -> pd.DataFrame:
+        frame = TABLES["playlist_tracks"].empty_frame().reindex(range(3))
+        frame["window_start"] = pd.Series([start] * 3, dtype="datetime64[us, UTC]")
+        frame["playlist_id"], frame["position"], frame["song_id"] = "p", pd.array([0, 1, 2], dtype="Int32"), "s"
+        frame["added_at"] = stamps
+        return frame
+
+    FRAMES["playlist_tracks"] = build
+    _materialize("playlist_tracks", W1, _io("ours", db))
+
+    @dg.asset(partitions_def=WINDOWS, ins={"playlist_tracks": dg.AssetIn()})
+    def reader(playlist_tracks: pd.DataFrame) -> None:
+        pd.testing.assert_series_equal(playlist_tracks["added_at"], stamps, check_names=False)
+        assert str(playlist_tracks["added_at"].dtype) == "datetime64[us, UTC]"
+
+    result = dg.materialize(
+        [_asset("playlist_tracks").to_source_asset(), reader],
+        partition_key=W1,
+        resources={"io_manager": _io("ours", db)},
+        selection=[reader],
+    )
+    assert result.success
+
+
+def _write_windows(path: str, windows: list[str], rows: int) -> None:
+    db = DuckDBDatabase(path, lock_timeout_s=60)
+    for key in windows:
+        start = datetime.strptime(key, "%Y-%m-%d-%H:%M").replace(tzinfo=timezone.utc)
+        with db.connect(write=True) as conn:
+            duckdb_replace(conn, "analytics", "events", _events(rows)(start), Window(start, start + timedelta(hours=8)))
+            time.sleep(0.05)  # hold the file a little, as a real step does
+
+
+def test_parallel_writers_in_separate_processes_queue_instead_of_failing(tmp_path):
+    path = str(tmp_path / "w.duckdb")
+    keys = [k for k in WINDOWS.get_partition_keys(datetime(2026, 11, 5, tzinfo=timezone.utc))][:12]
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_write_windows, args=(path, keys[i::3], 10)) for i in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0, 0]
+    rows = _rows(Path(path), "events")
+    assert len(rows) == 12 and all(n == 10 for _, n in rows)
+
+
+def test_a_foreign_holder_of_the_file_is_waited_for_then_named(tmp_path):
+    path = tmp_path / "w.duckdb"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import duckdb,time,sys; c=duckdb.connect({str(path)!r}); print('held', flush=True); time.sleep(float(sys.argv[1]))", "2"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(WarehouseLockTimeout, match=str(path)):
+            with DuckDBDatabase(path, lock_timeout_s=0.3).connect(write=True):
+                pass
+        started = time.monotonic()
+        with DuckDBDatabase(path, lock_timeout_s=30).connect(write=True) as conn:
+            conn.execute("CREATE TABLE t AS SELECT 1 AS x")
+        assert time.monotonic() - started < 30
+    finally:
+        holder.kill()
+        holder.wait()
