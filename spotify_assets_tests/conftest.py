@@ -64,9 +64,32 @@ def fakesnow_server() -> Iterator[dict]:
     Its databases live in one shared in-memory DuckDB: give each test its own database name.
     """
     import fakesnow
+    import fakesnow.arrow
 
-    with fakesnow.server() as kwargs:
-        yield kwargs
+    original = fakesnow.arrow.timestamp_to_sf_struct
+
+    def keep_nulls(ts):  # type: ignore[no-untyped-def]
+        # fakesnow 0.12.1 builds Snowflake's timestamp struct without a validity mask, so a
+        # NULL timestamp reaches the connector as 1970-01-01. Carry the nulls over.
+        import pyarrow as pa
+
+        if isinstance(ts, pa.ChunkedArray):
+            ts = ts.combine_chunks()
+        struct = original(ts)
+        if ts.null_count == 0:
+            return struct
+        return pa.StructArray.from_arrays(
+            [struct.field(i) for i in range(struct.type.num_fields)],
+            fields=list(struct.type),
+            mask=ts.is_null(),
+        )
+
+    fakesnow.arrow.timestamp_to_sf_struct = keep_nulls
+    try:
+        with fakesnow.server() as kwargs:
+            yield kwargs
+    finally:
+        fakesnow.arrow.timestamp_to_sf_struct = original
 
 
 @pytest.fixture

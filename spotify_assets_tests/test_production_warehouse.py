@@ -1,0 +1,135 @@
+"""The production deployment end to end: the Spotify API emulator -> raw snapshots in S3
+(moto's server) -> six tables in Snowflake (fakesnow's server) -> the views, all over loopback
+with the real spotipy, boto3 and Snowflake connector. Only the bulk file transfer of
+write_pandas is replaced (see snowflake_support.py)."""
+
+from datetime import datetime, timezone
+
+import dagster as dg
+import pandas as pd
+import pytest
+import snowflake.connector
+
+from spotify_assets.defs import io_managers
+from spotify_assets.defs.ingestion import raw_playlist_snapshots
+from spotify_assets.defs.partitions import snapshot_windows
+from spotify_assets.defs.resources import build_resources, load_settings
+from spotify_assets.defs.tables import normalized_tables
+from spotify_assets.defs.views import view_assets
+from spotify_assets.lib.tables import TABLES
+from spotify_assets_tests.emulator import SpotifyEmulator
+from spotify_assets_tests.fixtures import artist, playlist, row, track
+from spotify_assets_tests.snowflake_support import insert_rows
+
+
+@pytest.fixture
+def production(monkeypatch, s3_env, fakesnow_server, snowflake_database, emulator: SpotifyEmulator):
+    a_meta, a_rows = playlist("prod-a", 120)
+    b_meta, _ = playlist("prod-b", 0)
+    duet = track("prod-duet", artists=3, popularity=77)
+    duet["album"]["artists"] = [artist("someone else")]
+    b_rows = [row(duet), *a_rows[:5], row(duet), row(None)]
+    emulator.add_playlist(a_meta, a_rows)
+    emulator.add_playlist(b_meta, b_rows)
+    env = {
+        "SPOTIFY_ASSETS_DEPLOYMENT": "production",
+        "SPOTIFY_ASSETS_S3_BUCKET": s3_env["bucket"],
+        "SPOTIFY_CLIENT_ID": emulator.client_id,
+        "SPOTIFY_CLIENT_SECRET": emulator.client_secret,
+        "SPOTIFY_API_URL": emulator.api_url,
+        "SPOTIFY_ACCOUNTS_URL": emulator.accounts_url,
+        "SPOTIFY_PLAYLISTS": f"{a_meta['id']},{b_meta['id']}",
+        "SNOWFLAKE_ACCOUNT": fakesnow_server["account"],
+        "SNOWFLAKE_USER": fakesnow_server["user"],
+        "SNOWFLAKE_PASSWORD": fakesnow_server["password"],
+        "SNOWFLAKE_DATABASE": snowflake_database,
+        "SNOWFLAKE_HOST": fakesnow_server["host"],
+        "SNOWFLAKE_PORT": str(fakesnow_server["port"]),
+        "SNOWFLAKE_PROTOCOL": "http",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(io_managers, "stage_frame", insert_rows)
+    conn = snowflake.connector.connect(**fakesnow_server)
+    conn.cursor().execute(f"CREATE DATABASE {snowflake_database}")  # what sql/snowflake/setup.sql does
+    yield conn, snowflake_database
+    conn.close()
+
+
+def _materialize(key: str):
+    return dg.materialize(
+        [raw_playlist_snapshots, normalized_tables, *view_assets],
+        partition_key=key,
+        resources=build_resources(load_settings()),
+    )
+
+
+def _counts(conn, database: str, table: str) -> dict[str, int]:
+    cur = conn.cursor()
+    cur.execute(f"SELECT window_start, COUNT(*) FROM {database}.ANALYTICS.{table} GROUP BY 1 ORDER BY 1")
+    return {w.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M"): n for w, n in cur.fetchall()}
+
+
+def test_raw_to_tables_to_views_in_production(production):
+    conn, database = production
+    keys = snapshot_windows.get_partition_keys()[-2:]  # recent: the live API may stand for them
+    for key in keys:
+        result = _materialize(key)
+        assert result.success
+    once = {name: _counts(conn, database, name) for name in TABLES}
+    _materialize(keys[-1])
+    _materialize(keys[-1])
+    assert {name: _counts(conn, database, name) for name in TABLES} == once  # three times = once
+
+    newest = datetime.strptime(keys[-1], "%Y-%m-%d-%H:%M").strftime("%Y-%m-%d %H:%M")
+    assert once["playlist_tracks"][newest] == 120 + 7  # the duet twice; the null row not
+    assert once["songs"][newest] == 121
+    assert once["song_artists"][newest] == 120 + 3
+    assert once["playlists"][newest] == 2
+
+    cur = conn.cursor()
+    cur.execute(f"SELECT artist_id, song_count FROM {database}.ANALYTICS.TOP_ARTISTS ORDER BY artist_rank")
+    assert len(cur.fetchall()) == 5
+    # The emulator answers as for a Development Mode app: no popularity, so songs rank by
+    # how many playlist rows list them (the duet and A's first five songs: twice each).
+    cur.execute(
+        f"SELECT rank_basis, popularity, playlist_appearances FROM {database}.ANALYTICS.CURRENT_TOP_SONGS ORDER BY song_rank"
+    )
+    ranked = cur.fetchall()
+    assert {r[0] for r in ranked} == {"playlist_appearances"} and {r[1] for r in ranked} == {None}
+    assert [r[2] for r in ranked[:7]] == [2, 2, 2, 2, 2, 2, 1] and len(ranked) == 121
+    cur.execute(f"SELECT COUNT(*) FROM {database}.ANALYTICS.POPULARITY_HISTORY WHERE previous_window_start IS NOT NULL")
+    assert cur.fetchone()[0] == 121  # every song of the newest window was in the one before
+
+    # the materializations say where the rows went
+    events = {
+        e.asset_key.to_user_string(): e.materialization.metadata
+        for e in _materialize(keys[-1]).get_asset_materialization_events()
+    }
+    assert events["songs"]["dagster/partition_row_count"].value == 121
+    assert events["songs"]["rows_replaced"].value == 121
+    assert events["songs"]["dagster/table_name"].value.upper() == f"{database}.ANALYTICS.SONGS"
+    assert "preview" in events["current_top_songs"]
+
+
+def test_snowflake_tables_load_back_with_the_dtypes_they_were_written_with(production):
+    conn, database = production
+    key = snapshot_windows.get_partition_keys()[-1]
+    assert _materialize(key).success
+
+    @dg.asset(partitions_def=snapshot_windows, ins={name: dg.AssetIn(key=name) for name in ("playlist_tracks", "albums")})
+    def reader(playlist_tracks: pd.DataFrame, albums: pd.DataFrame) -> None:
+        assert len(playlist_tracks) == 127
+        assert str(playlist_tracks["added_at"].dtype) == "datetime64[us, UTC]"
+        assert playlist_tracks["added_at"].notna().all()
+        assert set(albums["release_date"]) == {"2002"}  # year precision survives as given
+        assert str(albums["release_period_start"].dtype) == "datetime64[s]"
+
+    resources = build_resources(load_settings())
+    result = dg.materialize(
+        [normalized_tables, reader],
+        partition_key=key,
+        resources={"warehouse_io_manager": resources["warehouse_io_manager"], "io_manager": resources["warehouse_io_manager"], "raw_store": resources["raw_store"]},
+        selection=[reader],
+    )
+    assert result.success
