@@ -96,6 +96,7 @@ def run_demo(windows: int) -> int:
         print(f"  newest window:        {len(newest.documents)} playlist documents, manifest {store.uri(store.manifest_key(keys[-1]))}")
         for playlist_id, entry in newest.documents.items():
             print(f"    {playlist_id}  {entry['status']:6}  {store.uri(entry['key'])}")
+    _print_warehouse(definitions.resources["warehouse"])
     print(f"  Dagster runs:         {dagster_home}")
     print("\nBrowse the runs in the UI:")
     print(f'  DAGSTER_HOME="{dagster_home}" python3 -m uv run dagster dev')
@@ -103,6 +104,28 @@ def run_demo(windows: int) -> int:
         print(f"\n{len(failed)} window(s) failed: {', '.join(failed)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _print_warehouse(warehouse) -> None:  # type: ignore[no-untyped-def]
+    """Row counts per table and view in the DuckDB warehouse, and the current top artists."""
+    from spotify_assets.defs.views import view_names
+    from spotify_assets.lib.tables import TABLES
+
+    print(f"  warehouse (DuckDB):   {warehouse.database}, schema {warehouse.schema_name}")
+    try:
+        for name in [*TABLES, *view_names()]:
+            counts = warehouse.query(
+                f"SELECT COUNT(*) AS n, COUNT(DISTINCT window_start) AS w FROM {warehouse.qualified(name)}"
+                if name in TABLES
+                else f"SELECT COUNT(*) AS n FROM {warehouse.qualified(name)}"
+            )
+            windows = f" in {int(counts['w'].iloc[0])} window(s)" if name in TABLES else ""
+            kind = "table" if name in TABLES else "view "
+            print(f"    {kind} {name:24} {int(counts['n'].iloc[0]):>7} rows{windows}")
+        top = warehouse.query(f"SELECT artist_rank, artist_name, song_count FROM {warehouse.qualified('top_artists')} ORDER BY 1")
+        print("  top artists now:      " + "; ".join(f"{r.artist_rank}. {r.artist_name} ({r.song_count} songs)" for r in top.itertuples()))
+    except Exception as err:  # the runs' own failures were reported above
+        print(f"    (cannot read the warehouse: {err})")
 
 
 def run_auth(redirect_uri: str | None, *, open_browser: bool, timeout_s: float) -> int:

@@ -9,9 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import requests
 
+from spotify_assets.defs.views import view_names
 from spotify_assets.lib.sample_catalogue import sample_playlist_ids
+from spotify_assets.lib.tables import TABLES
 from spotify_assets_tests.emulator import SpotifyEmulator
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,3 +90,11 @@ def test_demo_materializes_the_graph_on_the_embedded_default(tmp_path: Path) -> 
         assert names == sorted(sample_playlist_ids())
     assert len(re.findall(r"window \S+: ok", result.stdout)) == 2
     assert (tmp_path / "data/dagster_home").is_dir()
+    # the tables and views are in the DuckDB warehouse, two windows of each table
+    with duckdb.connect(str(tmp_path / "data/warehouse.duckdb"), read_only=True) as conn:
+        for table in TABLES:
+            assert conn.execute(f"SELECT COUNT(DISTINCT window_start) FROM analytics.{table}").fetchone()[0] == 2
+            assert re.search(rf"table {table} +[1-9]\d* rows in 2 window", result.stdout), table
+        for view in view_names():
+            assert conn.execute(f"SELECT COUNT(*) FROM analytics.{view}").fetchone()[0] > 0, view
+    assert "top artists now:      1. " in result.stdout

@@ -8,17 +8,24 @@ import dagster as dg
 
 from spotify_assets.definitions import defs
 from spotify_assets.defs.partitions import snapshot_windows
-from spotify_assets.defs.resources import LocalRawSnapshotStore, S3RawSnapshotStore, SpotifyResource
+from spotify_assets.defs.io_managers import WarehouseDuckDBIOManager, WarehouseSnowflakeIOManager
+from spotify_assets.defs.resources import LocalRawSnapshotStore, S3RawSnapshotStore, SnowflakeWarehouse, SpotifyResource
 
 
 def load() -> dg.Definitions:
     return defs()
 
 
+def resources_of(definitions):
+    return definitions.resources or {}
+
+
 def test_project_loads_with_defaults() -> None:
     definitions = load()
     keys = {k.to_user_string() for k in definitions.resolve_asset_graph().get_all_asset_keys()}
-    assert "raw_playlist_snapshots" in keys
+    assert {"raw_playlist_snapshots", "songs", "artists", "albums", "song_artists", "playlists", "playlist_tracks"} <= keys
+    assert {"artist_analytics", "top_artists", "popularity_trends", "current_top_songs", "popularity_history"} <= keys
+    assert isinstance(resources_of(definitions)["warehouse_io_manager"], WarehouseDuckDBIOManager)
     resources = definitions.resources or {}
     assert isinstance(resources["spotify"], SpotifyResource) and resources["spotify"].is_sample
     assert isinstance(resources["raw_store"], LocalRawSnapshotStore)
@@ -44,6 +51,10 @@ def test_production_binds_the_same_keys_to_s3(monkeypatch) -> None:
     # The secret is bound by name (resolved at run time), never by value.
     assert isinstance(spotify.client_secret, dg.EnvVar) and spotify.client_secret == "SPOTIFY_CLIENT_SECRET"
     assert "very-secret" not in repr(spotify)
+    io = resources["warehouse_io_manager"]
+    assert isinstance(io, WarehouseSnowflakeIOManager) and io.database == "SPOTIFY" and io.schema_ == "ANALYTICS"
+    assert isinstance(io.password, dg.EnvVar) and "pw" not in repr(io.password)
+    assert isinstance(resources["warehouse"], SnowflakeWarehouse)
 
 
 def test_windows_are_8_hours_in_utc_with_hourly_keys() -> None:

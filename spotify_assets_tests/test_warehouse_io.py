@@ -204,3 +204,27 @@ def test_a_foreign_holder_of_the_file_is_waited_for_then_named(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_production_stages_rows_with_write_pandas_as_parquet_with_logical_types(monkeypatch):
+    """The one step the fakesnow tests replace: what it asks of the Snowflake connector."""
+    import snowflake.connector.pandas_tools as pandas_tools
+
+    from spotify_assets.lib.warehouse import stage_with_write_pandas
+
+    calls = []
+
+    def fake_write_pandas(**kwargs):
+        calls.append(kwargs)
+        return True, 1, len(kwargs["df"]), []
+
+    monkeypatch.setattr(pandas_tools, "write_pandas", fake_write_pandas)
+    frame = pd.DataFrame({"A": [1, 2]})
+    stage_with_write_pandas("conn", frame, "SONGS__LOAD_1")
+    [kw] = calls
+    assert kw["table_name"] == "SONGS__LOAD_1" and kw["df"] is frame
+    # the table exists (created LIKE the target); timestamps keep their zone as Parquet logical types
+    assert kw["auto_create_table"] is False and kw["overwrite"] is False and kw["use_logical_type"] is True
+    monkeypatch.setattr(pandas_tools, "write_pandas", lambda **kw: (True, 1, 1, []))
+    with pytest.raises(RuntimeError, match="loaded 1 of 2 rows"):
+        stage_with_write_pandas("conn", frame, "SONGS__LOAD_1")
