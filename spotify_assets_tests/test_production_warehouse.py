@@ -109,7 +109,10 @@ def test_raw_to_tables_to_views_in_production(production):
     assert events["songs"]["dagster/partition_row_count"].value == 121
     assert events["songs"]["rows_replaced"].value == 121
     assert events["songs"]["dagster/table_name"].value.upper() == f"{database}.ANALYTICS.SONGS"
-    assert "preview" in events["current_top_songs"]
+    assert "preview" in events["current_top_songs"] and events["current_top_songs"]["dagster/row_count"].value == 121
+    schema = events["songs"]["dagster/column_schema"].value
+    assert [c.name for c in schema.columns] == TABLES["songs"].column_names
+    assert events["songs"]["preview"].value.startswith("| window_start | song_id |")
 
 
 def test_snowflake_tables_load_back_with_the_dtypes_they_were_written_with(production):
