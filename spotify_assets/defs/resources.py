@@ -21,7 +21,7 @@ from spotify_assets.lib.extract import PlaylistSource
 from spotify_assets.lib.sample_source import SampleSource
 from spotify_assets.lib.settings import Settings, SnowflakeSettings
 from spotify_assets.lib.snapshot_store import LocalBackend, S3Backend, SnapshotStore
-from spotify_assets.lib.warehouse import DuckDBDatabase
+from spotify_assets.lib.warehouse import DuckDBDatabase, ensure_snowflake_schema
 from spotify_assets.lib.spotify_client import (
     DEFAULT_ACCOUNTS_URL,
     DEFAULT_API_URL,
@@ -205,7 +205,7 @@ class SnowflakeWarehouse(Warehouse):
     def execute(self, statements: list[str]) -> None:
         # CREATE VIEW is DDL: Snowflake commits each one by itself.
         with self.snowflake.get_connection() as conn, conn.cursor() as cur:
-            cur.execute(f"CREATE SCHEMA IF NOT EXISTS {self.database}.{self.schema_name}")
+            ensure_snowflake_schema(cur, self.database, self.schema_name)
             for statement in statements:
                 cur.execute(statement)
 

@@ -302,7 +302,7 @@ def snowflake_replace(
     upper = frame.rename(columns=lambda c: str(c).upper())
     cur = conn.cursor()
     try:
-        cur.execute(f"CREATE SCHEMA IF NOT EXISTS {database}.{schema}".upper())
+        ensure_snowflake_schema(cur, database, schema)
         cur.execute(f"SHOW TABLES LIKE '{table.upper()}' IN SCHEMA {database}.{schema}".upper())
         exists = len(cur.fetchall()) > 0
         if spec is not None:
@@ -338,6 +338,15 @@ def snowflake_replace(
     finally:
         cur.close()
     return WriteResult(len(frame), replaced, int(total), created=not exists)
+
+
+def ensure_snowflake_schema(cur: Any, database: str, schema: str) -> None:
+    """Create the schema only when it is missing: Snowflake checks the CREATE SCHEMA privilege
+    even for IF NOT EXISTS, and the pipeline's role does not need it once setup.sql has run."""
+    cur.execute(f"SHOW SCHEMAS IN DATABASE {database.upper()}")
+    name_at = [str(d[0]).lower() for d in cur.description].index("name")
+    if not any(str(row[name_at]).upper() == schema.upper() for row in cur.fetchall()):
+        cur.execute(f"CREATE SCHEMA IF NOT EXISTS {database}.{schema}".upper())
 
 
 def _affected(cur: Any) -> int:
