@@ -1,17 +1,18 @@
 """Benchmark: normalize one window of raw playlist snapshots and load it into DuckDB.
 
-    .venv/bin/python -m spotify_assets_tests.benchmarks.warehouse            # full size, ~5-8 min
-    .venv/bin/python -m spotify_assets_tests.benchmarks.warehouse --quick    # 100 x 1,000 rows, ~1 min
+    .venv/bin/python -m spotify_assets_tests.benchmarks.warehouse            # full size, ~6 min
+    .venv/bin/python -m spotify_assets_tests.benchmarks.warehouse --quick    # 100 x 1,000 rows, ~1.5 min
     .venv/bin/python -m spotify_assets_tests.benchmarks.warehouse --playlists 300 --rows 500 \\
         --history-playlists 20 --history-windows 30 --repeat 3 --profile 100 --workdir /tmp/wh
 
-A synthetic window (default 1,000 playlists x 1,000 rows = 1,000,000 rows, about 2.3 KB of
-JSON a row, 2.3 GB in all) is generated deterministically from `--seed` as one JSON file per
-playlist, in the stored raw-document shape and with the rows the 2026 Web API returns
-(`fields` unfiltered). Its catalogue scales with the window (default 300k tracks on 60k
-albums by 30k artists), with a few multi-artist tracks, rows repeated within a playlist,
-and a few null, local and podcast-episode rows. Generation runs in its own process, and so
-does every measurement, so no process holds the 2.3 GB and peak RSS is per approach.
+A synthetic window (default 1,000 playlists x 1,000 rows = 1,000,000 rows, about 2.3-2.4 KB
+of JSON a row, 2.4 GB in all) is generated deterministically from `--seed` as one JSON file
+per playlist (written with orjson), in the stored raw-document shape and with the rows the
+2026 Web API returns (`fields` unfiltered). Its catalogue scales with the window (default
+300k tracks on 60k albums by 30k artists), with multi-artist tracks, rows repeated within a
+playlist, and a few null, local and podcast-episode rows. Generation runs in its own
+process, and so does every measurement, so no process holds the 2.4 GB and peak RSS is per
+approach.
 
 Targets (printed with each figure; the process fails only on gross errors such as wrong
 row counts or a crashed step, never on a missed target):
@@ -29,13 +30,18 @@ row counts or a crashed step, never on a missed target):
 3. History: materializing (normalize + load) window 91 when 90 windows are stored costs
    <= 1.5x materializing window 1 into an empty file; re-materializing window 91 replaces
    it (row counts stay exact). Uses a smaller window (`--history-playlists`, default 50
-   x `--rows`) to keep the runtime sane; windows 2..90 reuse window 1's frames.
+   x `--rows`) to keep the runtime sane; windows 2..90 reuse window 1's frames and are
+   loaded through the IO manager too, and their load times show any growth with history.
+   Single windows vary: at some checkpoints DuckDB merges partly filled row groups of a
+   table (vacuum), rewriting several row groups; `--connection-config
+   '{"max_vacuum_tasks": 0}'` measures the IO manager with that turned off.
 
 Timings are repeated (`--repeat`, default 2; each run and the min/median are shown), since
-other work may share the machine. The documents stay in the page cache after generation,
-so file reads cost memory bandwidth in both approaches alike. `--workdir DIR` keeps the
-generated files (and reuses them when the parameters match); `--profile N` adds a cProfile
-of normalizing the first N playlists.
+other work may share the machine; CPU seconds are shown beside wall time for step 1. The
+documents stay in the page cache after generation, so file reads cost memory bandwidth in
+both approaches alike. `--workdir DIR` keeps the generated files (and reuses them when the
+parameters match); `--profile N` adds a cProfile of normalizing the first N playlists;
+`--skip-normalize` (steps 2 and 3), `--skip-load` and `--skip-history` leave steps out.
 """
 
 from __future__ import annotations
@@ -538,7 +544,7 @@ def child_profile(a: argparse.Namespace) -> None:
     _emit({"profile": text, "files": len(files)})
 
 
-def _output_contexts(database: str, partition_key: str, names):
+def _output_contexts(database: str, partition_key: str, names, connection_config: dict | None = None):
     import dagster as dg
 
     from spotify_assets.defs.partitions import snapshot_windows
@@ -550,7 +556,7 @@ def _output_contexts(database: str, partition_key: str, names):
             partition_key=partition_key,
             asset_partitions_def=snapshot_windows,
             definition_metadata={"partition_expr": "window_start"},
-            resource_config={"database": database, "connection_config": {}, "schema": SCHEMA},
+            resource_config={"database": database, "connection_config": connection_config or {}, "schema": SCHEMA},
         )
         for name in names
     }
@@ -560,12 +566,6 @@ def _io_manager(database: str):
     from spotify_assets.defs.io_managers import WarehouseDuckDBIOManager
 
     return WarehouseDuckDBIOManager(database=database, schema=SCHEMA).create_io_manager(None)
-
-
-def _quiet_dagster_logs() -> None:
-    import logging
-
-    logging.getLogger("dagster").setLevel(logging.WARNING)
 
 
 def _count(database: str, sql: str, params=None) -> int:
@@ -583,7 +583,6 @@ def child_load(a: argparse.Namespace) -> None:
 
     from spotify_assets.lib.tables import TABLES
 
-    _quiet_dagster_logs()
     with open(a.frames, "rb") as f:
         frames = pickle.load(f)
     work = Path(a.work)
@@ -600,7 +599,7 @@ def child_load(a: argparse.Namespace) -> None:
         # ours, through Dagster's DbIOManager
         path = fresh(f"load_io_{rep}.duckdb")
         io_manager = _io_manager(path)
-        contexts = _output_contexts(path, a.partition_key, frames)
+        contexts = _output_contexts(path, a.partition_key, frames, json.loads(a.connection_config))
         per_table = {}
         started = time.perf_counter()
         for name, frame in frames.items():
@@ -651,7 +650,6 @@ def child_history(a: argparse.Namespace) -> None:
     from spotify_assets.defs.partitions import snapshot_windows
     from spotify_assets.lib.normalize import Normalizer
 
-    _quiet_dagster_logs()
     files = _files(Path(a.data), a.limit)
     keys = snapshot_windows.get_partition_keys()
     if len(keys) < a.windows + 1:
@@ -675,7 +673,7 @@ def child_history(a: argparse.Namespace) -> None:
 
     def load(path: str, key: str, frames) -> dict[str, float]:
         io_manager = _io_manager(path)
-        contexts = _output_contexts(path, key, frames)
+        contexts = _output_contexts(path, key, frames, json.loads(a.connection_config))
         per_table = {}
         for name, frame in frames.items():
             t0 = time.perf_counter()
@@ -765,7 +763,7 @@ def child_history(a: argparse.Namespace) -> None:
             "sizes": sizes,
             "first_key": keys[0],
             "last_key": last_key,
-            "rows": sum(1 for _ in files),
+            "playlists": len(files),
             "rss": _peak_rss(),
         }
     )
@@ -787,9 +785,14 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--history-playlists", type=int, default=50, help="playlists per history window (default 50)")
     parser.add_argument("--history-windows", type=int, default=90, help="windows stored before the timed one (default 90)")
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="cProfile normalizing the first N playlists")
+    parser.add_argument("--skip-normalize", action="store_true", help="skip steps 2 and 3 (3 loads step 2's frames)")
     parser.add_argument("--skip-load", action="store_true")
     parser.add_argument("--skip-history", action="store_true")
     parser.add_argument("--workdir", default=None, help="keep (and reuse) generated files here")
+    parser.add_argument(
+        "--connection-config", default="{}", metavar="JSON",
+        help='DuckDB settings for the IO manager\'s connections (its connection_config), e.g. \'{"max_vacuum_tasks": 0}\'',
+    )
     # internal: the measuring children
     parser.add_argument("--child", choices=["generate", "parse", "normalize", "profile", "load", "history"], help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
@@ -869,7 +872,7 @@ def _drive(a: argparse.Namespace, root: Path, data: Path) -> int:
         note = f"generated in {info['seconds']:.1f} s"
     rows = info["rows"]
     print(f"== warehouse benchmark: window {partition_key}, {a.playlists} playlists x {a.rows} rows, seed {a.seed}, repeat {a.repeat}")
-    print(f"machine               {os.cpu_count()} cpus; python {sys.version.split()[0]}")
+    print(f"machine               {os.cpu_count()} cpus; python {sys.version.split()[0]}; IO manager connection_config {a.connection_config}")
     print()
     print("1. raw documents")
     print(f"   files               {info['files']} ({note})")
@@ -881,48 +884,49 @@ def _drive(a: argparse.Namespace, root: Path, data: Path) -> int:
 
     # 2. normalize vs parse, each run in a fresh process
     frames_path = root / "frames.pkl"
-    runs: dict[str, list[dict]] = {"parse": [], "normalize": []}
-    for rep in range(a.repeat):
-        runs["parse"].append(_run_child(["--child", "parse", "--data", str(data)], label="orjson parse"))
-        extra = ["--dump", str(frames_path)] if rep == a.repeat - 1 and not a.skip_load else []
-        runs["normalize"].append(
-            _run_child(["--child", "normalize", "--data", str(data), "--partition-key", partition_key, *extra], label="normalize")
+    if not a.skip_normalize:
+        runs: dict[str, list[dict]] = {"parse": [], "normalize": []}
+        for rep in range(a.repeat):
+            runs["parse"].append(_run_child(["--child", "parse", "--data", str(data)], label="orjson parse"))
+            extra = ["--dump", str(frames_path)] if rep == a.repeat - 1 and not a.skip_load else []
+            runs["normalize"].append(
+                _run_child(["--child", "normalize", "--data", str(data), "--partition-key", partition_key, *extra], label="normalize")
+            )
+        parse_w = [r["wall"] for r in runs["parse"]]
+        norm_w = [r["wall"] for r in runs["normalize"]]
+        ratio = min(norm_w) / min(parse_w)
+        norm_rss = max(r["rss"]["ru_maxrss_kib"] for r in runs["normalize"]) * 1024
+        parse_rss = max(r["rss"]["ru_maxrss_kib"] for r in runs["parse"]) * 1024
+        last = runs["normalize"][-1]
+        print("2. normalize vs parse (each run a fresh process; read + work, file reads counted alike)")
+        print(f"   orjson.loads        {_fmt_runs(parse_w)}   ({rows / min(parse_w) / 1e6:.2f} M rows/s)")
+        print(f"     of which          read {min(r['read_s'] for r in runs['parse']):.2f} s, loads {min(r['work_s'] for r in runs['parse']):.2f} s (min)")
+        print(f"   Normalizer          {_fmt_runs(norm_w)}   ({rows / min(norm_w) / 1e6:.2f} M rows/s)")
+        print(
+            f"     of which          read {min(r['read_s'] for r in runs['normalize']):.2f} s, add {min(r['work_s'] for r in runs['normalize']):.2f} s, "
+            f"finish {min(r['finish_s'] for r in runs['normalize']):.2f} s (min)"
         )
-    parse_w = [r["wall"] for r in runs["parse"]]
-    norm_w = [r["wall"] for r in runs["normalize"]]
-    ratio = min(norm_w) / min(parse_w)
-    norm_rss = max(r["rss"]["ru_maxrss_kib"] for r in runs["normalize"]) * 1024
-    parse_rss = max(r["rss"]["ru_maxrss_kib"] for r in runs["parse"]) * 1024
-    last = runs["normalize"][-1]
-    print("2. normalize vs parse (each run a fresh process; read + work, file reads counted alike)")
-    print(f"   orjson.loads        {_fmt_runs(parse_w)}   ({rows / min(parse_w) / 1e6:.2f} M rows/s)")
-    print(f"     of which          read {min(r['read_s'] for r in runs['parse']):.2f} s, loads {min(r['work_s'] for r in runs['parse']):.2f} s (min)")
-    print(f"   Normalizer          {_fmt_runs(norm_w)}   ({rows / min(norm_w) / 1e6:.2f} M rows/s)")
-    print(
-        f"     of which          read {min(r['read_s'] for r in runs['normalize']):.2f} s, add {min(r['work_s'] for r in runs['normalize']):.2f} s, "
-        f"finish {min(r['finish_s'] for r in runs['normalize']):.2f} s (min)"
-    )
-    parse_c = [r["cpu"] for r in runs["parse"]]
-    norm_c = [r["cpu"] for r in runs["normalize"]]
-    print(f"   ratio ours/orjson   {ratio:.2f} (min/min; median/median {statistics.median(norm_w) / statistics.median(parse_w):.2f}) target <= 1.0: {_verdict(ratio <= 1.0)}")
-    print(f"   CPU seconds         orjson {_fmt_runs(parse_c, 's')}; Normalizer {_fmt_runs(norm_c, 's')}")
-    print(f"   CPU ratio           {min(norm_c) / min(parse_c):.2f} (min/min; less sensitive than wall time to other work on the machine)")
-    for label, rs in (("orjson", runs["parse"]), ("Normalizer", runs["normalize"])):
-        peak = [r["rss"]["ru_maxrss_kib"] * 1024 / GB for r in rs]
-        hwm = [r["rss"]["vmhwm_kib"] * 1024 / GB for r in rs]
-        start = [r["rss_before"]["vmhwm_kib"] * 1024 / GB for r in rs]
-        print(f"   peak RSS {label:<11}{', '.join(f'{p:.2f}' for p in peak)} GB ru_maxrss (VmHWM {', '.join(f'{h:.2f}' for h in hwm)}; after imports {max(start):.2f})")
-    print(f"   peak RSS target     Normalizer <= 2 GB: {_verdict(norm_rss <= 2 * GB)} ({norm_rss / GB:.2f} GB; orjson {parse_rss / GB:.2f} GB)")
-    counts = last["counts"]
-    print("   table rows          " + ", ".join(f"{n} {c:,}" for n, c in counts.items()))
-    print("   frame memory        " + ", ".join(f"{n} {mb:,.0f} MB" for n, mb in last["frames_mb"].items()))
-    if last["problems"]:
-        print(f"   problems            {last['problems']}")
-    expected_tracks = info["kinds"]["track"] + info["kinds"]["repeat"]
-    if counts["playlist_tracks"] != expected_tracks or counts["playlists"] != a.playlists:
-        print(f"   ERROR: expected {expected_tracks} playlist_tracks rows and {a.playlists} playlists")
-        ok = False
-    print()
+        parse_c = [r["cpu"] for r in runs["parse"]]
+        norm_c = [r["cpu"] for r in runs["normalize"]]
+        print(f"   ratio ours/orjson   {ratio:.2f} (min/min; median/median {statistics.median(norm_w) / statistics.median(parse_w):.2f}) target <= 1.0: {_verdict(ratio <= 1.0)}")
+        print(f"   CPU seconds         orjson {_fmt_runs(parse_c, 's')}; Normalizer {_fmt_runs(norm_c, 's')}")
+        print(f"   CPU ratio           {min(norm_c) / min(parse_c):.2f} (min/min; less sensitive than wall time to other work on the machine)")
+        for label, rs in (("orjson", runs["parse"]), ("Normalizer", runs["normalize"])):
+            peak = [r["rss"]["ru_maxrss_kib"] * 1024 / GB for r in rs]
+            hwm = [r["rss"]["vmhwm_kib"] * 1024 / GB for r in rs]
+            start = [r["rss_before"]["vmhwm_kib"] * 1024 / GB for r in rs]
+            print(f"   peak RSS {label:<11}{', '.join(f'{p:.2f}' for p in peak)} GB ru_maxrss (VmHWM {', '.join(f'{h:.2f}' for h in hwm)}; after imports {max(start):.2f})")
+        print(f"   peak RSS target     Normalizer <= 2 GB: {_verdict(norm_rss <= 2 * GB)} ({norm_rss / GB:.2f} GB; orjson {parse_rss / GB:.2f} GB)")
+        counts = last["counts"]
+        print("   table rows          " + ", ".join(f"{n} {c:,}" for n, c in counts.items()))
+        print("   frame memory        " + ", ".join(f"{n} {mb:,.0f} MB" for n, mb in last["frames_mb"].items()))
+        if last["problems"]:
+            print(f"   problems            {last['problems']}")
+        expected_tracks = info["kinds"]["track"] + info["kinds"]["repeat"]
+        if counts["playlist_tracks"] != expected_tracks or counts["playlists"] != a.playlists:
+            print(f"   ERROR: expected {expected_tracks} playlist_tracks rows and {a.playlists} playlists")
+            ok = False
+        print()
 
     if a.profile:
         prof = _run_child(
@@ -933,11 +937,11 @@ def _drive(a: argparse.Namespace, root: Path, data: Path) -> int:
             print("   | " + line)
         print()
 
-    # 3. load
-    if not a.skip_load:
+    # 3. load (the frames of step 2)
+    if not a.skip_load and not a.skip_normalize:
         load = _run_child(
             ["--child", "load", "--frames", str(frames_path), "--work", str(root / "load"), "--repeat", str(a.repeat),
-             "--partition-key", partition_key],
+             "--partition-key", partition_key, "--connection-config", a.connection_config],
             label="load",
         )
         frames_path.unlink(missing_ok=True)
@@ -961,7 +965,7 @@ def _drive(a: argparse.Namespace, root: Path, data: Path) -> int:
     if not a.skip_history:
         hist = _run_child(
             ["--child", "history", "--data", str(data), "--limit", str(a.history_playlists), "--windows", str(a.history_windows),
-             "--work", str(root / "history"), "--repeat", str(a.repeat)],
+             "--work", str(root / "history"), "--repeat", str(a.repeat), "--connection-config", a.connection_config],
             label="history",
         )
         first_t = [t["total"] for t in hist["first"]]
@@ -977,7 +981,7 @@ def _drive(a: argparse.Namespace, root: Path, data: Path) -> int:
             return f"     fastest run       normalize {best['normalize']:.2f} s + load {best['load']:.2f} s ({tables})"
 
         print(
-            f"4. history: windows of {hist['rows']} playlists x {a.rows} rows ({window_rows:,} playlist_tracks rows, "
+            f"4. history: windows of {hist['playlists']} playlists x {a.rows} rows ({window_rows:,} playlist_tracks rows, "
             f"{sum(hist['sizes'].values()):,} rows in six tables); normalize + load through the IO manager"
         )
         print(f"   window 1 ({hist['first_key']}), empty file: {_fmt_runs(first_t)}")
@@ -987,6 +991,10 @@ def _drive(a: argparse.Namespace, root: Path, data: Path) -> int:
         print(
             f"   windows 2..{n - 1} (load only, frames reused): {hist['fill_s']:.0f} s; load per window: first {k} median "
             f"{statistics.median(fill[:k]):.2f} s, last {k} median {statistics.median(fill[-k:]):.2f} s, min {min(fill):.2f}, max {max(fill):.2f}"
+        )
+        print(
+            f"     growth            last {k} / first {k} median load {statistics.median(fill[-k:]) / statistics.median(fill[:k]):.2f}x "
+            f"(DuckDB merges partly filled row groups at some checkpoints: single windows vary)"
         )
         print(f"     file              {hist['db_bytes'] / 1e6:,.0f} MB with {n - 1} windows")
         print(f"   window {n} ({hist['last_key']}), {n - 1} stored: {_fmt_runs(later_t)}")
