@@ -26,7 +26,7 @@ from dagster_snowflake import SnowflakeResource
 from dagster_snowflake_pandas import SnowflakePandasIOManager
 
 from spotify_assets.lib import warehouse
-from spotify_assets.lib.tables import TYPES
+from spotify_assets.lib.tables import TABLES, TYPES
 from spotify_assets.lib.warehouse import DuckDBDatabase, Window, WriteResult
 
 PREVIEW_ROWS = 5
@@ -43,23 +43,26 @@ def _window(table_slice: TableSlice) -> Window | None:
     return None
 
 
-def _select(table_slice: TableSlice, qualified: str, dialect: str) -> str:
-    columns = ", ".join(table_slice.columns) if table_slice.columns else "*"
-    window = _window(table_slice)
-    where = f" WHERE {warehouse.window_predicate(window, dialect)}" if window else ""
-    return f"SELECT {columns} FROM {qualified}{where}"
+def column_schema(table: str, storage: str) -> dg.TableSchema:
+    """A declared table's columns as the UI shows them, with the warehouse's own type names."""
+    dialect = 0 if storage == "duckdb" else 1
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                c.name,
+                TYPES[c.type][dialect].lower(),
+                description=c.description,
+                constraints=dg.TableColumnConstraints(nullable=c.nullable),
+            )
+            for c in TABLES[table].columns
+        ]
+    )
 
 
 def write_metadata(context: dg.OutputContext, table: str, frame: pd.DataFrame, result: WriteResult, storage: str) -> dict[str, Any]:
     """What a table's materialization shows: counts, its column schema, a preview."""
-    spec = warehouse.table_spec(table)
-    if spec is not None:
-        schema = dg.TableSchema(
-            columns=[
-                dg.TableColumn(c.name, TYPES[c.type][0 if storage == "duckdb" else 1].lower(), description=c.description)
-                for c in spec.columns
-            ]
-        )
+    if table in TABLES:
+        schema = column_schema(table, storage)
     else:
         schema = dg.TableSchema(columns=[dg.TableColumn(str(n), str(t)) for n, t in frame.dtypes.items()])
     count_key = "dagster/partition_row_count" if context.has_partition_key else "dagster/row_count"
@@ -86,14 +89,75 @@ def preview_markdown(frame: pd.DataFrame, rows: int = PREVIEW_ROWS) -> str:
     return "\n".join(lines)
 
 
+# --- shared by both warehouses ------------------------------------------------------------
+
+
+class _WindowClient(DbClient):
+    """Schema creation and the window's delete happen inside the handler's write (with the
+    insert, in one transaction), so the upstream manager's own steps are no-ops here."""
+
+    dialect: str
+
+    def qualified(self, table_slice: TableSlice) -> str:
+        raise NotImplementedError
+
+    def ensure_schema_exists(self, context, table_slice: TableSlice, connection) -> None:  # type: ignore[override]
+        pass
+
+    def delete_table_slice(self, context, table_slice: TableSlice, connection) -> None:  # type: ignore[override]
+        pass
+
+    def get_select_statement(self, table_slice: TableSlice) -> str:  # type: ignore[override]
+        columns = ", ".join(table_slice.columns) if table_slice.columns else "*"
+        window = _window(table_slice)
+        where = f" WHERE {warehouse.window_predicate(window, self.dialect)}" if window else ""
+        return f"SELECT {columns} FROM {self.qualified(table_slice)}{where}"
+
+
+class _FrameHandler(DbTypeHandler[pd.DataFrame]):
+    """Writes a frame as one window (or the whole table) and reads it back with its dtypes."""
+
+    def __init__(self, client: _WindowClient):
+        self.client = client
+
+    def replace(self, connection, table_slice: TableSlice, frame: pd.DataFrame, window: Window | None) -> WriteResult:
+        raise NotImplementedError
+
+    def fetch(self, connection, sql: str) -> pd.DataFrame:
+        raise NotImplementedError
+
+    def handle_output(self, context: dg.OutputContext, table_slice: TableSlice, obj: pd.DataFrame, connection) -> Mapping[str, Any]:
+        result = self.replace(connection, table_slice, obj, _window(table_slice))
+        context.log.info(
+            f"{self.client.qualified(table_slice)}: wrote {len(obj)} rows, replaced {result.rows_replaced}; "
+            f"the table now has {result.table_rows}"
+        )
+        return write_metadata(context, table_slice.table, obj, result, self.client.dialect)
+
+    def load_input(self, context: dg.InputContext, table_slice: TableSlice, connection) -> pd.DataFrame:
+        if table_slice.partition_dimensions and len(context.asset_partition_keys) == 0:
+            return pd.DataFrame()
+        frame = self.fetch(connection, self.client.get_select_statement(table_slice))
+        return warehouse.conform_loaded(table_slice.table, frame)
+
+    @property
+    def supported_types(self) -> Sequence[type[object]]:
+        return [pd.DataFrame]
+
+
 # --- DuckDB -------------------------------------------------------------------------------
 
 
-class _DuckDBClient(DbClient):
-    """Connections that hold the warehouse file lock; the write itself is the handler's."""
+class _DuckDBClient(_WindowClient):
+    """Connections that hold the warehouse file lock."""
+
+    dialect = "duckdb"
 
     def __init__(self, lock_timeout_s: float):
         self.lock_timeout_s = lock_timeout_s
+
+    def qualified(self, table_slice: TableSlice) -> str:
+        return f"{table_slice.schema}.{table_slice.table}"
 
     @contextmanager
     def connect(self, context, table_slice: TableSlice) -> Iterator[Any]:  # type: ignore[override]
@@ -102,34 +166,13 @@ class _DuckDBClient(DbClient):
         with db.connect(write=isinstance(context, dg.OutputContext), config=config.get("connection_config") or {}) as conn:
             yield conn
 
-    def ensure_schema_exists(self, context, table_slice: TableSlice, connection) -> None:  # type: ignore[override]
-        pass  # inside the write transaction
 
-    def delete_table_slice(self, context, table_slice: TableSlice, connection) -> None:  # type: ignore[override]
-        pass  # inside the write transaction, with the insert
+class _DuckDBFrameHandler(_FrameHandler):
+    def replace(self, connection, table_slice, frame, window):  # type: ignore[no-untyped-def]
+        return warehouse.duckdb_replace(connection, table_slice.schema, table_slice.table, frame, window)
 
-    def get_select_statement(self, table_slice: TableSlice) -> str:  # type: ignore[override]
-        return _select(table_slice, f"{table_slice.schema}.{table_slice.table}", "duckdb")
-
-
-class _DuckDBFrameHandler(DbTypeHandler[pd.DataFrame]):
-    def handle_output(self, context: dg.OutputContext, table_slice: TableSlice, obj: pd.DataFrame, connection) -> Mapping[str, Any]:
-        result = warehouse.duckdb_replace(connection, table_slice.schema, table_slice.table, obj, _window(table_slice))
-        context.log.info(
-            f"{table_slice.schema}.{table_slice.table}: wrote {result.rows_written} rows, replaced "
-            f"{result.rows_replaced}; the table now has {result.table_rows}"
-        )
-        return write_metadata(context, table_slice.table, obj, result, "duckdb")
-
-    def load_input(self, context: dg.InputContext, table_slice: TableSlice, connection) -> pd.DataFrame:
-        if table_slice.partition_dimensions and len(context.asset_partition_keys) == 0:
-            return pd.DataFrame()
-        frame = connection.execute(_select(table_slice, f"{table_slice.schema}.{table_slice.table}", "duckdb")).fetchdf()
-        return warehouse.conform_loaded(table_slice.table, frame)
-
-    @property
-    def supported_types(self) -> Sequence[type[object]]:
-        return [pd.DataFrame]
+    def fetch(self, connection, sql: str) -> pd.DataFrame:
+        return connection.execute(sql).fetchdf()
 
 
 class WarehouseDuckDBIOManager(DuckDBPandasIOManager):
@@ -138,11 +181,12 @@ class WarehouseDuckDBIOManager(DuckDBPandasIOManager):
     lock_timeout_seconds: float = 600.0
 
     def create_io_manager(self, context) -> DbIOManager:
+        client = _DuckDBClient(self.lock_timeout_seconds)
         return DbIOManager(
-            db_client=_DuckDBClient(self.lock_timeout_seconds),
+            db_client=client,
             database=self.database,
             schema=self.schema_,
-            type_handlers=[_DuckDBFrameHandler()],
+            type_handlers=[_DuckDBFrameHandler(client)],
             default_load_type=pd.DataFrame,
             io_manager_name="WarehouseDuckDBIOManager",
         )
@@ -155,63 +199,41 @@ class WarehouseDuckDBIOManager(DuckDBPandasIOManager):
 stage_frame: warehouse.StageFn = warehouse.stage_with_write_pandas
 
 
-class _SnowflakeClient(DbClient):
+class _SnowflakeClient(_WindowClient):
+    dialect = "snowflake"
+
+    def qualified(self, table_slice: TableSlice) -> str:
+        return f"{table_slice.database}.{table_slice.schema}.{table_slice.table}"
+
     @contextmanager
     def connect(self, context, table_slice: TableSlice) -> Iterator[Any]:  # type: ignore[override]
         config = {k: v for k, v in (context.resource_config or {}).items() if k != "schema"}
         with SnowflakeResource(schema=table_slice.schema, **config).get_connection(raw_conn=False) as conn:
             yield conn
 
-    def ensure_schema_exists(self, context, table_slice: TableSlice, connection) -> None:  # type: ignore[override]
-        pass  # before the write transaction, by the handler
 
-    def delete_table_slice(self, context, table_slice: TableSlice, connection) -> None:  # type: ignore[override]
-        pass  # inside the write transaction, with the insert
-
-    def get_select_statement(self, table_slice: TableSlice) -> str:  # type: ignore[override]
-        return _select(table_slice, f"{table_slice.database}.{table_slice.schema}.{table_slice.table}", "snowflake")
-
-
-class _SnowflakeFrameHandler(DbTypeHandler[pd.DataFrame]):
-    def handle_output(self, context: dg.OutputContext, table_slice: TableSlice, obj: pd.DataFrame, connection) -> Mapping[str, Any]:
-        result = warehouse.snowflake_replace(
-            connection,
-            cast(str, table_slice.database),
-            table_slice.schema,
-            table_slice.table,
-            obj,
-            _window(table_slice),
-            stage=stage_frame,
+class _SnowflakeFrameHandler(_FrameHandler):
+    def replace(self, connection, table_slice, frame, window):  # type: ignore[no-untyped-def]
+        return warehouse.snowflake_replace(
+            connection, cast(str, table_slice.database), table_slice.schema, table_slice.table, frame, window, stage=stage_frame
         )
-        context.log.info(
-            f"{table_slice.database}.{table_slice.schema}.{table_slice.table}: wrote {result.rows_written} rows, "
-            f"replaced {result.rows_replaced}; the table now has {result.table_rows}"
-        )
-        return write_metadata(context, table_slice.table, obj, result, "snowflake")
 
-    def load_input(self, context: dg.InputContext, table_slice: TableSlice, connection) -> pd.DataFrame:
-        if table_slice.partition_dimensions and len(context.asset_partition_keys) == 0:
-            return pd.DataFrame()
-        qualified = f"{table_slice.database}.{table_slice.schema}.{table_slice.table}"
+    def fetch(self, connection, sql: str) -> pd.DataFrame:
         with connection.cursor() as cur:
-            cur.execute(_select(table_slice, qualified, "snowflake"))
-            frame = cur.fetch_pandas_all()
-        return warehouse.conform_loaded(table_slice.table, frame)
-
-    @property
-    def supported_types(self) -> Sequence[type[object]]:
-        return [pd.DataFrame]
+            cur.execute(sql)
+            return cur.fetch_pandas_all()
 
 
 class WarehouseSnowflakeIOManager(SnowflakePandasIOManager):
     """Pandas DataFrames to and from Snowflake tables, one window per write, atomically."""
 
     def create_io_manager(self, context) -> DbIOManager:
+        client = _SnowflakeClient()
         return DbIOManager(
-            db_client=_SnowflakeClient(),
+            db_client=client,
             database=self.database,
             schema=self.schema_,
-            type_handlers=[_SnowflakeFrameHandler()],
+            type_handlers=[_SnowflakeFrameHandler(client)],
             default_load_type=pd.DataFrame,
             io_manager_name="WarehouseSnowflakeIOManager",
         )

@@ -5,27 +5,13 @@ import time
 import dagster as dg
 
 from spotify_assets.defs.ingestion import raw_playlist_snapshots
+from spotify_assets.defs.io_managers import column_schema
 from spotify_assets.defs.partitions import snapshot_windows
 from spotify_assets.defs.resources import RawSnapshotStore, load_settings
 from spotify_assets.lib.normalize import Normalizer
-from spotify_assets.lib.tables import PARTITION_COLUMN, TABLES, TYPES
+from spotify_assets.lib.tables import PARTITION_COLUMN, TABLES
 
 _STORAGE = "snowflake" if load_settings().deployment == "production" else "duckdb"
-
-
-def _column_schema(name: str) -> dg.TableSchema:
-    dialect = 0 if _STORAGE == "duckdb" else 1
-    return dg.TableSchema(
-        columns=[
-            dg.TableColumn(
-                c.name,
-                TYPES[c.type][dialect].lower(),
-                description=c.description,
-                constraints=dg.TableColumnConstraints(nullable=c.nullable),
-            )
-            for c in TABLES[name].columns
-        ]
-    )
 
 
 @dg.multi_asset(
@@ -35,7 +21,7 @@ def _column_schema(name: str) -> dg.TableSchema:
             description=f"{spec.description} Key per window: ({', '.join(spec.key)}).",
             metadata={
                 "partition_expr": PARTITION_COLUMN,
-                "dagster/column_schema": _column_schema(name),
+                "dagster/column_schema": column_schema(name, _STORAGE),
             },
             kinds={"pandas", _STORAGE},
             tags={"layer": "table"},
