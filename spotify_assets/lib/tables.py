@@ -58,13 +58,14 @@ class Table:
     def empty_frame(self) -> pd.DataFrame:
         return pd.DataFrame({c.name: pd.Series([], dtype=TYPES[c.type][2]) for c in self.columns})
 
-    def conform(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """The frame with exactly this table's columns, in order, with their dtypes.
+    def conform(self, frame: pd.DataFrame, *, partial: bool = False) -> pd.DataFrame:
+        """The frame with this table's columns, in order, with their dtypes.
 
-        Raises ValueError naming the columns that are missing or unexpected.
+        Raises ValueError naming the columns that are missing or unexpected. With `partial`
+        (a frame read back with a column selection), missing columns are allowed.
         """
         names = self.column_names
-        missing = [n for n in names if n not in frame.columns]
+        missing = [] if partial else [n for n in names if n not in frame.columns]
         extra = [str(n) for n in frame.columns if n not in names]
         if missing or extra:
             raise ValueError(
@@ -73,9 +74,10 @@ class Table:
             )
         out = {}
         for column in self.columns:
+            if column.name not in frame.columns:
+                continue
             series = frame[column.name]
-            dtype = TYPES[column.type][2]
-            if str(series.dtype) != dtype:
+            if str(series.dtype) != TYPES[column.type][2]:
                 series = _cast(series, column)
             out[column.name] = series
         return pd.DataFrame(out, index=frame.index)

@@ -31,7 +31,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from spotify_assets.lib.tables import PARTITION_COLUMN, TABLES, TYPES, Table
+from spotify_assets.lib.tables import PARTITION_COLUMN, TABLES
 
 
 class WarehouseLockTimeout(TimeoutError):
@@ -52,14 +52,8 @@ class Window:
 
 @dataclass
 class WriteResult:
-    rows_written: int
     rows_replaced: int  # rows of the same window (or table) that the write replaced
     table_rows: int  # rows in the whole table after the write
-    created: bool
-
-
-def table_spec(name: str) -> Table | None:
-    return TABLES.get(name)
 
 
 # --- DuckDB -------------------------------------------------------------------------------
@@ -136,25 +130,25 @@ class DuckDBDatabase:
     def _file_lock(self, *, exclusive: bool) -> Iterator[None]:
         fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
-            try:
-                fcntl.flock(fd, mode | fcntl.LOCK_NB)
-            except OSError as err:
-                if err.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise
-                self._log(f"waiting for the DuckDB warehouse {self.path}: another step is using it")
-                started = time.monotonic()
-                while True:
-                    try:
-                        fcntl.flock(fd, mode | fcntl.LOCK_NB)
-                        break
-                    except OSError:
-                        if time.monotonic() - started > self.lock_timeout_s:
-                            raise WarehouseLockTimeout(
-                                f"waited {self.lock_timeout_s:g} s for the DuckDB warehouse {self.path} "
-                                f"(lock file {self.lock_path}); another run holds it"
-                            ) from None
-                        time.sleep(0.05)
+            mode = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
+            started = time.monotonic()
+            waiting = False
+            while True:
+                try:
+                    fcntl.flock(fd, mode)
+                    break
+                except OSError as err:
+                    if err.errno not in (errno.EAGAIN, errno.EACCES):
+                        raise
+                if not waiting:
+                    self._log(f"waiting for the DuckDB warehouse {self.path}: another step is using it")
+                    waiting = True
+                if time.monotonic() - started > self.lock_timeout_s:
+                    raise WarehouseLockTimeout(
+                        f"waited {self.lock_timeout_s:g} s for the DuckDB warehouse {self.path} "
+                        f"(lock file {self.lock_path}); another run holds it"
+                    )
+                time.sleep(0.05)
             yield
         finally:
             os.close(fd)  # closing releases the lock
@@ -168,7 +162,7 @@ def duckdb_replace(
     window: Window | None,
 ) -> WriteResult:
     """Replace one window of `schema.table` (or the whole table when window is None) with `frame`."""
-    spec = table_spec(table)
+    spec = TABLES.get(table)
     qualified = f"{schema}.{table}"
     if spec is not None:
         frame = spec.conform(frame)
@@ -187,11 +181,7 @@ def duckdb_replace(
         if window is None:
             replaced = conn.execute(f"DELETE FROM {qualified}").fetchone()[0] if exists else 0
         else:
-            start, end = window.literals()
-            replaced = conn.execute(
-                f"DELETE FROM {qualified} WHERE {PARTITION_COLUMN} >= ?::TIMESTAMPTZ AND {PARTITION_COLUMN} < ?::TIMESTAMPTZ",
-                [start, end],
-            ).fetchone()[0]
+            replaced = conn.execute(f"DELETE FROM {qualified} WHERE {window_predicate(window, 'duckdb')}").fetchone()[0]
         conn.register("_frame_to_write", frame)
         try:
             conn.execute(f"INSERT INTO {qualified} BY NAME SELECT * FROM _frame_to_write")
@@ -202,7 +192,7 @@ def duckdb_replace(
     except BaseException:
         conn.execute("ROLLBACK")
         raise
-    return WriteResult(len(frame), int(replaced), int(total), created=not exists)
+    return WriteResult(int(replaced), int(total))
 
 
 def _duckdb_table_exists(conn: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
@@ -224,25 +214,8 @@ def window_predicate(window: Window, dialect: str) -> str:
 def conform_loaded(table: str, frame: pd.DataFrame) -> pd.DataFrame:
     """A frame read back from a warehouse, with the dtypes it was written with."""
     frame.columns = [str(c).lower() for c in frame.columns]
-    spec = table_spec(table)
-    if spec is None:
-        return frame
-    wanted = [c for c in spec.column_names if c in frame.columns]
-    out = {}
-    for name in wanted:
-        column = next(c for c in spec.columns if c.name == name)
-        series = frame[name]
-        dtype = TYPES[column.type][2]
-        if column.type == "timestamp":
-            series = pd.to_datetime(series, utc=True).astype(dtype)
-        elif column.type == "date":
-            series = pd.to_datetime(series).astype(dtype)
-        elif column.type == "string":
-            series = series.astype(object).where(series.notna(), None)
-        else:
-            series = series.astype(dtype)
-        out[name] = series
-    return pd.DataFrame(out, index=frame.index)
+    spec = TABLES.get(table)
+    return frame if spec is None else spec.conform(frame, partial=True)
 
 
 # --- Snowflake ------------------------------------------------------------------------------
@@ -295,7 +268,7 @@ def snowflake_replace(
     stage: StageFn = stage_with_write_pandas,
 ) -> WriteResult:
     """Replace one window of DATABASE.SCHEMA.TABLE (the whole table when window is None)."""
-    spec = table_spec(table)
+    spec = TABLES.get(table)
     if spec is not None:
         frame = spec.conform(frame)
     qualified = f"{database}.{schema}.{table}".upper()
@@ -303,14 +276,13 @@ def snowflake_replace(
     cur = conn.cursor()
     try:
         ensure_snowflake_schema(cur, database, schema)
-        cur.execute(f"SHOW TABLES LIKE '{table.upper()}' IN SCHEMA {database}.{schema}".upper())
-        exists = len(cur.fetchall()) > 0
         if spec is not None:
             cur.execute(spec.snowflake_ddl(qualified))
-        elif not exists or window is None:
+        else:
+            # An undeclared table takes the frame's columns: whole-table writes recreate it.
             cols = ", ".join(f"{str(c).upper()} {_snowflake_type(t)}" for c, t in frame.dtypes.items())
-            cur.execute(f"CREATE OR REPLACE TABLE {qualified} ({cols})")
-            exists = False if window is None else exists
+            create = "CREATE OR REPLACE TABLE" if window is None else "CREATE TABLE IF NOT EXISTS"
+            cur.execute(f"{create} {qualified} ({cols})")
         # A temporary table lives in the session's current schema and vanishes with the session,
         # so an interrupted load leaves nothing behind.
         cur.execute(f"USE SCHEMA {database}.{schema}".upper())
@@ -337,7 +309,7 @@ def snowflake_replace(
             cur.execute(f"DROP TABLE IF EXISTS {temp}")
     finally:
         cur.close()
-    return WriteResult(len(frame), replaced, int(total), created=not exists)
+    return WriteResult(replaced, int(total))
 
 
 def ensure_snowflake_schema(cur: Any, database: str, schema: str) -> None:
