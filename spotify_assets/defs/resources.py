@@ -143,8 +143,13 @@ class Warehouse(dg.ConfigurableResource):
     def dialect(self) -> str:
         raise NotImplementedError
 
+    @property
+    def schema_ref(self) -> str:
+        """How SQL names the schema (`analytics`; `DATABASE.SCHEMA` in Snowflake)."""
+        return self.schema_name
+
     def qualified(self, name: str) -> str:
-        return f"{self.schema_name}.{name}"
+        return f"{self.schema_ref}.{name}"
 
     def execute(self, statements: list[str]) -> None:
         """Run the statements, in one transaction where the warehouse allows it."""
@@ -199,8 +204,9 @@ class SnowflakeWarehouse(Warehouse):
     def dialect(self) -> str:
         return "snowflake"
 
-    def qualified(self, name: str) -> str:
-        return f"{self.database}.{self.schema_name}.{name}".upper()
+    @property
+    def schema_ref(self) -> str:
+        return f"{self.database}.{self.schema_name}".upper()
 
     def execute(self, statements: list[str]) -> None:
         # CREATE VIEW is DDL: Snowflake commits each one by itself.

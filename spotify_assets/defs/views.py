@@ -45,18 +45,19 @@ def view_names() -> list[str]:
     return sorted(p.stem for p in SQL_DIR.glob("*.sql"))
 
 
-def references(name: str) -> list[str]:
+def references(name: str, sql: str | None = None) -> list[str]:
     """Tables and views the view reads, in the order its SQL names them."""
-    refs = [r for r in dict.fromkeys(_REFERENCE.findall(view_sql(name))) if r != name]
+    sql = view_sql(name) if sql is None else sql
+    refs = [r for r in dict.fromkeys(_REFERENCE.findall(sql)) if r != name]
     unknown = [r for r in refs if r not in TABLES and not (SQL_DIR / f"{r}.sql").exists()]
     if unknown:
         raise ValueError(f"sql/views/{name}.sql reads {unknown}, which are neither tables nor views")
     return refs
 
 
-def _description(name: str) -> str:
+def _description(name: str, sql: str) -> str:
     comment = []
-    for line in view_sql(name).splitlines():
+    for line in sql.splitlines():
         if not line.startswith("--"):
             break
         comment.append(line.removeprefix("--").strip())
@@ -64,26 +65,28 @@ def _description(name: str) -> str:
 
 
 def _view_asset(name: str) -> dg.AssetsDefinition:
+    sql = view_sql(name)  # read once: the lineage, the description and the statement agree
+
     @dg.asset(
         name=name,
         group_name="analytics",
-        deps=references(name),
+        deps=references(name, sql),
         kinds={"sql"},
         tags={"layer": "view"},
-        description=_description(name),
+        description=_description(name, sql),
     )
     def _view(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
-        qualified_schema = warehouse.qualified("").rstrip(".")
-        statement = render(view_sql(name), schema=qualified_schema, recent_release_days=warehouse.recent_release_days)
+        view = warehouse.qualified(name)
+        statement = render(sql, schema=warehouse.schema_ref, recent_release_days=warehouse.recent_release_days)
         warehouse.execute([statement])
         order = PREVIEW_ORDER.get(name, "1")
-        preview = warehouse.query(f"SELECT * FROM {warehouse.qualified(name)} ORDER BY {order} LIMIT {PREVIEW_ROWS}")
-        rows = int(warehouse.query(f"SELECT COUNT(*) AS n FROM {warehouse.qualified(name)}")["n"].iloc[0])
-        context.log.info(f"view {warehouse.qualified(name)}: {rows} rows")
+        preview = warehouse.query(f"SELECT * FROM {view} ORDER BY {order} LIMIT {PREVIEW_ROWS}")
+        rows = int(warehouse.query(f"SELECT COUNT(*) AS n FROM {view}")["n"].iloc[0])
+        context.log.info(f"view {view}: {rows} rows")
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": rows,
-                "dagster/table_name": warehouse.qualified(name),
+                "dagster/table_name": view,
                 "preview": dg.MetadataValue.md(preview_markdown(preview, PREVIEW_ROWS)),
                 "sql": dg.MetadataValue.md(f"```sql\n{statement}\n```"),
             }
