@@ -17,7 +17,7 @@ from __future__ import annotations
 import calendar
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any
 
@@ -164,17 +164,6 @@ def release_period(release_date: str | None, precision: str | None) -> tuple[int
 
 
 # --- the normalizer ------------------------------------------------------------------------
-
-
-@dataclass
-class _Columns:
-    """Column lists of one table, filled row by row."""
-
-    names: list[str]
-    data: dict[str, list[Any]] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.data = {n: [] for n in self.names}
 
 
 @dataclass
