@@ -3,7 +3,9 @@
 Each stored document is decoded by msgspec into typed structs that declare only the fields
 the tables need: everything else in a row (images, markets, links, …) is skipped by the
 decoder without building Python objects, so normalizing costs less than parsing the JSON.
-Documents are decoded one at a time; only the table columns accumulate.
+Documents are decoded one at a time; only the table columns accumulate. Sequences are
+decoded as tuples: a tuple of untracked structs drops out of the cyclic garbage collector's
+view, a list would not, and the kept song payloads would make every collection walk them.
 
 Both API shapes are read: rows carry their track under `item` (2026) or `track` (before).
 A row becomes a song only if it is a track with an id and not a local file; null, local,
@@ -61,7 +63,7 @@ class _Album(msgspec.Struct, gc=False):
     total_tracks: int | None = None
     external_urls: _Links | None = None
     uri: str | None = None
-    artists: list[_Artist] | None = None
+    artists: tuple[_Artist, ...] | None = None
     popularity: int | None = None
     label: str | None = None
 
@@ -81,7 +83,7 @@ class _Payload(msgspec.Struct, gc=False):
     is_playable: bool | None = None
     external_ids: _ExternalIds | None = None
     album: _Album | None = None
-    artists: list[_Artist] | None = None
+    artists: tuple[_Artist, ...] | None = None
 
 
 class _User(msgspec.Struct, gc=False):
@@ -124,7 +126,7 @@ class _Document(msgspec.Struct, gc=False):
     playlist_id: str
     status: str = "ok"
     playlist: _Playlist | None = None
-    items: list[_Row] = []
+    items: tuple[_Row, ...] = ()
     extraction: _Extraction | None = None
 
 
@@ -452,7 +454,7 @@ def normalize_documents(window_start: datetime, documents: Iterable[bytes | dict
     return normalizer.finish()
 
 
-def _first_artist(artists: list[_Artist] | None) -> str | None:
+def _first_artist(artists: tuple[_Artist, ...] | None) -> str | None:
     for a in artists or ():
         if a.id:
             return a.id
