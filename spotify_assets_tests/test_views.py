@@ -115,15 +115,31 @@ def _canonical(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.sort_values(list(frame.columns), key=lambda s: s.map(str)).reset_index(drop=True)
 
 
-@pytest.fixture(scope="module", params=["partial", "no_popularity"])
-def both(request, fakesnow_server):
-    windows = _windows(request.param)
-    database = f"VIEWS_{request.param.upper()}"
-    duck = _load_duckdb(windows)
-    snow = _load_snowflake(windows, fakesnow_server, database)
-    yield request.param, duck, snow, database, windows
-    duck.close()
-    snow.close()
+def _loaded(scenario: str, server: dict):
+    windows = _windows(scenario)
+    database = f"VIEWS_{scenario.upper()}"
+    return scenario, _load_duckdb(windows), _load_snowflake(windows, server, database), database, windows
+
+
+@pytest.fixture(scope="module")
+def partial(fakesnow_server):
+    loaded = _loaded("partial", fakesnow_server)
+    yield loaded
+    loaded[1].close()
+    loaded[2].close()
+
+
+@pytest.fixture(scope="module")
+def no_popularity(fakesnow_server):
+    loaded = _loaded("no_popularity", fakesnow_server)
+    yield loaded
+    loaded[1].close()
+    loaded[2].close()
+
+
+@pytest.fixture(params=["partial", "no_popularity"])
+def both(request):
+    return request.getfixturevalue(request.param)
 
 
 @pytest.mark.parametrize("view", view_names())
@@ -134,10 +150,8 @@ def test_every_view_gives_the_same_answer_on_duckdb_and_snowflake(both, view):
     pd.testing.assert_frame_equal(_snow(snow, database, view), expected, check_dtype=False)
 
 
-def test_a_failed_playlist_keeps_its_previous_snapshot_in_current_views(both):
-    scenario, duck, *_ , windows = both
-    if scenario != "partial":
-        pytest.skip("partial-window scenario")
+def test_a_failed_playlist_keeps_its_previous_snapshot_in_current_views(partial):
+    _, duck, *_, windows = partial
     current = _duck(duck, "current_playlist_tracks")
     playlists = windows[W2]["playlists"].set_index("name")
     c_id = playlists.loc["Fixture C", "playlist_id"]
@@ -151,10 +165,8 @@ def test_a_failed_playlist_keeps_its_previous_snapshot_in_current_views(both):
     assert top.iloc[0]["name"] == "duet" and top.iloc[0]["popularity"] == 93  # newest value, W2
 
 
-def test_without_popularity_songs_rank_by_appearances_and_history_says_null(both):
-    scenario, duck, *_ = both
-    if scenario != "no_popularity":
-        pytest.skip("no-popularity scenario")
+def test_without_popularity_songs_rank_by_appearances_and_history_says_null(no_popularity):
+    _, duck, *_ = no_popularity
     top = _duck(duck, "current_top_songs").sort_values("song_rank")
     assert set(top["rank_basis"]) == {"playlist_appearances"}
     # A-0, A-1 (in A and B) and duet (twice in B) are listed twice; ties broken by song id
