@@ -437,6 +437,13 @@ def _key_start(partition_key: str):
     return datetime.strptime(partition_key, "%Y-%m-%d-%H:%M").replace(tzinfo=timezone.utc)
 
 
+def _fresh_database(path: Path) -> str:
+    """A DuckDB path with no file, WAL or lock file left from an earlier run."""
+    for p in (path, path.with_name(path.name + ".wal"), path.with_name(path.name + ".lock")):
+        p.unlink(missing_ok=True)
+    return str(path)
+
+
 def _files(data_dir: Path, limit: int | None = None) -> list[Path]:
     files = sorted(p for p in data_dir.glob("*.json") if not p.name.startswith("_"))
     return files[:limit] if limit else files
@@ -589,10 +596,7 @@ def child_load(a: argparse.Namespace) -> None:
     work.mkdir(parents=True, exist_ok=True)
 
     def fresh(name: str) -> str:
-        path = work / name
-        for p in (path, path.with_name(path.name + ".wal"), path.with_name(path.name + ".lock")):
-            p.unlink(missing_ok=True)
-        return str(path)
+        return _fresh_database(work / name)
 
     results: dict[str, list] = {"io_manager": [], "duckdb_insert": [], "duckdb_ctas": [], "io_tables": []}
     for rep in range(a.repeat):
@@ -659,10 +663,7 @@ def child_history(a: argparse.Namespace) -> None:
     work.mkdir(parents=True, exist_ok=True)
 
     def fresh(name: str) -> str:
-        path = work / name
-        for p in (path, path.with_name(path.name + ".wal"), path.with_name(path.name + ".lock")):
-            p.unlink(missing_ok=True)
-        return str(path)
+        return _fresh_database(work / name)
 
     def normalize(key: str):
         normalizer = Normalizer(snapshot_windows.time_window_for_partition_key(key).start)
