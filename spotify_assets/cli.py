@@ -113,15 +113,20 @@ def _print_warehouse(warehouse) -> None:  # type: ignore[no-untyped-def]
 
     print(f"  warehouse (DuckDB):   {warehouse.database}, schema {warehouse.schema_name}")
     try:
-        for name in [*TABLES, *view_names()]:
-            counts = warehouse.query(
-                f"SELECT COUNT(*) AS n, COUNT(DISTINCT window_start) AS w FROM {warehouse.qualified(name)}"
-                if name in TABLES
-                else f"SELECT COUNT(*) AS n FROM {warehouse.qualified(name)}"
+        # one query (one connection to the file) for every table's and view's counts
+        names = [*TABLES, *view_names()]
+        counts = warehouse.query(
+            " UNION ALL ".join(
+                f"SELECT {i} AS i, COUNT(*) AS n, "
+                + ("COUNT(DISTINCT window_start)" if name in TABLES else "NULL")
+                + f" AS w FROM {warehouse.qualified(name)}"
+                for i, name in enumerate(names)
             )
-            windows = f" in {int(counts['w'].iloc[0])} window(s)" if name in TABLES else ""
+        ).sort_values("i")
+        for name, row in zip(names, counts.itertuples()):
+            windows = f" in {int(row.w)} window(s)" if name in TABLES else ""
             kind = "table" if name in TABLES else "view "
-            print(f"    {kind} {name:24} {int(counts['n'].iloc[0]):>7} rows{windows}")
+            print(f"    {kind} {name:24} {int(row.n):>7} rows{windows}")
         top = warehouse.query(f"SELECT artist_rank, artist_name, song_count FROM {warehouse.qualified('top_artists')} ORDER BY 1")
         print("  top artists now:      " + "; ".join(f"{r.artist_rank}. {r.artist_name} ({r.song_count} songs)" for r in top.itertuples()))
     except Exception as err:  # the runs' own failures were reported above
