@@ -267,7 +267,7 @@ def _snowflake_connection(sf: SnowflakeSettings) -> dict[str, object]:
         "database": sf.database,
         secret[0]: dg.EnvVar(secret[1]),
     }
-    if os.environ.get("SNOWFLAKE_PRIVATE_KEY_PASSWORD", "").strip() and sf.auth != "password":
+    if sf.private_key_password:
         fields["private_key_password"] = dg.EnvVar("SNOWFLAKE_PRIVATE_KEY_PASSWORD")
     if sf.warehouse:
         fields["warehouse"] = sf.warehouse

@@ -72,6 +72,7 @@ class SnowflakeSettings:
     role: str | None
     auth: Literal["password", "private_key", "private_key_path"]
     schema: str = "ANALYTICS"
+    private_key_password: bool = False  # SNOWFLAKE_PRIVATE_KEY_PASSWORD is set (encrypted key)
     # Where the connector connects, when not <account>.snowflakecomputing.com over https
     # (PrivateLink, a proxy, or a Snowflake emulator on loopback in the tests).
     host: str | None = None
@@ -200,6 +201,7 @@ def _snowflake_settings(reader: _Reader) -> SnowflakeSettings | None:
         role=reader.identifier("SNOWFLAKE_ROLE", None),
         auth=auth,
         schema=reader.identifier("SNOWFLAKE_SCHEMA", "ANALYTICS") or "ANALYTICS",
+        private_key_password=auth != "password" and reader.text("SNOWFLAKE_PRIVATE_KEY_PASSWORD") is not None,
         host=reader.text("SNOWFLAKE_HOST"),
         port=int(reader.number("SNOWFLAKE_PORT", 443, minimum=1, maximum=65535, integer=True)) if reader.text("SNOWFLAKE_PORT") else None,
         protocol=reader.choice("SNOWFLAKE_PROTOCOL", ("https", "http"), "https"),
