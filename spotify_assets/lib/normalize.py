@@ -185,7 +185,7 @@ class Normalizer:
     def __init__(self, window_start: datetime):
         self.window_start = window_start.astimezone(timezone.utc)
         self.problems: list[dict[str, str]] = []
-        self._playlists: list[tuple] = []
+        self._playlists: list[dict[str, Any]] = []  # one row per document, by column name
         # playlist_tracks, column-wise
         self._pt_playlist: list[str] = []
         self._pt_position: list[int] = []
@@ -227,8 +227,7 @@ class Normalizer:
     def _unreadable(self, playlist_id: str, message: str) -> None:
         self.problems.append({"playlist_id": playlist_id, "message": message})
         self._playlists.append(
-            (playlist_id, None, None, None, None, None, None, None, None, None,
-             "unreadable", "unreadable", message, None, None, None, None, None, None, None, None, None)
+            {"playlist_id": playlist_id, "status": "unreadable", "error_kind": "unreadable", "error_message": message}
         )
 
     def _add(self, doc: _Document) -> None:
@@ -275,34 +274,34 @@ class Normalizer:
                 else:
                     songs[sid] = payload
                     appearances[sid] = 1
-        status = "ok" if doc.status == "ok" and error is None else "failed"
-        ok = status == "ok"
-        self._playlists.append(
-            (
-                pid,
-                meta.name,
-                meta.description,
-                meta.owner.id if meta.owner else None,
-                meta.owner.display_name if meta.owner else None,
-                meta.public,
-                meta.collaborative,
-                meta.snapshot_id,
-                meta.followers.total if meta.followers else None,
-                meta.external_urls.spotify if meta.external_urls else None,
-                status,
-                (error.kind if error else None) if not ok else None,
-                (error.message if error else None) if not ok else None,
-                ext.total,
-                len(doc.items),
-                counts["track"] if ok else None,
-                counts["episode"] if ok else None,
-                counts["local"] if ok else None,
-                counts["unavailable"] if ok else None,
-                counts["other"] if ok else None,
-                repeated if ok else None,
-                ext.extracted_at,
-            )
-        )
+        row: dict[str, Any] = {
+            "playlist_id": pid,
+            "name": meta.name,
+            "description": meta.description,
+            "owner_id": meta.owner.id if meta.owner else None,
+            "owner_name": meta.owner.display_name if meta.owner else None,
+            "public": meta.public,
+            "collaborative": meta.collaborative,
+            "snapshot_id": meta.snapshot_id,
+            "followers": meta.followers.total if meta.followers else None,
+            "url": meta.external_urls.spotify if meta.external_urls else None,
+            "rows_total": ext.total,
+            "rows_read": len(doc.items),
+            "extracted_at": ext.extracted_at,
+        }
+        if doc.status == "ok" and error is None:
+            row |= {
+                "status": "ok",
+                "song_rows": counts["track"],
+                "episode_rows": counts["episode"],
+                "local_rows": counts["local"],
+                "unavailable_rows": counts["unavailable"],
+                "other_rows": counts["other"],
+                "repeated_song_rows": repeated,
+            }
+        else:
+            row |= {"status": "failed", "error_kind": error.kind if error else None, "error_message": error.message if error else None}
+        self._playlists.append(row)
 
     def finish(self) -> NormalizedWindow:
         builders = {
@@ -437,8 +436,7 @@ class Normalizer:
         if not self._playlists:
             return {}
         names = [c for c in TABLES["playlists"].column_names if c != "window_start"]
-        columns = list(zip(*self._playlists))
-        data: dict[str, Any] = {name: list(col) for name, col in zip(names, columns)}
+        data: dict[str, Any] = {name: [row.get(name) for row in self._playlists] for name in names}
         data["extracted_at"] = self._timestamps(data["extracted_at"], "playlists.extracted_at")
         return data
 
