@@ -237,7 +237,8 @@ class Normalizer:
         error = ext.error
         counts = {"track": 0, "episode": 0, "local": 0, "unavailable": 0, "other": 0}
         repeated = 0
-        if doc.status == "ok" and error is None:
+        read = doc.status == "ok" and error is None
+        if read:
             seen_here: set[str] = set()
             songs = self._songs
             appearances = self._appearances
@@ -289,7 +290,7 @@ class Normalizer:
             "rows_read": len(doc.items),
             "extracted_at": ext.extracted_at,
         }
-        if doc.status == "ok" and error is None:
+        if read:
             row |= {
                 "status": "ok",
                 "song_rows": counts["track"],
