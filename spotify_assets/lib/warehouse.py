@@ -87,6 +87,16 @@ def _duckdb_type(dtype: Any) -> str:
     return _PANDAS_TO_DUCKDB.get(text, "VARCHAR")
 
 
+# DuckDB settings for every connection to the warehouse file (a connection's own config wins).
+# max_vacuum_tasks=0: no checkpoint merges partly filled row groups. Each window's insert then
+# keeps its own row groups, so writing a window never rewrites another window's storage (with
+# DuckDB's default, every few windows a checkpoint rewrote the last 2-3 row groups: ~1 s at 42k
+# songs a window, 6x the write itself), and replacing a window deletes whole row groups, which
+# a checkpoint drops and whose blocks the next write reuses; the file stays smaller, too (see
+# the history step of spotify_assets_tests/benchmarks/warehouse.py).
+DUCKDB_DEFAULT_CONFIG: dict[str, Any] = {"custom_user_agent": "spotify-assets", "max_vacuum_tasks": 0}
+
+
 class DuckDBDatabase:
     """A DuckDB file and the lock that serializes the processes using it."""
 
@@ -116,7 +126,7 @@ class DuckDBDatabase:
         delay = 0.05
         while True:
             try:
-                return duckdb.connect(str(self.path), read_only=read_only, config={"custom_user_agent": "spotify-assets", **config})
+                return duckdb.connect(str(self.path), read_only=read_only, config={**DUCKDB_DEFAULT_CONFIG, **config})
             except duckdb.IOException as err:
                 if "lock" not in str(err).lower() or time.monotonic() >= deadline:
                     raise WarehouseLockTimeout(
