@@ -90,6 +90,24 @@ class WarehouseSettings:
 
 
 @dataclass(frozen=True)
+class QualitySettings:
+    """Thresholds of the warning checks."""
+
+    volume_drop_share: float = 0.5  # a playlist losing more than this share of its rows warns
+    freshness_grace_hours: float = 1.0  # the newest raw window may end up to 8 h + this ago
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """Where failed asset checks are announced. Secrets (the Slack token, the webhook URL,
+    which often embeds one) are only known to be set here; they are read at send time."""
+
+    webhook: bool = False  # SPOTIFY_ASSETS_ALERT_WEBHOOK is set
+    slack_channel: str | None = None  # with SLACK_BOT_TOKEN set
+    webserver_url: str = "http://localhost:3000"  # DAGSTER_WEBSERVER_URL: links in alerts
+
+
+@dataclass(frozen=True)
 class Settings:
     deployment: Deployment
     data_dir: Path
@@ -98,6 +116,13 @@ class Settings:
     warehouse: WarehouseSettings
     s3: S3Settings | None = None
     snowflake: SnowflakeSettings | None = None
+    quality: QualitySettings = QualitySettings()
+    alerts: AlertSettings = AlertSettings()
+
+    @property
+    def alerts_file(self) -> Path:
+        """Where alerts go when no destination is configured (one JSON object a line)."""
+        return self.data_dir / "alerts.jsonl"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -112,6 +137,11 @@ class Settings:
                 reader.number("SPOTIFY_ASSETS_RECENT_RELEASE_DAYS", 365, minimum=1, maximum=36500, integer=True)
             ),
         )
+        quality = QualitySettings(
+            volume_drop_share=reader.number("SPOTIFY_ASSETS_VOLUME_DROP_SHARE", 0.5, minimum=0, maximum=1),
+            freshness_grace_hours=reader.number("SPOTIFY_ASSETS_FRESHNESS_GRACE_HOURS", 1.0, minimum=0, maximum=24 * 30),
+        )
+        alerts = _alert_settings(reader)
         s3 = snowflake = None
         if deployment == "production":
             s3 = S3Settings(
@@ -121,7 +151,27 @@ class Settings:
             snowflake = _snowflake_settings(reader)
         if reader.problems:
             raise SettingsError(reader.problems)
-        return cls(deployment, data_dir.resolve(), f"{first_window}-00:00", spotify, warehouse, s3, snowflake)
+        return cls(
+            deployment, data_dir.resolve(), f"{first_window}-00:00", spotify, warehouse, s3, snowflake, quality, alerts
+        )
+
+
+def _alert_settings(reader: _Reader) -> AlertSettings:
+    webhook = reader.text("SPOTIFY_ASSETS_ALERT_WEBHOOK")
+    if webhook is not None:
+        parts = urlsplit(webhook)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            # the value may hold a token: name the variable, not the value
+            reader.problems.append("SPOTIFY_ASSETS_ALERT_WEBHOOK is not an http(s) URL")
+    channel = reader.text("SPOTIFY_ASSETS_SLACK_CHANNEL")
+    token = reader.text("SLACK_BOT_TOKEN")
+    if channel and not token:
+        reader.problems.append("SPOTIFY_ASSETS_SLACK_CHANNEL is set but SLACK_BOT_TOKEN is not: Slack alerts need both")
+    return AlertSettings(
+        webhook=webhook is not None,
+        slack_channel=channel if token else None,
+        webserver_url=reader.url("DAGSTER_WEBSERVER_URL", "http://localhost:3000"),
+    )
 
 
 def _spotify_settings(reader: _Reader) -> SpotifySettings:
