@@ -83,7 +83,14 @@ def run_demo(windows: int) -> int:
                 run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
             )
             steps = len(result.get_asset_materialization_events())
-            print(f"  window {key}: {'ok' if result.success else 'FAILED'} ({steps} asset(s) materialized)")
+            checks = result.get_asset_check_evaluations()
+            failing = [f"{c.asset_key.to_user_string()}/{c.check_name} ({c.severity.value})" for c in checks if not c.passed]
+            print(
+                f"  window {key}: {'ok' if result.success else 'FAILED'} ({steps} asset(s) materialized, "
+                f"{len(checks) - len(failing)} of {len(checks)} checks passed)"
+            )
+            for name in failing:
+                print(f"    check failed: {name}")
             if not result.success:
                 failed.append(key)
 

@@ -13,7 +13,7 @@ from moto.server import ThreadedMotoServer
 from spotify_assets_tests.emulator import SpotifyEmulator
 
 # Variables the project reads: none may leak in from the machine running the tests.
-_PREFIXES = ("SPOTIFY_", "SNOWFLAKE_", "AWS_", "DAGSTER_HOME")
+_PREFIXES = ("SPOTIFY_", "SNOWFLAKE_", "AWS_", "SLACK_", "DAGSTER_HOME", "DAGSTER_WEBSERVER_URL")
 
 
 @pytest.fixture(autouse=True)

@@ -90,6 +90,11 @@ def test_api_source_with_playlists_deduplicated() -> None:
         ),
         ({**PRODUCTION, "SNOWFLAKE_PASSWORD": "", "SNOWFLAKE_PRIVATE_KEY_PATH": "/nonexistent/key.p8"}, ["SNOWFLAKE_PRIVATE_KEY_PATH: no file"]),
         ({**PRODUCTION, "SNOWFLAKE_DATABASE": "spotify; drop"}, ["SNOWFLAKE_DATABASE='spotify; drop'"]),
+        ({"SPOTIFY_ASSETS_VOLUME_DROP_SHARE": "1.5"}, ["SPOTIFY_ASSETS_VOLUME_DROP_SHARE='1.5' must be between 0 and 1"]),
+        ({"SPOTIFY_ASSETS_FRESHNESS_GRACE_HOURS": "-1"}, ["SPOTIFY_ASSETS_FRESHNESS_GRACE_HOURS='-1'"]),
+        ({"SPOTIFY_ASSETS_ALERT_WEBHOOK": "hooks.example.com/T0"}, ["SPOTIFY_ASSETS_ALERT_WEBHOOK is not an http(s) URL"]),
+        ({"SPOTIFY_ASSETS_SLACK_CHANNEL": "#data"}, ["SPOTIFY_ASSETS_SLACK_CHANNEL is set but SLACK_BOT_TOKEN is not"]),
+        ({"DAGSTER_WEBSERVER_URL": "localhost:3000"}, ["DAGSTER_WEBSERVER_URL='localhost:3000'"]),
     ],
 )
 def test_each_problem_names_its_variable(env: dict[str, str], names: list[str]) -> None:
@@ -115,6 +120,20 @@ def test_secret_values_are_not_in_settings_or_errors() -> None:
     assert "s3cr3t-value" not in repr(s) and "r3fr3sh" not in repr(s)
     message = problems({"SPOTIFY_CLIENT_SECRET": "s3cr3t-value", "SPOTIFY_PLAYLISTS": PID})
     assert "s3cr3t-value" not in message
+    hook = "ftp://hooks.example.com/services/T0/B0/s3cr3t-hook"
+    assert "s3cr3t-hook" not in problems({"SPOTIFY_ASSETS_ALERT_WEBHOOK": hook})
+    alerts = Settings.from_env({"SPOTIFY_ASSETS_ALERT_WEBHOOK": hook.replace("ftp", "https"), "SLACK_BOT_TOKEN": "xoxb-s3cr3t"}).alerts
+    assert "s3cr3t" not in repr(alerts) and alerts.webhook and alerts.slack_channel is None
+
+
+def test_quality_and_alert_settings() -> None:
+    s = Settings.from_env(
+        {"SPOTIFY_ASSETS_VOLUME_DROP_SHARE": "0.25", "SPOTIFY_ASSETS_FRESHNESS_GRACE_HOURS": "2.5",
+         "SLACK_BOT_TOKEN": "xoxb-1", "SPOTIFY_ASSETS_SLACK_CHANNEL": "#data", "DAGSTER_WEBSERVER_URL": "https://dagster.example.com/"}
+    )
+    assert (s.quality.volume_drop_share, s.quality.freshness_grace_hours) == (0.25, 2.5)
+    assert (s.alerts.slack_channel, s.alerts.webserver_url, s.alerts.webhook) == ("#data", "https://dagster.example.com", False)
+    assert s.alerts_file == s.data_dir / "alerts.jsonl"
 
 
 def validate_workspace(tmp_path: Path, **env_vars: str) -> subprocess.CompletedProcess[str]:

@@ -156,7 +156,8 @@ class WindowManifest:
     partition_key: str
     version: str
     written_at: str
-    documents: dict[str, dict[str, Any]]  # playlist_id -> {"key", "sha256", "bytes", "status"}
+    # playlist_id -> {"key", "sha256", "bytes", "status", "name", "rows_total", "rows_read", "error"}
+    documents: dict[str, dict[str, Any]]
 
     def to_json(self) -> bytes:
         return orjson.dumps(
@@ -214,6 +215,7 @@ class SnapshotStore:
                     "sha256": hashlib.sha256(data).hexdigest(),
                     "bytes": len(data),
                     "status": document.get("status", "ok"),
+                    **document_facts(document),
                 }
             previous = self.read_manifest(partition_key)
             manifest = WindowManifest(partition_key, version, iso_z(now), entries)
@@ -262,6 +264,19 @@ class SnapshotStore:
 
     def uri(self, key: str) -> str:
         return self.backend.uri(key)
+
+
+def document_facts(document: Mapping[str, Any]) -> dict[str, Any]:
+    """What the raw checks need of a document, kept in the manifest so that checking a window
+    reads one small file, not every document."""
+    extraction = document.get("extraction") or {}
+    error = extraction.get("error")
+    return {
+        "name": (document.get("playlist") or {}).get("name"),
+        "rows_total": extraction.get("total"),
+        "rows_read": extraction.get("rows_read", len(document.get("items") or ())),
+        "error": {"kind": error.get("kind"), "message": error.get("message")} if error else None,
+    }
 
 
 def _version_of(key: str) -> str:
