@@ -117,3 +117,23 @@ def test_the_manifest_carries_what_the_raw_checks_need() -> None:
     for facts in manifest.documents.values():
         assert facts["status"] == "ok" and facts["error"] is None and facts["name"]
         assert facts["rows_read"] == facts["rows_total"] > 0
+
+
+def test_the_readme_documents_every_check_with_its_severity() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Data quality", 1)[1].split("\n## ", 1)[0]
+    documented: set[tuple[str, str, str]] = set()
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[1].startswith("`"):
+            assets = [a.strip("` ") for a in cells[0].split(",")]
+            assets = list(TABLE_NAMES) if assets == ["every table"] else assets
+            documented |= {(a, cells[1].strip("`"), cells[2]) for a in assets}
+    graph = defs().resolve_asset_graph()
+    defined = set()
+    for key in graph.asset_check_keys:
+        spec = graph.get_check_spec(key)
+        defined.add((key.asset_key.to_user_string(), key.name, "ERROR" if spec.blocking else "WARN"))
+    assert documented == defined

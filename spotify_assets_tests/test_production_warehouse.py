@@ -11,11 +11,13 @@ import pytest
 import snowflake.connector
 
 from spotify_assets.defs import io_managers
+from spotify_assets.defs.checks import raw_quality_checks, table_quality_checks
 from spotify_assets.defs.ingestion import raw_playlist_snapshots
 from spotify_assets.defs.partitions import snapshot_windows
 from spotify_assets.defs.resources import build_resources, load_settings
 from spotify_assets.defs.tables import normalized_tables
 from spotify_assets.defs.views import view_assets
+from spotify_assets.lib import quality
 from spotify_assets.lib.tables import TABLES
 from spotify_assets_tests.emulator import SpotifyEmulator
 from spotify_assets_tests.fixtures import artist, playlist, row, track
@@ -58,7 +60,7 @@ def production(monkeypatch, s3_env, fakesnow_server, snowflake_database, emulato
 
 def _materialize(key: str):
     return dg.materialize(
-        [raw_playlist_snapshots, normalized_tables, *view_assets],
+        [raw_playlist_snapshots, normalized_tables, *view_assets, raw_quality_checks, table_quality_checks],
         partition_key=key,
         resources=build_resources(load_settings()),
     )
@@ -76,6 +78,10 @@ def test_raw_to_tables_to_views_in_production(production):
     for key in keys:
         result = _materialize(key)
         assert result.success
+        # every window check ran against S3 and Snowflake, and passed
+        checks = result.get_asset_check_evaluations()
+        assert len(checks) == len(quality.TABLE_CHECKS) + len(quality.RAW_CHECKS)
+        assert [f"{c.asset_key.to_user_string()}/{c.check_name}: {c.description}" for c in checks if not c.passed] == []
     once = {name: _counts(conn, database, name) for name in TABLES}
     _materialize(keys[-1])
     _materialize(keys[-1])
