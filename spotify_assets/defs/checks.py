@@ -5,6 +5,7 @@ blocking: when one fails, the views (and the model) downstream of that table are
 that run. The rest warn. The `asset_check_alerts` sensor (defs/alerts.py) tells a person.
 """
 
+import warnings
 from datetime import datetime, timezone
 
 import dagster as dg
@@ -14,6 +15,11 @@ from spotify_assets.defs.partitions import snapshot_windows
 from spotify_assets.defs.resources import RawSnapshotStore, Warehouse, load_settings
 from spotify_assets.lib import quality
 from spotify_assets.lib.warehouse import Window
+
+
+# Checks partitioned like their assets (one verdict per window in the UI) are a preview
+# feature of Dagster 1.13; the version is pinned below 1.14 and the tests run them end to end.
+warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec", category=dg.PreviewWarning)
 
 
 def _severity(blocking: bool) -> dg.AssetCheckSeverity:
