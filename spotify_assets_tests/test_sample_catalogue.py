@@ -25,6 +25,7 @@ from spotify_assets.lib.sample_catalogue import (
     sample_playlist_ids,
     sample_playlists,
 )
+from spotify_assets.lib.timestamps import iso_z
 
 WINDOW = datetime(2026, 11, 20, 8, tzinfo=timezone.utc)
 STEP = timedelta(hours=WINDOW_HOURS)
@@ -57,10 +58,6 @@ def _keys(playlists: list[SamplePlaylist]) -> dict[tuple[Any, ...], int | None]:
         for p in playlists
         for r in p.rows
     }
-
-
-def _stamp(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def test_ids_are_stable_and_each_playlist_is_served_alone() -> None:
@@ -107,7 +104,7 @@ def test_consecutive_windows_turn_over_a_few_rows_and_drift_popularity() -> None
         assert len(kept) >= 0.9 * len(before)
         # Every added row was added during the new window, never later than its end.
         window_end = start + 2 * STEP
-        assert all(_stamp(start + STEP) <= k[2] < _stamp(window_end) for k in added)
+        assert all(iso_z(start + STEP) <= k[2] < iso_z(window_end) for k in added)
         changed = [k for k in kept if before[k] is not None and before[k] != after[k]]
         comparable = [k for k in kept if before[k] is not None]
         assert 0.2 * len(comparable) < len(changed) < len(comparable)
@@ -223,7 +220,7 @@ def test_release_dates_match_their_precision_and_span_the_decades() -> None:
     "start", [*TEN_WINDOWS[:3], datetime(2016, 3, 1, 16, tzinfo=timezone.utc)], ids=lambda t: t.isoformat()
 )
 def test_rows_end_at_the_window_end_and_are_in_added_order(start: datetime) -> None:
-    window_end = _stamp(start + STEP)
+    window_end = iso_z(start + STEP)
     for p in sample_playlists(start):
         stamps = [r["added_at"] for r in p.rows]
         utc_second = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"

@@ -62,7 +62,7 @@ class PlaylistSource(Protocol):
     def get(self, path: str, **params: Any) -> dict[str, Any]: ...
 
     @property
-    def counts(self) -> dict[str, int]: ...  # requests, retries, token renewals so far
+    def counts(self) -> dict[str, int]: ...  # retries and token renewals so far
 
     def close(self) -> None: ...
 
@@ -390,9 +390,9 @@ class PlaylistExtractor:
             # Nothing half-read is kept: a failed playlist has metadata (if any) and a reason.
             return PlaylistSnapshot(playlist.playlist_id, playlist.meta, [], facts)
         facts.update(summarize_rows(items))
-        name = (playlist.meta or {}).get("name")
-        self._log(f"{progress} ({name!r}): {len(items)} rows in {len(playlist.pages)} pages")
-        return PlaylistSnapshot(playlist.playlist_id, playlist.meta, items, facts)
+        snapshot = PlaylistSnapshot(playlist.playlist_id, playlist.meta, items, facts)
+        self._log(f"{progress} ({snapshot.name!r}): {len(items)} rows in {len(playlist.pages)} pages")
+        return snapshot
 
 
 def _int(value: Any, what: str) -> int:

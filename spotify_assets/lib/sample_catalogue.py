@@ -38,6 +38,8 @@ from statistics import NormalDist
 from typing import Any
 from urllib.parse import quote_plus
 
+from spotify_assets.lib.timestamps import iso_z
+
 SAMPLE_SOURCE_LABEL = "synthetic-sample"
 WINDOW_HOURS = 8
 
@@ -226,7 +228,6 @@ class _PlaylistSpec:
 @dataclass(frozen=True)
 class _Catalogue:
     artists: tuple[_Artist, ...]
-    tracks: tuple[_Track, ...]
     fame: dict[str, float]  # artist id -> ln(1 + catalogue tracks)
     fresh_artists: tuple[_Artist, ...]  # who releases new music, weighted by fame
     fresh_cumweights: tuple[float, ...]
@@ -621,7 +622,7 @@ def _catalogue() -> _Catalogue:
     for a in fresh_artists:
         total += fame.get(a.id, 0.0) ** 2
         cumulative.append(total)
-    return _Catalogue(tuple(artists), tuple(tracks), fame, fresh_artists, tuple(cumulative), playlists)
+    return _Catalogue(tuple(artists), fame, fresh_artists, tuple(cumulative), playlists)
 
 
 # --------------------------------------------------------------------------------------------
@@ -646,10 +647,6 @@ def _window_index(window_start: datetime) -> int:
 
 def _window_start(w: int) -> datetime:
     return _EPOCH + w * _WINDOW
-
-
-def _timestamp(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @lru_cache(maxsize=8192)
@@ -900,7 +897,7 @@ def _row_json(row: _Row, w: int) -> dict[str, Any]:
     else:
         item = None
     return {
-        "added_at": _timestamp(row.added_at) if row.added_at else None,
+        "added_at": iso_z(row.added_at, "seconds") if row.added_at else None,
         "added_by": _user_json(row.added_by) if row.added_by else None,
         "is_local": isinstance(content, _LocalFile),
         "item": item,
@@ -915,7 +912,7 @@ def _snapshot_id(spec: _PlaylistSpec, rows: list[_Row]) -> str:
     for r in rows:
         c = r.content
         key = c.id if isinstance(c, _Track | _Episode) else repr(c)
-        added_at = _timestamp(r.added_at) if r.added_at else None
+        added_at = iso_z(r.added_at, "seconds") if r.added_at else None
         identity.append((key, added_at, r.added_by.id if r.added_by else None))
     digest = hashlib.sha256(json.dumps([spec.id, identity], ensure_ascii=False).encode()).hexdigest()
     return base64.b64encode(f"{len(rows)},{digest[:40]}".encode()).decode()
