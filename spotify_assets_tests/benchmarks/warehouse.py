@@ -107,9 +107,9 @@ def _verdict(ok: bool) -> str:
 
 
 # --- the synthetic window --------------------------------------------------------------------
+# Objects are built with the sample catalogue's JSON helpers (imported where used, so that the
+# measuring children do not load them).
 
-_B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-_B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 _MARKETS = (
     "AD AE AG AL AM AO AR AT AU AZ BA BB BD BE BF BG BH BI BJ BN BO BR BS BT BW BY BZ CA CD CG "
     "CH CI CL CM CO CR CV CW CY CZ DE DJ DK DM DO DZ EC EE EG ES ET FI FJ FM FR GA GB GD GE GH "
@@ -126,56 +126,22 @@ _WORDS = (
 ).split()
 
 
-def _b_id(kind: str, i: object, seed: int, alphabet: str = _B62, length: int = 22) -> str:
+def _b_id(kind: str, i: object, seed: int, *, base36: bool = False, length: int = 22) -> str:
+    """A base62 (or lowercase base36) id from (seed, kind, i)."""
     import hashlib
 
-    n = int.from_bytes(hashlib.blake2b(f"{seed}:{kind}:{i}".encode(), digest_size=18).digest(), "big")
-    base = len(alphabet)
-    chars = []
-    for _ in range(length):
-        n, r = divmod(n, base)
-        chars.append(alphabet[r])
-    return "".join(chars)
+    from spotify_assets.lib.sample_catalogue import _B36, _B62, _encode
+
+    digest = hashlib.blake2b(f"{seed}:{kind}:{i}".encode(), digest_size=18).digest()
+    return _encode(digest, _B36 if base36 else _B62, length)
+
+
+def _user_id(u: int, seed: int) -> str:
+    return _b_id("user", u, seed, base36=True, length=28)
 
 
 def _title(rng, words: int) -> str:
     return " ".join(rng.choice(_WORDS).capitalize() for _ in range(words))
-
-
-def _links(kind: str, xid: str) -> dict:
-    return {"spotify": f"https://open.spotify.com/{kind}/{xid}"}
-
-
-def _simple_artist(aid: str, name: str) -> dict:
-    return {
-        "external_urls": _links("artist", aid),
-        "href": f"https://api.spotify.com/v1/artists/{aid}",
-        "id": aid,
-        "name": name,
-        "type": "artist",
-        "uri": f"spotify:artist:{aid}",
-    }
-
-
-def _user(uid: str, name: str | None) -> dict:
-    out = {
-        "external_urls": _links("user", uid),
-        "href": f"https://api.spotify.com/v1/users/{uid}",
-        "id": uid,
-        "type": "user",
-        "uri": f"spotify:user:{uid}",
-    }
-    if name is not None:
-        out["display_name"] = name
-    return out
-
-
-def _images(seed: int, key: str) -> list[dict]:
-    digest = _b_id("image", key, seed, _B36, 24)
-    return [
-        {"height": size, "url": f"https://i.scdn.co/image/ab67616d0000{digest}{size:04d}", "width": size}
-        for size in (640, 300, 64)
-    ]
 
 
 def generate(out_dir: Path, playlists: int, rows: int, tracks: int, albums: int, artists: int, seed: int) -> dict:
@@ -184,11 +150,22 @@ def generate(out_dir: Path, playlists: int, rows: int, tracks: int, albums: int,
 
     import orjson
 
+    from spotify_assets.lib.sample_catalogue import (
+        _Artist,
+        _artist_json,
+        _cover_images,
+        _local_json,
+        _LocalFile,
+        _urls,
+        _User,
+        _user_json,
+    )
+
     rng = random.Random(seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     frag = orjson.Fragment
 
-    artist_dicts = [_simple_artist(_b_id("artist", i, seed), f"{_title(rng, 2)} {i}") for i in range(artists)]
+    artist_dicts = [_artist_json(_Artist(_b_id("artist", i, seed), f"{_title(rng, 2)} {i}")) for i in range(artists)]
 
     album_dicts = []
     for j in range(albums):
@@ -206,23 +183,20 @@ def generate(out_dir: Path, playlists: int, rows: int, tracks: int, albums: int,
                 "album_type": rng.choice(("album", "album", "single", "compilation")),
                 "artists": [artist_dicts[rng.randrange(artists)]],
                 "available_markets": _MARKETS[: rng.randint(5, 40)],
-                "external_urls": _links("album", aid),
-                "href": f"https://api.spotify.com/v1/albums/{aid}",
-                "id": aid,
-                "images": _images(seed, f"album{j}"),
+                **_urls("album", aid),
+                "images": _cover_images(f"{seed}:album{j}"),
                 "name": _title(rng, rng.randint(1, 4)),
                 "release_date": release,
                 "release_date_precision": precision,
                 "total_tracks": 0,  # set below
                 "type": "album",
-                "uri": f"spotify:album:{aid}",
             }
         )
 
     # The row around an item, to size items so that rows average ROW_BYTES_TARGET.
     sample_row = {
         "added_at": "2025-03-01T07:05:00Z",
-        "added_by": _user(_b_id("user", 0, seed, _B36, 28), None),
+        "added_by": _user_json(_User(_user_id(0, seed))),
         "is_local": False,
         "primary_color": None,
         "video_thumbnail": {"url": None},
@@ -255,9 +229,7 @@ def generate(out_dir: Path, playlists: int, rows: int, tracks: int, albums: int,
             "episode": False,
             "explicit": rng.random() < 0.12,
             "external_ids": {"isrc": f"QZ{rng.choice(('ABC', 'DEF', 'HIJ'))}{rng.randint(10, 26)}{rng.randint(0, 99999):05d}"},
-            "external_urls": _links("track", tid),
-            "href": f"https://api.spotify.com/v1/tracks/{tid}",
-            "id": tid,
+            **_urls("track", tid),
             "is_local": False,
             "name": _title(rng, rng.randint(1, 5)),
             "popularity": rng.randint(0, 100),
@@ -265,7 +237,6 @@ def generate(out_dir: Path, playlists: int, rows: int, tracks: int, albums: int,
             "track": True,
             "track_number": number,
             "type": "track",
-            "uri": f"spotify:track:{tid}",
         }
         base = len(orjson.dumps(item))
         target = ROW_BYTES_TARGET + rng.randint(-400, 400) - wrapper
@@ -277,73 +248,39 @@ def generate(out_dir: Path, playlists: int, rows: int, tracks: int, albums: int,
     for e in range(500):
         eid = _b_id("episode", e, seed)
         show = _b_id("show", e // 20, seed)
-        episode_items.append(
-            frag(
-                orjson.dumps(
-                    {
-                        "album": {
-                            "album_type": "show",
-                            "artists": [{"external_urls": _links("show", show), "href": f"https://api.spotify.com/v1/shows/{show}", "id": show, "name": "A Podcast", "type": "show", "uri": f"spotify:show:{show}"}],
-                            "available_markets": _MARKETS[:80],
-                            "external_urls": _links("show", show),
-                            "href": f"https://api.spotify.com/v1/shows/{show}",
-                            "id": show,
-                            "images": _images(seed, f"show{e}"),
-                            "name": "A Podcast",
-                            "type": "show",
-                            "uri": f"spotify:show:{show}",
-                        },
-                        "artists": [{"external_urls": _links("show", show), "href": f"https://api.spotify.com/v1/shows/{show}", "id": show, "name": "A Podcast", "type": "show", "uri": f"spotify:show:{show}"}],
-                        "available_markets": _MARKETS[:80],
-                        "disc_number": 0,
-                        "duration_ms": rng.randint(600_000, 7_200_000),
-                        "episode": True,
-                        "explicit": False,
-                        "external_ids": {"spotify": f"spotify:episode:{eid}"},
-                        "external_urls": _links("episode", eid),
-                        "href": f"https://api.spotify.com/v1/episodes/{eid}",
-                        "id": eid,
-                        "is_local": False,
-                        "name": f"Episode {e}",
-                        "popularity": 0,
-                        "preview_url": None,
-                        "track": False,
-                        "track_number": 0,
-                        "type": "episode",
-                        "uri": f"spotify:episode:{eid}",
-                    }
-                )
-            )
-        )
+        # Episodes in track-compatible form: the show stands in for the album and the artist.
+        show_ref = {**_urls("show", show), "name": "A Podcast", "type": "show"}
+        episode = {
+            "album": {
+                "album_type": "show",
+                "artists": [show_ref],
+                "available_markets": _MARKETS[:80],
+                **show_ref,
+                "images": _cover_images(f"{seed}:show{e}"),
+            },
+            "artists": [show_ref],
+            "available_markets": _MARKETS[:80],
+            "disc_number": 0,
+            "duration_ms": rng.randint(600_000, 7_200_000),
+            "episode": True,
+            "explicit": False,
+            "external_ids": {"spotify": f"spotify:episode:{eid}"},
+            **_urls("episode", eid),
+            "is_local": False,
+            "name": f"Episode {e}",
+            "popularity": 0,
+            "preview_url": None,
+            "track": False,
+            "track_number": 0,
+            "type": "episode",
+        }
+        episode_items.append(frag(orjson.dumps(episode)))
 
-    def local_item(k: int) -> orjson.Fragment:
-        title = _title(rng, 3)
-        return frag(
-            orjson.dumps(
-                {
-                    "album": {"album_type": None, "artists": [], "available_markets": [], "external_urls": {}, "href": None, "id": None, "images": [], "name": "Home Recordings", "release_date": None, "release_date_precision": None, "type": "album", "uri": None},
-                    "artists": [{"external_urls": {}, "href": None, "id": None, "name": "Me", "type": "artist", "uri": None}],
-                    "available_markets": [],
-                    "disc_number": 0,
-                    "duration_ms": 180_000 + k,
-                    "explicit": False,
-                    "external_ids": {},
-                    "external_urls": {},
-                    "href": None,
-                    "id": None,
-                    "is_local": True,
-                    "name": title,
-                    "popularity": 0,
-                    "preview_url": None,
-                    "track_number": 0,
-                    "type": "track",
-                    "uri": f"spotify:local:Me:Home+Recordings:{title.replace(' ', '+')}:180",
-                }
-            )
-        )
+    def local_item() -> orjson.Fragment:
+        return frag(orjson.dumps(_local_json(_LocalFile("Me", "Home Recordings", _title(rng, 3), 180))))
 
-    users = [frag(orjson.dumps(_user(_b_id("user", u, seed, _B36, 28), None))) for u in range(200)]
-    owners = [_user(_b_id("user", 1000 + u, seed, _B36, 28), f"Curator {u}") for u in range(50)]
+    users = [frag(orjson.dumps(_user_json(_User(_user_id(u, seed))))) for u in range(200)]
+    owners = [_user_json(_User(_user_id(1000 + u, seed), f"Curator {u}"), with_display_name=True) for u in range(50)]
     video_thumbnail = frag(b'{"url":null}')
     epoch_2015, epoch_2026 = 1_420_070_400, 1_795_000_000
 
@@ -361,7 +298,7 @@ def generate(out_dir: Path, playlists: int, rows: int, tracks: int, albums: int,
             if u < 0.0005:
                 item, kind = None, "null"
             elif u < 0.0010:
-                item, kind = local_item(position), "local"
+                item, kind = local_item(), "local"
             elif u < 0.0020:
                 item, kind = episode_items[rng.randrange(len(episode_items))], "episode"
             elif u < 0.0120 and chosen:
@@ -392,18 +329,15 @@ def generate(out_dir: Path, playlists: int, rows: int, tracks: int, albums: int,
             "playlist": {
                 "collaborative": len(adders) > 1,
                 "description": f"{_title(rng, 6)} — playlist {p}",
-                "external_urls": _links("playlist", pid),
                 "followers": {"href": None, "total": rng.randint(0, 2_000_000)},
-                "href": f"https://api.spotify.com/v1/playlists/{pid}",
-                "id": pid,
-                "images": _images(seed, f"playlist{p}")[:1],
+                **_urls("playlist", pid),
+                "images": _cover_images(f"{seed}:playlist{p}")[:1],
                 "name": _title(rng, 3),
                 "owner": owner,
                 "primary_color": None,
                 "public": True,
-                "snapshot_id": _b_id("snapshot", p, seed, _B62, 32),
+                "snapshot_id": _b_id("snapshot", p, seed, length=32),
                 "type": "playlist",
-                "uri": f"spotify:playlist:{pid}",
             },
             "items": items,
             "extraction": {
@@ -575,6 +509,18 @@ def _io_manager(database: str):
     return WarehouseDuckDBIOManager(database=database, schema=SCHEMA).create_io_manager(None)
 
 
+def _load(database: str, partition_key: str, frames: dict, connection_config: str) -> dict[str, float]:
+    """Load the frames through the IO manager, as the assets do; seconds per table."""
+    io_manager = _io_manager(database)
+    contexts = _output_contexts(database, partition_key, frames, json.loads(connection_config))
+    per_table = {}
+    for name, frame in frames.items():
+        t0 = time.perf_counter()
+        io_manager.handle_output(contexts[name], frame)
+        per_table[name] = time.perf_counter() - t0
+    return per_table
+
+
 def _count(database: str, sql: str, params=None) -> int:
     import duckdb
 
@@ -602,15 +548,8 @@ def child_load(a: argparse.Namespace) -> None:
     for rep in range(a.repeat):
         # ours, through Dagster's DbIOManager
         path = fresh(f"load_io_{rep}.duckdb")
-        io_manager = _io_manager(path)
-        contexts = _output_contexts(path, a.partition_key, frames, json.loads(a.connection_config))
-        per_table = {}
-        started = time.perf_counter()
-        for name, frame in frames.items():
-            t0 = time.perf_counter()
-            io_manager.handle_output(contexts[name], frame)
-            per_table[name] = time.perf_counter() - t0
-        results["io_manager"].append(time.perf_counter() - started)
+        per_table = _load(path, a.partition_key, frames, a.connection_config)
+        results["io_manager"].append(sum(per_table.values()))
         results["io_tables"].append(per_table)
         for name, frame in frames.items():
             n = _count(path, f"SELECT count(*) FROM {SCHEMA}.{name}")
@@ -672,21 +611,11 @@ def child_history(a: argparse.Namespace) -> None:
                 normalizer.add(f.read(), playlist_id=path.stem)
         return normalizer.finish().frames
 
-    def load(path: str, key: str, frames) -> dict[str, float]:
-        io_manager = _io_manager(path)
-        contexts = _output_contexts(path, key, frames, json.loads(a.connection_config))
-        per_table = {}
-        for name, frame in frames.items():
-            t0 = time.perf_counter()
-            io_manager.handle_output(contexts[name], frame)
-            per_table[name] = time.perf_counter() - t0
-        return per_table
-
     def materialize(path: str, key: str) -> tuple[dict, dict]:
         started = time.perf_counter()
         frames = normalize(key)
         normalized = time.perf_counter() - started
-        per_table = load(path, key, frames)
+        per_table = _load(path, key, frames, a.connection_config)
         loaded = sum(per_table.values())
         return {"total": normalized + loaded, "normalize": normalized, "load": loaded, "tables": per_table}, frames
 
@@ -709,7 +638,7 @@ def child_history(a: argparse.Namespace) -> None:
         shifted = {
             n: f.assign(window_start=pd.Series(start, index=f.index, dtype="datetime64[us, UTC]")) for n, f in frames.items()
         }
-        fill.append(sum(load(base, key, shifted).values()))
+        fill.append(sum(_load(base, key, shifted, a.connection_config).values()))
     fill_s = time.perf_counter() - started
     stored = len(keys) - 1
     db_bytes = Path(base).stat().st_size
