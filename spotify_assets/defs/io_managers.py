@@ -26,7 +26,7 @@ from dagster_snowflake import SnowflakeResource
 from dagster_snowflake_pandas import SnowflakePandasIOManager
 
 from spotify_assets.lib import warehouse
-from spotify_assets.lib.tables import TABLES, TYPES
+from spotify_assets.lib.tables import TABLES
 from spotify_assets.lib.warehouse import DuckDBDatabase, Window, WriteResult
 
 PREVIEW_ROWS = 5
@@ -34,23 +34,23 @@ PREVIEW_ROWS = 5
 
 def _window(table_slice: TableSlice) -> Window | None:
     """The time window of a partitioned slice (None: the whole table)."""
-    for dim in table_slice.partition_dimensions or ():
-        if isinstance(dim.partitions, TimeWindow):
-            return Window(dim.partitions.start, dim.partitions.end)
+    if not table_slice.partition_dimensions:
+        return None
+    partitions = table_slice.partition_dimensions[0].partitions
+    if not isinstance(partitions, TimeWindow):
         raise dg.DagsterInvariantViolationError(
-            f"table {table_slice.table}: only time-window partitions are supported, got {dim.partitions!r}"
+            f"table {table_slice.table}: only time-window partitions are supported, got {partitions!r}"
         )
-    return None
+    return Window(partitions.start, partitions.end)
 
 
 def column_schema(table: str, storage: str) -> dg.TableSchema:
     """A declared table's columns as the UI shows them, with the warehouse's own type names."""
-    dialect = 0 if storage == "duckdb" else 1
     return dg.TableSchema(
         columns=[
             dg.TableColumn(
                 c.name,
-                TYPES[c.type][dialect].lower(),
+                c.sql_type(storage).lower(),
                 description=c.description,
                 constraints=dg.TableColumnConstraints(nullable=c.nullable),
             )
@@ -79,7 +79,8 @@ def write_metadata(context: dg.OutputContext, table: str, frame: pd.DataFrame, r
 def preview_markdown(frame: pd.DataFrame, rows: int = PREVIEW_ROWS) -> str:
     if frame.empty:
         return "_no rows_"
-    head = frame.head(rows).astype(object).where(frame.head(rows).notna(), None)
+    head = frame.head(rows)
+    head = head.astype(object).where(head.notna(), None)
     header = "| " + " | ".join(str(c) for c in head.columns) + " |"
     rule = "|" + "---|" * len(head.columns)
     lines = [header, rule]
@@ -93,12 +94,19 @@ def preview_markdown(frame: pd.DataFrame, rows: int = PREVIEW_ROWS) -> str:
 
 
 class _WindowClient(DbClient):
-    """Schema creation and the window's delete happen inside the handler's write (with the
-    insert, in one transaction), so the upstream manager's own steps are no-ops here."""
+    """Schema creation and the window's delete happen inside the write (with the insert, in
+    one transaction), so the upstream manager's own steps are no-ops here. Each warehouse
+    says how it names a table, connects, replaces a window and fetches a query's frame."""
 
     dialect: str
 
     def qualified(self, table_slice: TableSlice) -> str:
+        raise NotImplementedError
+
+    def replace(self, connection, table_slice: TableSlice, frame: pd.DataFrame, window: Window | None) -> WriteResult:
+        raise NotImplementedError
+
+    def fetch(self, connection, sql: str) -> pd.DataFrame:
         raise NotImplementedError
 
     def ensure_schema_exists(self, context, table_slice: TableSlice, connection) -> None:  # type: ignore[override]
@@ -109,9 +117,7 @@ class _WindowClient(DbClient):
 
     def get_select_statement(self, table_slice: TableSlice) -> str:  # type: ignore[override]
         columns = ", ".join(table_slice.columns) if table_slice.columns else "*"
-        window = _window(table_slice)
-        where = f" WHERE {warehouse.window_predicate(window, self.dialect)}" if window else ""
-        return f"SELECT {columns} FROM {self.qualified(table_slice)}{where}"
+        return f"SELECT {columns} FROM {self.qualified(table_slice)}{warehouse.where_window(_window(table_slice), self.dialect)}"
 
 
 class _FrameHandler(DbTypeHandler[pd.DataFrame]):
@@ -120,14 +126,8 @@ class _FrameHandler(DbTypeHandler[pd.DataFrame]):
     def __init__(self, client: _WindowClient):
         self.client = client
 
-    def replace(self, connection, table_slice: TableSlice, frame: pd.DataFrame, window: Window | None) -> WriteResult:
-        raise NotImplementedError
-
-    def fetch(self, connection, sql: str) -> pd.DataFrame:
-        raise NotImplementedError
-
     def handle_output(self, context: dg.OutputContext, table_slice: TableSlice, obj: pd.DataFrame, connection) -> Mapping[str, Any]:
-        result = self.replace(connection, table_slice, obj, _window(table_slice))
+        result = self.client.replace(connection, table_slice, obj, _window(table_slice))
         context.log.info(
             f"{self.client.qualified(table_slice)}: wrote {len(obj)} rows, replaced {result.rows_replaced}; "
             f"the table now has {result.table_rows}"
@@ -137,12 +137,23 @@ class _FrameHandler(DbTypeHandler[pd.DataFrame]):
     def load_input(self, context: dg.InputContext, table_slice: TableSlice, connection) -> pd.DataFrame:
         if table_slice.partition_dimensions and len(context.asset_partition_keys) == 0:
             return pd.DataFrame()
-        frame = self.fetch(connection, self.client.get_select_statement(table_slice))
+        frame = self.client.fetch(connection, self.client.get_select_statement(table_slice))
         return warehouse.conform_loaded(table_slice.table, frame)
 
     @property
     def supported_types(self) -> Sequence[type[object]]:
         return [pd.DataFrame]
+
+
+def _io_manager(client: _WindowClient, database: str, schema: str | None, name: str) -> DbIOManager:
+    return DbIOManager(
+        db_client=client,
+        database=database,
+        schema=schema,
+        type_handlers=[_FrameHandler(client)],
+        default_load_type=pd.DataFrame,
+        io_manager_name=name,
+    )
 
 
 # --- DuckDB -------------------------------------------------------------------------------
@@ -166,8 +177,6 @@ class _DuckDBClient(_WindowClient):
         with db.connect(write=isinstance(context, dg.OutputContext), config=config.get("connection_config") or {}) as conn:
             yield conn
 
-
-class _DuckDBFrameHandler(_FrameHandler):
     def replace(self, connection, table_slice, frame, window):  # type: ignore[no-untyped-def]
         return warehouse.duckdb_replace(connection, table_slice.schema, table_slice.table, frame, window)
 
@@ -181,15 +190,7 @@ class WarehouseDuckDBIOManager(DuckDBPandasIOManager):
     lock_timeout_seconds: float = 600.0
 
     def create_io_manager(self, context) -> DbIOManager:
-        client = _DuckDBClient(self.lock_timeout_seconds)
-        return DbIOManager(
-            db_client=client,
-            database=self.database,
-            schema=self.schema_,
-            type_handlers=[_DuckDBFrameHandler(client)],
-            default_load_type=pd.DataFrame,
-            io_manager_name="WarehouseDuckDBIOManager",
-        )
+        return _io_manager(_DuckDBClient(self.lock_timeout_seconds), self.database, self.schema_, "WarehouseDuckDBIOManager")
 
 
 # --- Snowflake ------------------------------------------------------------------------------
@@ -211,8 +212,6 @@ class _SnowflakeClient(_WindowClient):
         with SnowflakeResource(schema=table_slice.schema, **config).get_connection(raw_conn=False) as conn:
             yield conn
 
-
-class _SnowflakeFrameHandler(_FrameHandler):
     def replace(self, connection, table_slice, frame, window):  # type: ignore[no-untyped-def]
         return warehouse.snowflake_replace(
             connection, cast(str, table_slice.database), table_slice.schema, table_slice.table, frame, window, stage=stage_frame
@@ -228,12 +227,4 @@ class WarehouseSnowflakeIOManager(SnowflakePandasIOManager):
     """Pandas DataFrames to and from Snowflake tables, one window per write, atomically."""
 
     def create_io_manager(self, context) -> DbIOManager:
-        client = _SnowflakeClient()
-        return DbIOManager(
-            db_client=client,
-            database=self.database,
-            schema=self.schema_,
-            type_handlers=[_SnowflakeFrameHandler(client)],
-            default_load_type=pd.DataFrame,
-            io_manager_name="WarehouseSnowflakeIOManager",
-        )
+        return _io_manager(_SnowflakeClient(), self.database, self.schema_, "WarehouseSnowflakeIOManager")

@@ -37,6 +37,11 @@ class Column:
     description: str
     nullable: bool = True
 
+    def sql_type(self, dialect: str) -> str:
+        """The column's type in `dialect` ("duckdb" or "snowflake")."""
+        duckdb_type, snowflake_type, _ = TYPES[self.type]
+        return duckdb_type if dialect == "duckdb" else snowflake_type
+
 
 @dataclass(frozen=True)
 class Table:
@@ -50,10 +55,10 @@ class Table:
         return [c.name for c in self.columns]
 
     def duckdb_ddl(self, qualified_name: str) -> str:
-        return _ddl(self, qualified_name, 0)
+        return _ddl(self, qualified_name, "duckdb")
 
     def snowflake_ddl(self, qualified_name: str) -> str:
-        return _ddl(self, qualified_name, 1)
+        return _ddl(self, qualified_name, "snowflake")
 
     def empty_frame(self) -> pd.DataFrame:
         return pd.DataFrame({c.name: pd.Series([], dtype=TYPES[c.type][2]) for c in self.columns})
@@ -94,9 +99,9 @@ def _cast(series: pd.Series, column: Column) -> pd.Series:
     return series.astype(TYPES[kind][2])
 
 
-def _ddl(table: Table, qualified_name: str, dialect: int) -> str:
+def _ddl(table: Table, qualified_name: str, dialect: str) -> str:
     cols = ",\n".join(
-        f"    {c.name} {TYPES[c.type][dialect]}{'' if c.nullable else ' NOT NULL'}" for c in table.columns
+        f"    {c.name} {c.sql_type(dialect)}{'' if c.nullable else ' NOT NULL'}" for c in table.columns
     )
     return f"CREATE TABLE IF NOT EXISTS {qualified_name} (\n{cols}\n)"
 

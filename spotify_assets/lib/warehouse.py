@@ -176,41 +176,36 @@ def duckdb_replace(
     qualified = f"{schema}.{table}"
     if spec is not None:
         frame = spec.conform(frame)
-    conn.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(conn):
         conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-        exists = _duckdb_table_exists(conn, schema, table)
         if spec is not None:
             conn.execute(spec.duckdb_ddl(qualified))
-        elif window is None:
-            conn.execute(f"DROP TABLE IF EXISTS {qualified}")
-            exists = False
-        if not exists and spec is None:
-            cols = ", ".join(f'"{c}" {_duckdb_type(t)}' for c, t in frame.dtypes.items())
-            conn.execute(f"CREATE TABLE {qualified} ({cols})")
-        if window is None:
-            replaced = conn.execute(f"DELETE FROM {qualified}").fetchone()[0] if exists else 0
         else:
-            replaced = conn.execute(f"DELETE FROM {qualified} WHERE {window_predicate(window, 'duckdb')}").fetchone()[0]
+            # An undeclared table takes the frame's columns: whole-table writes recreate it.
+            cols = ", ".join(f'"{c}" {_duckdb_type(t)}' for c, t in frame.dtypes.items())
+            create = "CREATE OR REPLACE TABLE" if window is None else "CREATE TABLE IF NOT EXISTS"
+            conn.execute(f"{create} {qualified} ({cols})")
+        replaced = conn.execute(f"DELETE FROM {qualified}{where_window(window, 'duckdb')}").fetchone()[0]
         conn.register("_frame_to_write", frame)
         try:
             conn.execute(f"INSERT INTO {qualified} BY NAME SELECT * FROM _frame_to_write")
         finally:
             conn.unregister("_frame_to_write")
         total = conn.execute(f"SELECT count(*) FROM {qualified}").fetchone()[0]
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     return WriteResult(int(replaced), int(total))
 
 
-def _duckdb_table_exists(conn: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    row = conn.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-        [schema, table],
-    ).fetchone()
-    return bool(row and row[0])
+@contextmanager
+def transaction(runner: Any) -> Iterator[None]:
+    """BEGIN, then COMMIT, or ROLLBACK on any error; `runner` is a DuckDB connection or a
+    Snowflake cursor (anything with `execute`)."""
+    runner.execute("BEGIN")
+    try:
+        yield
+        runner.execute("COMMIT")
+    except BaseException:
+        runner.execute("ROLLBACK")
+        raise
 
 
 def window_predicate(window: Window, dialect: str) -> str:
@@ -219,6 +214,11 @@ def window_predicate(window: Window, dialect: str) -> str:
     return (
         f"{PARTITION_COLUMN} >= '{start}'::{cast} AND {PARTITION_COLUMN} < '{end}'::{cast}"
     )
+
+
+def where_window(window: Window | None, dialect: str) -> str:
+    """` WHERE <the window>`, or '' for the whole table (window None)."""
+    return "" if window is None else f" WHERE {window_predicate(window, dialect)}"
 
 
 def conform_loaded(table: str, frame: pd.DataFrame) -> pd.DataFrame:
@@ -301,20 +301,12 @@ def snowflake_replace(
         try:
             stage(conn, upper, temp)
             columns = ", ".join(upper.columns)
-            cur.execute("BEGIN")
-            try:
-                if window is None:
-                    cur.execute(f"DELETE FROM {qualified}")
-                else:
-                    cur.execute(f"DELETE FROM {qualified} WHERE {window_predicate(window, 'snowflake')}")
+            with transaction(cur):
+                cur.execute(f"DELETE FROM {qualified}{where_window(window, 'snowflake')}")
                 replaced = _affected(cur)
                 cur.execute(f"INSERT INTO {qualified} ({columns}) SELECT {columns} FROM {temp}")
                 cur.execute(f"SELECT count(*) FROM {qualified}")
                 total = cur.fetchone()[0]
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
         finally:
             cur.execute(f"DROP TABLE IF EXISTS {temp}")
     finally:
