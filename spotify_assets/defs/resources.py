@@ -5,6 +5,7 @@ directory. `production`: raw snapshots in S3. Every deployment binds the same re
 so asset code never asks where it runs. Settings are validated when the definitions load.
 """
 
+import functools
 import os
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -16,12 +17,10 @@ from dagster_aws.s3 import S3Resource
 from dagster_snowflake import SnowflakeResource
 
 from spotify_assets.defs.io_managers import WarehouseDuckDBIOManager, WarehouseSnowflakeIOManager
-
 from spotify_assets.lib.extract import PlaylistSource
 from spotify_assets.lib.sample_source import SampleSource
 from spotify_assets.lib.settings import Settings, SnowflakeSettings
 from spotify_assets.lib.snapshot_store import LocalBackend, S3Backend, SnapshotStore
-from spotify_assets.lib.warehouse import DuckDBDatabase, ensure_snowflake_schema
 from spotify_assets.lib.spotify_client import (
     DEFAULT_ACCOUNTS_URL,
     DEFAULT_API_URL,
@@ -29,11 +28,21 @@ from spotify_assets.lib.spotify_client import (
     RetryPolicy,
     SpotifyApi,
 )
+from spotify_assets.lib.warehouse import DuckDBDatabase, ensure_snowflake_schema, transaction
 
 
 def load_settings() -> Settings:
-    """The settings for this process, from its environment (raises SettingsError)."""
-    return Settings.from_env(os.environ)
+    """The settings for this process, from its environment (raises SettingsError).
+
+    Several modules ask while the definitions load; the environment is parsed once for as
+    long as it stays the same.
+    """
+    return _settings_for(frozenset(os.environ.items()))
+
+
+@functools.lru_cache(maxsize=1)
+def _settings_for(env: frozenset[tuple[str, str]]) -> Settings:
+    return Settings.from_env(dict(env))
 
 
 class SpotifyResource(dg.ConfigurableResource):
@@ -175,16 +184,10 @@ class DuckDBWarehouse(Warehouse):
         return DuckDBDatabase(self.database, lock_timeout_s=self.lock_timeout_seconds)
 
     def execute(self, statements: list[str]) -> None:
-        with self._db().connect(write=True) as conn:
-            conn.execute("BEGIN TRANSACTION")
-            try:
-                conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema_name}")
-                for statement in statements:
-                    conn.execute(statement)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        with self._db().connect(write=True) as conn, transaction(conn):
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema_name}")
+            for statement in statements:
+                conn.execute(statement)
 
     def query(self, sql: str) -> pd.DataFrame:
         with self._db().connect(write=False) as conn:
@@ -256,16 +259,12 @@ def raw_store_resource(settings: Settings) -> RawSnapshotStore:
 
 def _snowflake_connection(sf: SnowflakeSettings) -> dict[str, object]:
     """Connection fields shared by the Snowflake IO manager and resource; secrets as EnvVar."""
-    secret = {
-        "password": ("password", "SNOWFLAKE_PASSWORD"),
-        "private_key": ("private_key", "SNOWFLAKE_PRIVATE_KEY"),
-        "private_key_path": ("private_key_path", "SNOWFLAKE_PRIVATE_KEY_PATH"),
-    }[sf.auth]
     fields: dict[str, object] = {
         "account": sf.account,
         "user": sf.user,
         "database": sf.database,
-        secret[0]: dg.EnvVar(secret[1]),
+        # the field is named like the auth kind, and read from SNOWFLAKE_<KIND>
+        sf.auth: dg.EnvVar(f"SNOWFLAKE_{sf.auth.upper()}"),
     }
     if sf.private_key_password:
         fields["private_key_password"] = dg.EnvVar("SNOWFLAKE_PRIVATE_KEY_PASSWORD")
