@@ -80,8 +80,11 @@ def _view_asset(name: str) -> dg.AssetsDefinition:
         statement = render(sql, schema=warehouse.schema_ref, recent_release_days=warehouse.recent_release_days)
         warehouse.execute([statement])
         order = PREVIEW_ORDER.get(name, "1")
-        preview = warehouse.query(f"SELECT * FROM {view} ORDER BY {order} LIMIT {PREVIEW_ROWS}")
-        rows = int(warehouse.query(f"SELECT COUNT(*) AS n FROM {view}")["n"].iloc[0])
+        # One evaluation of the view (and one connection): its first rows, each with the count.
+        preview = warehouse.query(
+            f"SELECT *, COUNT(*) OVER () AS view_rows FROM {view} ORDER BY {order} LIMIT {PREVIEW_ROWS}"
+        )
+        rows = int(preview.pop("view_rows").iloc[0]) if len(preview) else 0
         context.log.info(f"view {view}: {rows} rows")
         return dg.MaterializeResult(
             metadata={
