@@ -12,21 +12,13 @@ from spotify_assets.defs.io_managers import WarehouseDuckDBIOManager, WarehouseS
 from spotify_assets.defs.resources import LocalRawSnapshotStore, S3RawSnapshotStore, SnowflakeWarehouse, SpotifyResource
 
 
-def load() -> dg.Definitions:
-    return defs()
-
-
-def resources_of(definitions):
-    return definitions.resources or {}
-
-
 def test_project_loads_with_defaults() -> None:
-    definitions = load()
+    definitions = defs()
     keys = {k.to_user_string() for k in definitions.resolve_asset_graph().get_all_asset_keys()}
     assert {"raw_playlist_snapshots", "songs", "artists", "albums", "song_artists", "playlists", "playlist_tracks"} <= keys
     assert {"artist_analytics", "top_artists", "popularity_trends", "current_top_songs", "popularity_history"} <= keys
-    assert isinstance(resources_of(definitions)["warehouse_io_manager"], WarehouseDuckDBIOManager)
     resources = definitions.resources or {}
+    assert isinstance(resources["warehouse_io_manager"], WarehouseDuckDBIOManager)
     assert isinstance(resources["spotify"], SpotifyResource) and resources["spotify"].is_sample
     assert isinstance(resources["raw_store"], LocalRawSnapshotStore)
 
@@ -43,7 +35,7 @@ def test_production_binds_the_same_keys_to_s3(monkeypatch) -> None:
         "SPOTIFY_PLAYLISTS": "5ABHKGoOzxkaa28ttQV9sE",
     }.items():
         monkeypatch.setenv(name, value)
-    resources = load().resources or {}
+    resources = defs().resources or {}
     store = resources["raw_store"]
     assert isinstance(store, S3RawSnapshotStore) and store.bucket == "bucket" and store.prefix == "spotify-assets"
     spotify = resources["spotify"]
@@ -69,7 +61,7 @@ def test_windows_are_8_hours_in_utc_with_hourly_keys() -> None:
 
 
 def test_schedule_runs_the_window_that_just_closed() -> None:
-    definitions = load()
+    definitions = defs()
     schedule = definitions.resolve_schedule_def("spotify_pipeline_schedule")
     assert schedule.cron_schedule == "0 */8 * * *" and schedule.execution_timezone == "UTC"
     tick = datetime(2026, 11, 21, 16, 0, tzinfo=timezone.utc)
@@ -80,7 +72,7 @@ def test_schedule_runs_the_window_that_just_closed() -> None:
 
 
 def test_schedule_job_covers_everything_downstream_of_the_snapshots() -> None:
-    definitions = load()
+    definitions = defs()
     graph = definitions.resolve_asset_graph()
     job = definitions.resolve_job_def("spotify_pipeline_job")
     selected = {k.to_user_string() for k in job.asset_layer.executable_asset_keys}

@@ -116,25 +116,23 @@ def _canonical(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _loaded(scenario: str, server: dict):
+    """(DuckDB connection, Snowflake connection, its database, the windows), closed after."""
     windows = _windows(scenario)
     database = f"VIEWS_{scenario.upper()}"
-    return scenario, _load_duckdb(windows), _load_snowflake(windows, server, database), database, windows
+    duck, snow = _load_duckdb(windows), _load_snowflake(windows, server, database)
+    yield duck, snow, database, windows
+    duck.close()
+    snow.close()
 
 
 @pytest.fixture(scope="module")
 def partial(fakesnow_server):
-    loaded = _loaded("partial", fakesnow_server)
-    yield loaded
-    loaded[1].close()
-    loaded[2].close()
+    yield from _loaded("partial", fakesnow_server)
 
 
 @pytest.fixture(scope="module")
 def no_popularity(fakesnow_server):
-    loaded = _loaded("no_popularity", fakesnow_server)
-    yield loaded
-    loaded[1].close()
-    loaded[2].close()
+    yield from _loaded("no_popularity", fakesnow_server)
 
 
 @pytest.fixture(params=["partial", "no_popularity"])
@@ -144,14 +142,14 @@ def both(request):
 
 @pytest.mark.parametrize("view", view_names())
 def test_every_view_gives_the_same_answer_on_duckdb_and_snowflake(both, view):
-    _, duck, snow, database, _ = both
+    duck, snow, database, _ = both
     expected = _duck(duck, view)
     assert len(expected) > 0
     pd.testing.assert_frame_equal(_snow(snow, database, view), expected, check_dtype=False)
 
 
 def test_a_failed_playlist_keeps_its_previous_snapshot_in_current_views(partial):
-    _, duck, *_, windows = partial
+    duck, *_, windows = partial
     current = _duck(duck, "current_playlist_tracks")
     playlists = windows[W2]["playlists"].set_index("name")
     c_id = playlists.loc["Fixture C", "playlist_id"]
@@ -160,13 +158,14 @@ def test_a_failed_playlist_keeps_its_previous_snapshot_in_current_views(partial)
     a_id = playlists.loc["Fixture A", "playlist_id"]
     assert {pd.Timestamp(t) for t in current[current["playlist_id"] == a_id]["window_start"]} == {pd.Timestamp(W2)}
     trends = _duck(duck, "popularity_trends")
-    assert trends[trends["window_start"] == pd.Timestamp(W2)]["window_complete"].tolist() == [False] * len(trends[trends["window_start"] == pd.Timestamp(W2)])
+    newest = trends[trends["window_start"] == pd.Timestamp(W2)]
+    assert newest["window_complete"].tolist() == [False] * len(newest)
     top = _duck(duck, "current_top_songs").sort_values("song_rank")
     assert top.iloc[0]["name"] == "duet" and top.iloc[0]["popularity"] == 93  # newest value, W2
 
 
 def test_without_popularity_songs_rank_by_appearances_and_history_says_null(no_popularity):
-    _, duck, *_ = no_popularity
+    duck, *_ = no_popularity
     top = _duck(duck, "current_top_songs").sort_values("song_rank")
     assert set(top["rank_basis"]) == {"playlist_appearances"}
     # A-0, A-1 (in A and B) and duet (twice in B) are listed twice; ties broken by song id
@@ -179,7 +178,7 @@ def test_without_popularity_songs_rank_by_appearances_and_history_says_null(no_p
 
 
 def test_recent_releases_are_classified_by_their_whole_period(both):
-    _, duck, *_ = both
+    duck, *_ = both
     trends = _duck(duck, "popularity_trends")
     w1 = trends[trends["window_start"] == pd.Timestamp(W1)].set_index("release_group")
     # fixtures: every album is '2002' (year precision) except 'recent' (2026-06-01)
@@ -188,7 +187,7 @@ def test_recent_releases_are_classified_by_their_whole_period(both):
 
 
 def test_top_artists_are_five_by_song_count(both):
-    _, duck, *_ = both
+    duck, *_ = both
     top = _duck(duck, "top_artists").sort_values("artist_rank")
     assert top["artist_rank"].tolist() == [1, 2, 3, 4, 5]
     analytics = _duck(duck, "artist_analytics")

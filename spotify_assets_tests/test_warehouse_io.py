@@ -6,7 +6,6 @@ they document the upstream bug each fix is for, and prove the test can fail for 
 
 
 import multiprocessing
-import os
 import subprocess
 import sys
 import time
@@ -39,6 +38,12 @@ def _asset(name: str) -> dg.AssetsDefinition:
         return FRAMES[name](context.partition_time_window.start)
 
     return _a
+
+
+def ours_and_upstream(reason: str) -> pytest.MarkDecorator:
+    """Run with our manager (kind "ours"), and with upstream's, which must fail for `reason`."""
+    upstream = pytest.param("upstream", marks=pytest.mark.xfail(strict=True, reason=reason))
+    return pytest.mark.parametrize("kind", ["ours", upstream])
 
 
 def _io(kind: str, path: Path) -> dg.ConfigurableIOManagerFactory:
@@ -85,9 +90,7 @@ def test_rematerializing_a_window_three_times_gives_the_same_rows(tmp_path):
     assert _rows(db, "events") == once == [("2026-11-20 08:00", 5), ("2026-11-20 16:00", 5)]
 
 
-@pytest.mark.parametrize(
-    "kind", ["ours", pytest.param("upstream", marks=pytest.mark.xfail(strict=True, reason="dagster#14091"))]
-)
+@ours_and_upstream("dagster#14091")
 def test_a_failed_write_leaves_the_window_as_it_was(tmp_path, kind):
     db = tmp_path / "w.duckdb"
     io = _io(kind, db)
@@ -99,22 +102,27 @@ def test_a_failed_write_leaves_the_window_as_it_was(tmp_path, kind):
     assert _rows(db, "events") == [("2026-11-20 08:00", 4)]
 
 
-@pytest.mark.parametrize(
-    "kind", ["ours", pytest.param("upstream", marks=pytest.mark.xfail(strict=True, reason="dagster#24172"))]
-)
+@ours_and_upstream("dagster#24172")
 def test_an_empty_window_leaves_a_typed_table_and_replaces_old_rows(tmp_path, kind):
     db = tmp_path / "w.duckdb"
     io = _io(kind, db)
-    FRAMES["songs"] = lambda start: TABLES["songs"].empty_frame()
+    empty = TABLES["songs"].empty_frame
+    FRAMES["songs"] = lambda start: empty()
     _materialize("songs", W1, io)
     with duckdb.connect(str(db), read_only=True) as conn:
         columns = [r[0] for r in conn.execute("DESCRIBE analytics.songs").fetchall()]
     assert columns == TABLES["songs"].column_names
+    FRAMES["songs"] = lambda start: empty().reindex(range(2)).assign(
+        window_start=pd.Series([start] * 2, dtype="datetime64[us, UTC]"), song_id=["s0", "s1"]
+    )
+    _materialize("songs", W2, io)
+    assert _rows(db, "songs") == [("2026-11-20 16:00", 2)]
+    FRAMES["songs"] = lambda start: empty()
+    _materialize("songs", W2, io)
+    assert _rows(db, "songs") == []
 
 
-@pytest.mark.parametrize(
-    "kind", ["ours", pytest.param("upstream", marks=pytest.mark.xfail(strict=True, reason="session time zone"))]
-)
+@ours_and_upstream("session time zone")
 def test_a_rewrite_touches_no_other_window_whatever_the_local_time_zone(tmp_path, kind, monkeypatch):
     db = tmp_path / "w.duckdb"
     io = _io(kind, db)
@@ -143,9 +151,7 @@ def _storage(path: Path, table: str) -> tuple[list[tuple], int]:
     return segments, used
 
 
-@pytest.mark.parametrize(
-    "kind", ["ours", pytest.param("upstream", marks=pytest.mark.xfail(strict=True, reason="checkpoint merges row groups"))]
-)
+@ours_and_upstream("checkpoint merges row groups")
 def test_a_new_window_rewrites_no_stored_window_and_a_replace_leaves_no_garbage(tmp_path, kind):
     # The cost of a window must grow with its own rows, not with history: DuckDB's default
     # checkpoint merges partly filled row groups, rewriting windows already stored.
