@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Literal, overload
 from urllib.parse import urlsplit
 
 from spotify_assets.lib.spotify_client import (
@@ -157,12 +157,7 @@ class Settings:
 
 
 def _alert_settings(reader: _Reader) -> AlertSettings:
-    webhook = reader.text("SPOTIFY_ASSETS_ALERT_WEBHOOK")
-    if webhook is not None:
-        parts = urlsplit(webhook)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            # the value may hold a token: name the variable, not the value
-            reader.problems.append("SPOTIFY_ASSETS_ALERT_WEBHOOK is not an http(s) URL")
+    webhook = reader.url("SPOTIFY_ASSETS_ALERT_WEBHOOK", None, secret=True)  # it may embed a token
     channel = reader.text("SPOTIFY_ASSETS_SLACK_CHANNEL")
     token = reader.text("SLACK_BOT_TOKEN")
     if channel and not token:
@@ -303,13 +298,18 @@ class _Reader:
             return default
         return value
 
-    def url(self, name: str, default: str) -> str:
+    @overload
+    def url(self, name: str, default: str, *, secret: bool = False) -> str: ...
+    @overload
+    def url(self, name: str, default: None, *, secret: bool = False) -> str | None: ...
+    def url(self, name: str, default: str | None, *, secret: bool = False) -> str | None:
+        """An http(s) URL; a `secret` one is named in problems, never shown."""
         raw = self.text(name)
         if raw is None:
             return default
         parts = urlsplit(raw)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            self.problems.append(f"{name}={raw!r} is not an http(s) URL")
+            self.problems.append(f"{name}{'' if secret else f'={raw!r}'} is not an http(s) URL")
             return default
         return raw.rstrip("/")
 
