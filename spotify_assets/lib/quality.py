@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from spotify_assets.lib.tables import PARTITION_COLUMN, TABLES
-from spotify_assets.lib.warehouse import Window
+from spotify_assets.lib.warehouse import Window, window_predicate
 
 SAMPLE_ROWS = 10
 MS_PER_DAY = 86_400_000
@@ -50,11 +50,18 @@ class WindowScope:
     def t(self, table: str) -> str:
         return f"{self.schema_ref}.{table}"
 
-    def win(self, alias: str | None = None) -> str:
-        start, end = self.window.literals()
-        cast = "TIMESTAMPTZ" if self.dialect == "duckdb" else "TIMESTAMP_TZ"
-        column = f"{alias}.{PARTITION_COLUMN}" if alias else PARTITION_COLUMN
-        return f"{column} >= '{start}'::{cast} AND {column} < '{end}'::{cast}"
+    def window_of(self, table: str) -> str:
+        """`schema.table WHERE <in the window>`: more conditions follow with AND."""
+        return f"{self.t(table)} WHERE {window_predicate(self.window, self.dialect)}"
+
+    def in_window(self, table: str, columns: str = "*") -> str:
+        """A subquery of `table`'s rows in the window, for joins (alias it)."""
+        return f"(SELECT {columns} FROM {self.window_of(table)})"
+
+    def start_timestamp(self) -> str:
+        """The window's start as a timestamp literal of the dialect."""
+        cast = "TIMESTAMPTZ" if self.dialect == "duckdb" else "TIMESTAMP_TZ"  # as window_predicate
+        return f"'{self.window.literals()[0]}'::{cast}"
 
     def rows(self, sql: str) -> list[dict[str, Any]]:
         frame = self.query(sql)
@@ -63,19 +70,6 @@ class WindowScope:
     def one(self, sql: str) -> dict[str, Any]:
         rows = self.rows(sql)
         return rows[0] if rows else {}
-
-    def previous_start(self, table: str) -> str | None:
-        """window_start of the newest earlier window that has rows in `table`, as a literal."""
-        start, _ = self.window.literals()
-        cast = "TIMESTAMPTZ" if self.dialect == "duckdb" else "TIMESTAMP_TZ"
-        row = self.one(
-            f"SELECT MAX({PARTITION_COLUMN}) AS previous FROM {self.t(table)} "
-            f"WHERE {PARTITION_COLUMN} < '{start}'::{cast}"
-        )
-        previous = row.get("previous")
-        if previous is None:
-            return None
-        return pd.Timestamp(previous).tz_convert("UTC").strftime("%Y-%m-%d %H:%M:%S+00:00")
 
 
 @dataclass(frozen=True)
@@ -110,22 +104,23 @@ def unique_key(table: str) -> TableCheck:
     any_null = " OR ".join(f"{c} IS NULL" for c in key)
 
     def run(s: WindowScope) -> Outcome:
+        # one pass: every key's row count (a null key's rows group together), then the totals
         counts = s.one(
-            f"SELECT COUNT(*) AS duplicated_keys, COALESCE(SUM(n - 1), 0) AS extra_rows FROM "
-            f"(SELECT {cols}, COUNT(*) AS n FROM {s.t(table)} WHERE {s.win()} GROUP BY {cols} HAVING COUNT(*) > 1) d"
+            "SELECT COALESCE(SUM(n), 0) AS n_rows, COALESCE(SUM(CASE WHEN n > 1 THEN 1 ELSE 0 END), 0) AS duplicated_keys, "
+            "COALESCE(SUM(n - 1), 0) AS extra_rows, COALESCE(SUM(null_rows), 0) AS null_keys FROM "
+            f"(SELECT COUNT(*) AS n, SUM(CASE WHEN {any_null} THEN 1 ELSE 0 END) AS null_rows "
+            f"FROM {s.window_of(table)} GROUP BY {cols}) k"
         )
-        nulls = s.one(f"SELECT COUNT(*) AS null_keys FROM {s.t(table)} WHERE {s.win()} AND ({any_null})")
-        total = s.one(f"SELECT COUNT(*) AS n FROM {s.t(table)} WHERE {s.win()}")["n"]
-        dup, null = int(counts["duplicated_keys"]), int(nulls["null_keys"])
+        total, dup, null = int(counts["n_rows"]), int(counts["duplicated_keys"]), int(counts["null_keys"])
         sample = (
             s.rows(
-                f"SELECT {cols}, COUNT(*) AS copies FROM {s.t(table)} WHERE {s.win()} AND NOT ({any_null}) "
+                f"SELECT {cols}, COUNT(*) AS copies FROM {s.window_of(table)} AND NOT ({any_null}) "
                 f"GROUP BY {cols} HAVING COUNT(*) > 1 ORDER BY copies DESC, {cols} LIMIT {SAMPLE_ROWS}"
             )
             if dup
             else []
         )
-        stats = {"rows": int(total), "duplicated_keys": dup, "extra_rows": int(counts["extra_rows"]), "null_keys": null}
+        stats = {"rows": total, "duplicated_keys": dup, "extra_rows": int(counts["extra_rows"]), "null_keys": null}
         if dup or null:
             return Outcome(
                 False,
@@ -154,22 +149,26 @@ def references(table: str, refs: list[tuple[str, str, str]]) -> TableCheck:
         failing = []
         for column, parent, parent_column in refs:
             nullable = next(c.nullable for c in TABLES[table].columns if c.name == column)
-            missing_sql = (
-                f"FROM {s.t(table)} c WHERE {s.win('c')} AND c.{column} IS NOT NULL AND NOT EXISTS "
-                f"(SELECT 1 FROM {s.t(parent)} p WHERE p.{PARTITION_COLUMN} = c.{PARTITION_COLUMN} "
-                f"AND p.{parent_column} = c.{column})"
+            # the parent keys of the window, each once: the join neither multiplies nor drops a row
+            joined = (
+                f"FROM {s.in_window(table, f'{PARTITION_COLUMN}, {column}')} c "
+                f"LEFT JOIN {s.in_window(parent, f'DISTINCT {PARTITION_COLUMN}, {parent_column}')} p "
+                f"ON p.{PARTITION_COLUMN} = c.{PARTITION_COLUMN} AND p.{parent_column} = c.{column}"
             )
-            row = s.one(f"SELECT COUNT(*) AS n, COUNT(DISTINCT c.{column}) AS k {missing_sql}")
-            nulls = s.one(f"SELECT COUNT(*) AS n FROM {s.t(table)} WHERE {s.win()} AND {column} IS NULL")["n"]
-            stats[f"{column}_unresolved_rows"] = int(row["n"])
-            stats[f"{column}_null_rows"] = int(nulls)
-            bad = int(row["n"]) + (0 if nullable else int(nulls))
-            if bad:
-                failing.append(f"{row['n']} row(s) whose {column} is not in {parent}")
+            unresolved = f"c.{column} IS NOT NULL AND p.{parent_column} IS NULL"
+            counts = s.one(
+                f"SELECT COALESCE(SUM(CASE WHEN {unresolved} THEN 1 ELSE 0 END), 0) AS unresolved, "
+                f"COUNT(*) - COUNT(c.{column}) AS nulls {joined}"
+            )
+            missing, nulls = int(counts["unresolved"]), int(counts["nulls"])
+            stats[f"{column}_unresolved_rows"] = missing
+            stats[f"{column}_null_rows"] = nulls
+            if missing or (nulls and not nullable):
+                failing.append(f"{missing} row(s) whose {column} is not in {parent}")
                 if not nullable and nulls:
                     failing.append(f"{nulls} row(s) without {column}")
                 for r in s.rows(
-                    f"SELECT c.{column} AS missing_key, COUNT(*) AS rows_pointing {missing_sql} "
+                    f"SELECT c.{column} AS missing_key, COUNT(*) AS rows_pointing {joined} WHERE {unresolved} "
                     f"GROUP BY c.{column} ORDER BY rows_pointing DESC, missing_key LIMIT {SAMPLE_ROWS}"
                 ):
                     sample.append({"column": column, "parent": parent, **r})
@@ -185,11 +184,14 @@ def _range_check(table: str, name: str, description: str, bad_sql: str, columns:
     key = _key_sql(TABLES[table].key)
 
     def run(s: WindowScope) -> Outcome:
-        where = f"{s.win()} AND ({bad_sql})"
-        n = int(s.one(f"SELECT COUNT(*) AS n FROM {s.t(table)} WHERE {where}")["n"])
-        total = int(s.one(f"SELECT COUNT(*) AS n FROM {s.t(table)} WHERE {s.win()}")["n"])
+        failing = f"{s.window_of(table)} AND ({bad_sql})"
+        counts = s.one(
+            f"SELECT COUNT(*) AS total, COALESCE(SUM(CASE WHEN {bad_sql} THEN 1 ELSE 0 END), 0) AS n "
+            f"FROM {s.window_of(table)}"
+        )
+        n, total = int(counts["n"]), int(counts["total"])
         if n:
-            sample = s.rows(f"SELECT {key}, {columns} FROM {s.t(table)} WHERE {where} ORDER BY {key} LIMIT {SAMPLE_ROWS}")
+            sample = s.rows(f"SELECT {key}, {columns} FROM {failing} ORDER BY {key} LIMIT {SAMPLE_ROWS}")
             return Outcome(False, f"{table}: {n} of {total} row(s) {what}", {"rows": total, "failing_rows": n}, sample)
         return Outcome(True, f"{table}: all {total} rows pass", {"rows": total, "failing_rows": 0})
 
@@ -231,9 +233,9 @@ def completeness() -> TableCheck:
         rows = s.rows(
             f"SELECT pl.playlist_id, pl.name, pl.rows_total, pl.rows_read, {skipped} AS skipped_with_reason, "
             f"COALESCE(pt.n, 0) AS song_rows_loaded "
-            f"FROM {s.t('playlists')} pl LEFT JOIN (SELECT playlist_id, COUNT(*) AS n FROM {s.t('playlist_tracks')} "
-            f"WHERE {s.win()} GROUP BY playlist_id) pt ON pt.playlist_id = pl.playlist_id "
-            f"WHERE {s.win('pl')} AND pl.status = 'ok' ORDER BY pl.playlist_id"
+            f"FROM {s.in_window('playlists')} pl LEFT JOIN (SELECT playlist_id, COUNT(*) AS n FROM {s.window_of('playlist_tracks')} "
+            f"GROUP BY playlist_id) pt ON pt.playlist_id = pl.playlist_id "
+            f"WHERE pl.status = 'ok' ORDER BY pl.playlist_id"
         )
         bad = [r for r in rows if r["rows_total"] is None or r["song_rows_loaded"] != r["rows_total"] - r["skipped_with_reason"]]
         stats = {"playlists_checked": len(rows), "incomplete_playlists": len(bad)}
@@ -260,11 +262,9 @@ def completeness() -> TableCheck:
 
 def added_at_not_in_future() -> TableCheck:
     def run(s: WindowScope) -> Outcome:
-        where = (
-            f"{s.win('pt')} AND pt.added_at > COALESCE(pl.extracted_at, CURRENT_TIMESTAMP) + INTERVAL '{ADDED_AT_SKEW}'"
-        )
+        where = f"pt.added_at > COALESCE(pl.extracted_at, CURRENT_TIMESTAMP) + INTERVAL '{ADDED_AT_SKEW}'"
         join = (
-            f"FROM {s.t('playlist_tracks')} pt LEFT JOIN {s.t('playlists')} pl ON pl.playlist_id = pt.playlist_id "
+            f"FROM {s.in_window('playlist_tracks')} pt LEFT JOIN {s.t('playlists')} pl ON pl.playlist_id = pt.playlist_id "
             f"AND pl.{PARTITION_COLUMN} = pt.{PARTITION_COLUMN}"
         )
         n = int(s.one(f"SELECT COUNT(*) AS n {join} WHERE {where}")["n"])
@@ -293,12 +293,13 @@ def added_at_not_in_future() -> TableCheck:
 
 def unreadable_documents() -> TableCheck:
     def run(s: WindowScope) -> Outcome:
-        rows = s.rows(
-            f"SELECT playlist_id, name, error_message FROM {s.t('playlists')} WHERE {s.win()} AND status = 'unreadable' "
-            f"ORDER BY playlist_id LIMIT {SAMPLE_ROWS}"
-        )
-        n = int(s.one(f"SELECT COUNT(*) AS n FROM {s.t('playlists')} WHERE {s.win()} AND status = 'unreadable'")["n"])
+        unreadable = f"{s.window_of('playlists')} AND status = 'unreadable'"
+        n = int(s.one(f"SELECT COUNT(*) AS n FROM {unreadable}")["n"])
         if n:
+            rows = s.rows(
+                f"SELECT playlist_id, name, error_message FROM {unreadable} "
+                f"ORDER BY playlist_id LIMIT {SAMPLE_ROWS}"
+            )
             return Outcome(
                 False,
                 f"{n} stored document(s) could not be decoded: " + "; ".join(f"{r['playlist_id']}: {r['error_message']}" for r in rows[:3]),
@@ -332,19 +333,21 @@ def api_fields_returned(table: str) -> TableCheck:
 
     def run(s: WindowScope) -> Outcome:
         counted = ", ".join(f"COUNT({f}) AS {f}" for f in fields)
-        now = s.one(f"SELECT COUNT(*) AS n_rows, {counted} FROM {s.t(table)} WHERE {s.win()}")
-        previous = s.previous_start(table)
-        before: dict[str, Any] = {}
-        if previous is not None:
-            cast = "TIMESTAMPTZ" if s.dialect == "duckdb" else "TIMESTAMP_TZ"
-            before = s.one(
-                f"SELECT COUNT(*) AS n_rows, {counted} FROM {s.t(table)} WHERE {PARTITION_COLUMN} = '{previous}'::{cast}"
-            )
+        now = s.one(f"SELECT COUNT(*) AS n_rows, {counted} FROM {s.window_of(table)}")
+        # the newest earlier window that has rows in the table (none: no row before this window)
+        before = s.one(
+            f"SELECT {PARTITION_COLUMN} AS previous, COUNT(*) AS n_rows, {counted} FROM {s.t(table)} "
+            f"WHERE {PARTITION_COLUMN} = (SELECT MAX({PARTITION_COLUMN}) FROM {s.t(table)} WHERE {PARTITION_COLUMN} < {s.start_timestamp()}) "
+            f"GROUP BY {PARTITION_COLUMN}"
+        )
+        previous = None
+        if before:
+            previous = pd.Timestamp(before["previous"]).tz_convert("UTC").strftime("%Y-%m-%d %H:%M:%S+00:00")
         stats: dict[str, int | float | str] = {"rows": int(now.get("n_rows") or 0)}
         stopped = []
         for f in fields:
             stats[f"{f}_rows"] = int(now.get(f) or 0)
-            if before:
+            if previous is not None:
                 stats[f"{f}_rows_previous_window"] = int(before.get(f) or 0)
             if now.get("n_rows") and not now.get(f) and before.get(f):
                 stopped.append(f)
