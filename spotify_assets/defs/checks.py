@@ -38,7 +38,7 @@ def _sample_markdown(rows: list[dict]) -> str:
 
 
 def _result(asset_key: dg.AssetKey, name: str, blocking: bool, outcome: quality.Outcome, window: str | None) -> dg.AssetCheckResult:
-    metadata: dict[str, object] = {k: v for k, v in outcome.counts.items()}
+    metadata: dict[str, object] = dict(outcome.counts)
     metadata["summary"] = outcome.summary
     if window is not None:
         metadata["window"] = window
@@ -74,16 +74,19 @@ def _crashed(err: Exception) -> quality.Outcome:
 )
 def table_quality_checks(context: dg.AssetCheckExecutionContext, warehouse: Warehouse):
     tw = context.partition_time_window
-    scope = quality.WindowScope(
-        query=warehouse.query, schema_ref=warehouse.schema_ref, window=Window(tw.start, tw.end), dialect=warehouse.dialect
-    )
+    outcomes: list[quality.Outcome] = []
+    with warehouse.reader() as query:  # one connection for all the window's queries
+        scope = quality.WindowScope(
+            query=query, schema_ref=warehouse.schema_ref, window=Window(tw.start, tw.end), dialect=warehouse.dialect
+        )
+        for check in quality.TABLE_CHECKS:
+            try:
+                outcomes.append(check.run(scope))
+            except Exception as err:  # one broken query must not hide the other checks' verdicts
+                context.log.error(f"{check.table}/{check.name}: {err}")
+                outcomes.append(_crashed(err))
     failed = []
-    for check in quality.TABLE_CHECKS:
-        try:
-            outcome = check.run(scope)
-        except Exception as err:  # one broken query must not hide the other checks' verdicts
-            context.log.error(f"{check.table}/{check.name}: {err}")
-            outcome = _crashed(err)
+    for check, outcome in zip(quality.TABLE_CHECKS, outcomes):
         if not outcome.passed:
             failed.append(f"{check.table}/{check.name}")
             log = context.log.error if check.blocking else context.log.warning
@@ -112,9 +115,8 @@ def raw_quality_checks(context: dg.AssetCheckExecutionContext, raw_store: RawSna
     store = raw_store.store()
     key = context.partition_key
     manifest = store.read_manifest(key)
-    keys = snapshot_windows.get_partition_keys()
-    index = keys.index(key) if key in keys else -1
-    previous = store.read_manifest(keys[index - 1]) if index > 0 else None
+    before = snapshot_windows.get_prev_partition_window(context.partition_time_window.start)  # None: the first window
+    previous = store.read_manifest(before.start.strftime(snapshot_windows.fmt)) if manifest and before else None
     share = load_settings().quality.volume_drop_share
     for check in quality.RAW_CHECKS:
         if manifest is None:

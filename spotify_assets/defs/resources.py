@@ -7,7 +7,8 @@ so asset code never asks where it runs. Settings are validated when the definiti
 
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta, timezone
 from typing import Literal
 
@@ -164,9 +165,19 @@ class Warehouse(dg.ConfigurableResource):
         """Run the statements, in one transaction where the warehouse allows it."""
         raise NotImplementedError
 
-    def query(self, sql: str) -> pd.DataFrame:
-        """The result of a query, with lower-case column names."""
+    def reader(self) -> AbstractContextManager[Callable[[str], pd.DataFrame]]:
+        """One connection for many queries: yields `query(sql)` -> frame, lower-case columns."""
         raise NotImplementedError
+
+    def query(self, sql: str) -> pd.DataFrame:
+        """The result of one query, with lower-case column names."""
+        with self.reader() as read:
+            return read(sql)
+
+
+def _lower_case(frame: pd.DataFrame) -> pd.DataFrame:
+    frame.columns = [str(c).lower() for c in frame.columns]
+    return frame
 
 
 class DuckDBWarehouse(Warehouse):
@@ -189,11 +200,10 @@ class DuckDBWarehouse(Warehouse):
             for statement in statements:
                 conn.execute(statement)
 
-    def query(self, sql: str) -> pd.DataFrame:
+    @contextmanager
+    def reader(self) -> Iterator[Callable[[str], pd.DataFrame]]:
         with self._db().connect(write=False) as conn:
-            frame = conn.execute(sql).fetchdf()
-        frame.columns = [str(c).lower() for c in frame.columns]
-        return frame
+            yield lambda sql: _lower_case(conn.execute(sql).fetchdf())
 
 
 class SnowflakeWarehouse(Warehouse):
@@ -218,12 +228,16 @@ class SnowflakeWarehouse(Warehouse):
             for statement in statements:
                 cur.execute(statement)
 
-    def query(self, sql: str) -> pd.DataFrame:
-        with self.snowflake.get_connection() as conn, conn.cursor() as cur:
-            cur.execute(sql)
-            frame = cur.fetch_pandas_all()
-        frame.columns = [str(c).lower() for c in frame.columns]
-        return frame
+    @contextmanager
+    def reader(self) -> Iterator[Callable[[str], pd.DataFrame]]:
+        with self.snowflake.get_connection() as conn:
+
+            def read(sql: str) -> pd.DataFrame:
+                with conn.cursor() as cur:
+                    cur.execute(sql)
+                    return _lower_case(cur.fetch_pandas_all())
+
+            yield read
 
 
 def _env(name: str) -> str | dg.EnvVar | None:
