@@ -109,6 +109,18 @@ def test_freshness_warns_when_the_newest_window_is_too_old() -> None:
         assert fresh.passed
 
 
+def test_volume_compares_a_window_with_the_one_just_before() -> None:
+    job = defs().resolve_job_def("spotify_pipeline_job")
+    raw = [dg.AssetKey("raw_playlist_snapshots")]
+    with dg.instance_for_test() as instance:
+        first = job.execute_in_process(partition_key=_window(2), instance=instance, asset_selection=raw)
+        second = job.execute_in_process(partition_key=_window(), instance=instance, asset_selection=raw)
+    first_volume = _checks(first)["raw_playlist_snapshots/volume_stable"]
+    second_volume = _checks(second)["raw_playlist_snapshots/volume_stable"]
+    assert first_volume.passed and first_volume.metadata["playlists_compared"].value == 0  # nothing stored before it
+    assert second_volume.passed and second_volume.metadata["playlists_compared"].value > 0  # the first window
+
+
 def test_the_manifest_carries_what_the_raw_checks_need() -> None:
     with dg.instance_for_test() as instance:
         assert _run(instance, _window()).success
