@@ -55,22 +55,7 @@ def check_alerts_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
     for step in plan.steps:
         alert = Alert.from_evaluation(step.evaluation, step.status, settings.alerts.webserver_url)
         already = current.delivered.to if current.delivered and current.delivered.alert_id == alert.id else ()
-        delivered = list(already)
-        errors: list[str] = []
-        for destination in destinations:
-            if destination.name in already:
-                continue
-            try:
-                destination.send(alert)
-            except AlertDeliveryError as err:
-                errors.append(str(err))
-                context.log.warning(
-                    f"could not deliver the {alert.status} alert for {alert.label} to {destination.name}: "
-                    f"{err}. It is retried on the next tick."
-                )
-                continue
-            delivered.append(destination.name)
-            context.log.info(f"sent the {alert.status} alert for {alert.label} to {destination.name}")
+        delivered, errors = _deliver(context, alert, destinations, already)
         if errors:
             # Keep the cursor before this alert: the next tick retries it, only where it has not
             # arrived yet, and the alerts after it wait, so they arrive in order.
@@ -82,6 +67,29 @@ def check_alerts_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
         sent.append(alert)
     context.update_cursor(plan.final.to_cursor())
     return dg.SkipReason(_sent_summary(sent))
+
+
+def _deliver(
+    context: dg.SensorEvaluationContext, alert: Alert, destinations: list[alerts.Destination], already: tuple[str, ...]
+) -> tuple[list[str], list[str]]:
+    """Send `alert` to every destination not `already` reached: the names reached, and the errors."""
+    delivered = list(already)
+    errors: list[str] = []
+    for destination in destinations:
+        if destination.name in already:
+            continue
+        try:
+            destination.send(alert)
+        except AlertDeliveryError as err:
+            errors.append(str(err))
+            context.log.warning(
+                f"could not deliver the {alert.status} alert for {alert.label} to {destination.name}: "
+                f"{err}. It is retried on the next tick."
+            )
+            continue
+        delivered.append(destination.name)
+        context.log.info(f"sent the {alert.status} alert for {alert.label} to {destination.name}")
+    return delivered, errors
 
 
 def _sent_summary(sent: list[Alert]) -> str:

@@ -33,6 +33,7 @@ import dagster as dg
 import requests
 
 from spotify_assets.lib.settings import Settings
+from spotify_assets.lib.timestamps import iso_z
 
 SOURCE = "spotify-assets"
 SLACK_API_URL = "https://slack.com/api/"  # tests point this at a fake Slack on loopback
@@ -44,7 +45,6 @@ SUMMARY_MAX_CHARS = 300
 MAX_FAILING_KEYS = 1000  # beyond this the oldest failing keys are forgotten (cursor size)
 MAX_ALERTS_PER_TICK = 25  # the rest are sent on the next ticks, in order
 MAX_EVALUATIONS_PER_TICK = 5000
-EVALUATION_PAGE = 500
 REPLAY_LOOKBACK_S = 24 * 3600  # a sensor without a cursor looks at the last day
 
 _PARTITION_TAG = "dagster/partition"
@@ -142,8 +142,7 @@ def _truncate(text: str, limit: int = DETAIL_MAX_CHARS) -> str:
 
 
 def _iso(timestamp: float) -> str:
-    moment = datetime.fromtimestamp(timestamp, tz=timezone.utc)
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+    return iso_z(datetime.fromtimestamp(timestamp, tz=timezone.utc), "seconds")
 
 
 # --- what a person is told ------------------------------------------------------------------
@@ -195,6 +194,19 @@ class Alert:
         return f"{self.webserver_url}/assets/{'/'.join(self.asset_path)}?view=checks"
 
     @property
+    def heading(self) -> str:
+        return "Check failed" if self.status == "failed" else "Check passed again"
+
+    @property
+    def severity_text(self) -> str:
+        """`ERROR, blocking`, `WARN`."""
+        return self.severity + (", blocking" if self.blocking else "")
+
+    @property
+    def window_text(self) -> str:
+        return self.window or "none (not partitioned)"
+
+    @property
     def label(self) -> str:
         """`songs/unique_key, window 2026-01-01-00:00`: for log lines."""
         return f"{self.asset}/{self.check}" + (f", window {self.window}" if self.window else "")
@@ -220,11 +232,9 @@ class Alert:
 
     def text(self) -> str:
         """A plain-text rendering: the text of the Slack message (what notifications show)."""
-        head = "Check failed" if self.status == "failed" else "Check passed again"
-        blocking = ", blocking" if self.blocking else ""
         lines = [
-            f"{head}: {self.asset} / {self.check} [{self.severity}{blocking}]",
-            f"Window: {self.window or 'none (not partitioned)'}",
+            f"{self.heading}: {self.asset} / {self.check} [{self.severity_text}]",
+            f"Window: {self.window_text}",
             f"Summary: {self.summary}",
         ]
         if self.run_url:
@@ -362,28 +372,22 @@ def plan_alerts(
             return "resolved"
         return None
 
+    candidates = ordered
     if state.replay:
-        latest: dict[CheckKey, Evaluation] = {}
-        for evaluation in ordered:
-            latest[evaluation.key] = evaluation
-        for evaluation in sorted(latest.values(), key=lambda e: e.storage_id):
-            if len(steps) == max_alerts and _would_alert(evaluation, failing):
-                # more next tick: replay again over the same evaluations, skipping what was sent
-                return Plan(tuple(steps), AlertState(state.after, tuple(failing), replay=True))
-            status = decide(evaluation)
-            if status:
-                steps.append(Step(evaluation, status, AlertState(state.after, tuple(failing), replay=True)))
-        return Plan(tuple(steps), AlertState(end, tuple(failing)))
-
+        # only each key's latest evaluation counts, and `after` stays put until the replay is
+        # done: one cut short by max_alerts runs again next tick, skipping what was sent
+        latest = {evaluation.key: evaluation for evaluation in ordered}
+        candidates = sorted(latest.values(), key=lambda e: e.storage_id)
     handled = state.after
-    for evaluation in ordered:
+    for evaluation in candidates:
         if len(steps) == max_alerts and _would_alert(evaluation, failing):
             # more next tick, starting with this evaluation
-            return Plan(tuple(steps), AlertState(handled, tuple(failing)))
+            return Plan(tuple(steps), AlertState(handled, tuple(failing), replay=state.replay))
         status = decide(evaluation)
-        handled = evaluation.storage_id
+        if not state.replay:
+            handled = evaluation.storage_id
         if status:
-            steps.append(Step(evaluation, status, AlertState(handled, tuple(failing))))
+            steps.append(Step(evaluation, status, AlertState(handled, tuple(failing), replay=state.replay)))
     return Plan(tuple(steps), AlertState(end, tuple(failing)))
 
 
@@ -395,7 +399,7 @@ def _would_alert(evaluation: Evaluation, failing: Mapping[CheckKey, None]) -> bo
 
 
 def read_evaluations(
-    instance: dg.DagsterInstance, after: int, *, limit: int = MAX_EVALUATIONS_PER_TICK, page: int = EVALUATION_PAGE
+    instance: dg.DagsterInstance, after: int, *, limit: int = MAX_EVALUATIONS_PER_TICK
 ) -> tuple[list[Evaluation], int]:
     """Check evaluations after the storage id `after`, oldest first, and the last id read.
 
@@ -403,21 +407,11 @@ def read_evaluations(
     (SQLite's run-sharded default included) keeps check evaluations under one increasing id.
     `get_event_records` with an id cursor raises on that SQLite storage.
     """
-    storage = instance.event_log_storage
-    entries: list[tuple[int, Any]] = []
-    cursor = after
-    while len(entries) < limit:
-        batch = storage.get_logs_for_all_runs_by_log_id(
-            after_cursor=cursor,
-            dagster_event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION,
-            limit=min(page, limit - len(entries)),
-        )
-        if not batch:
-            break
-        entries.extend(sorted(batch.items()))
-        cursor = entries[-1][0]
-        if len(batch) < page:
-            break
+    batch = instance.event_log_storage.get_logs_for_all_runs_by_log_id(
+        after_cursor=after, dagster_event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION, limit=limit
+    )
+    entries = sorted(batch.items())
+    cursor = entries[-1][0] if entries else after
     run_ids = sorted({entry.run_id for _, entry in entries if entry.run_id})
     tags: dict[str, Mapping[str, str]] = {}
     for chunk in range(0, len(run_ids), 200):  # bounded IN lists
@@ -569,12 +563,10 @@ class SlackDestination:
 
 def slack_blocks(alert: Alert) -> list[dict[str, Any]]:
     """A readable Slack message: what, where, which window, why, and links to the run."""
-    head = "Check failed" if alert.status == "failed" else "Check passed again"
-    blocking = ", blocking" if alert.blocking else ""
     fields = [
-        f"*{head}:* `{_slack_escape(alert.asset)}` / `{_slack_escape(alert.check)}`",
-        f"*Severity:* {alert.severity}{blocking}",
-        f"*Window:* {_slack_escape(alert.window or 'none (not partitioned)')}",
+        f"*{alert.heading}:* `{_slack_escape(alert.asset)}` / `{_slack_escape(alert.check)}`",
+        f"*Severity:* {alert.severity_text}",
+        f"*Window:* {_slack_escape(alert.window_text)}",
         f"*Summary:* {_slack_escape(alert.summary)}",
     ]
     links = ([f"<{alert.run_url}|Run {alert.run_id[:8]}>"] if alert.run_url and alert.run_id else []) + [
