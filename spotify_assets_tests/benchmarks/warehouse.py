@@ -1,6 +1,6 @@
 """Benchmark: normalize one window of raw playlist snapshots and load it into DuckDB.
 
-    .venv/bin/python -m spotify_assets_tests.benchmarks.warehouse            # full size, ~6 min
+    .venv/bin/python -m spotify_assets_tests.benchmarks.warehouse            # full size, ~5 min
     .venv/bin/python -m spotify_assets_tests.benchmarks.warehouse --quick    # 100 x 1,000 rows, ~1.5 min
     .venv/bin/python -m spotify_assets_tests.benchmarks.warehouse --playlists 300 --rows 500 \\
         --history-playlists 20 --history-windows 30 --repeat 3 --profile 100 --workdir /tmp/wh
