@@ -32,6 +32,7 @@ row counts or a crashed step, never on a missed target):
    it (row counts stay exact). Uses a smaller window (`--history-playlists`, default 50
    x `--rows`) to keep the runtime sane; windows 2..90 reuse window 1's frames and are
    loaded through the IO manager too, and their load times show any growth with history.
+   Each timed materialization runs in a fresh process, as a Dagster run's step does.
    The warehouse connections set `max_vacuum_tasks = 0` (lib/warehouse.py); `--connection-config
    '{"max_vacuum_tasks": 100}'` measures DuckDB's default, where some checkpoints merge partly
    filled row groups, rewriting stored windows (single windows then vary by about 1 s).
@@ -611,22 +612,26 @@ def child_history(a: argparse.Namespace) -> None:
                 normalizer.add(f.read(), playlist_id=path.stem)
         return normalizer.finish().frames
 
-    def materialize(path: str, key: str) -> tuple[dict, dict]:
-        started = time.perf_counter()
-        frames = normalize(key)
-        normalized = time.perf_counter() - started
-        per_table = _load(path, key, frames, a.connection_config)
-        loaded = sum(per_table.values())
-        return {"total": normalized + loaded, "normalize": normalized, "load": loaded, "tables": per_table}, frames
+    def materialize(path: str, key: str) -> dict:
+        # A fresh process per timed run, as Dagster runs each step: one that has just loaded
+        # 90 windows normalizes ~30% slower (its heap, not the history, is the difference).
+        # Nothing is left to write back either: the fill (1.4 GB at full size) and the trial's
+        # copy otherwise flush on the kernel's schedule, on the same 2 cores.
+        os.sync()
+        return _run_child(
+            ["--child", "materialize", "--data", a.data, "--limit", str(a.limit), "--work", path,
+             "--partition-key", key, "--connection-config", a.connection_config],
+            label=f"materialize {key}",
+        )
 
     first: list[dict] = []
     for rep in range(a.repeat):
         path = fresh(f"history_first_{rep}.duckdb")
-        timing, frames = materialize(path, keys[0])
-        first.append(timing)
+        first.append(materialize(path, keys[0]))
         if rep:
             fresh(f"history_first_{rep}.duckdb")
     base = str(work / "history_first_0.duckdb")
+    frames = normalize(keys[0])  # untimed: the fill reuses window 1's rows
     sizes = {n: len(f) for n, f in frames.items()}
 
     # windows 2..N: window 1's frames under each window's start, through the IO manager too
@@ -656,19 +661,17 @@ def child_history(a: argparse.Namespace) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-        timing, frames_last = materialize(trial, last_key)
-        later.append(timing)
+        later.append(materialize(trial, last_key))
         if rep < a.repeat - 1:
             fresh(f"history_trial_{rep}.duckdb")
 
     # re-materialize window N+1 (replace) on the last trial file
     replace: list[dict] = []
     for _ in range(a.repeat):
-        timing, frames_last = materialize(trial, last_key)
-        replace.append(timing)
+        replace.append(materialize(trial, last_key))
     window = snapshot_windows.time_window_for_partition_key(last_key)
     checks = {}
-    for name, frame in frames_last.items():
+    for name, rows in replace[-1]["sizes"].items():
         in_window = _count(
             trial,
             f"SELECT count(*) FROM {SCHEMA}.{name} WHERE window_start >= ?::TIMESTAMPTZ AND window_start < ?::TIMESTAMPTZ",
@@ -676,8 +679,8 @@ def child_history(a: argparse.Namespace) -> None:
         )
         total_rows = _count(trial, f"SELECT count(*) FROM {SCHEMA}.{name}")
         windows = _count(trial, f"SELECT count(DISTINCT window_start) FROM {SCHEMA}.{name}")
-        checks[name] = {"frame": len(frame), "in_window": in_window, "total": total_rows, "windows": windows,
-                        "expected_total": len(frame) * (stored + 1)}
+        checks[name] = {"frame": rows, "in_window": in_window, "total": total_rows, "windows": windows,
+                        "expected_total": rows * (stored + 1)}
     for name in ("history_first_0.duckdb", Path(trial).name):
         fresh(name)
     _emit(
@@ -702,6 +705,27 @@ def child_history(a: argparse.Namespace) -> None:
 # --- the driver ----------------------------------------------------------------------------
 
 
+def child_materialize(a: argparse.Namespace) -> None:
+    """Normalize one window's documents and load them through the IO manager, timed."""
+    from spotify_assets.defs.partitions import snapshot_windows
+    from spotify_assets.lib.normalize import Normalizer
+
+    files = _files(Path(a.data), a.limit)
+    started = time.perf_counter()
+    normalizer = Normalizer(snapshot_windows.time_window_for_partition_key(a.partition_key).start)
+    for path in files:
+        with open(path, "rb") as f:
+            normalizer.add(f.read(), playlist_id=path.stem)
+    frames = normalizer.finish().frames
+    normalized = time.perf_counter() - started
+    per_table = _load(a.work, a.partition_key, frames, a.connection_config)
+    loaded = sum(per_table.values())
+    _emit(
+        {"total": normalized + loaded, "normalize": normalized, "load": loaded, "tables": per_table,
+         "sizes": {n: len(f) for n, f in frames.items()}}
+    )
+
+
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--playlists", type=int, default=1000, help="playlists in the window (default 1000)")
@@ -724,7 +748,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         help='DuckDB settings for the IO manager\'s connections (its connection_config), e.g. \'{"max_vacuum_tasks": 100}\'',
     )
     # internal: the measuring children
-    parser.add_argument("--child", choices=["generate", "parse", "normalize", "profile", "load", "history"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["generate", "parse", "normalize", "profile", "load", "history", "materialize"], help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--dump", help=argparse.SUPPRESS)
     parser.add_argument("--frames", help=argparse.SUPPRESS)
@@ -759,6 +783,7 @@ def main(argv: list[str] | None = None) -> int:
         "profile": child_profile,
         "load": child_load,
         "history": child_history,
+        "materialize": child_materialize,
     }
     if a.child:
         children[a.child](a)
