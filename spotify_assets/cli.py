@@ -93,6 +93,7 @@ def run_demo(windows: int) -> int:
                 print(f"    check failed: {name}")
             if not result.success:
                 failed.append(key)
+        model_lines = _model_lines(instance, data_dir)
 
     store = definitions.resources["raw_store"].store()  # the store the runs just wrote
     newest = store.read_manifest(keys[-1])
@@ -104,6 +105,8 @@ def run_demo(windows: int) -> int:
         for playlist_id, entry in newest.documents.items():
             print(f"    {playlist_id}  {entry['status']:6}  {store.uri(entry['key'])}")
     _print_warehouse(definitions.resources["warehouse"])
+    for line in model_lines:
+        print(line)
     print(f"  Dagster runs:         {dagster_home}")
     print("\nBrowse the runs in the UI:")
     print(f'  DAGSTER_HOME="{dagster_home}" python3 -m uv run dagster dev')
@@ -116,12 +119,17 @@ def run_demo(windows: int) -> int:
 def _print_warehouse(warehouse) -> None:  # type: ignore[no-untyped-def]
     """Row counts per table and view in the DuckDB warehouse, and the current top artists."""
     from spotify_assets.defs.views import view_names
-    from spotify_assets.lib.tables import TABLES
+    from spotify_assets.lib.tables import MODEL_TABLES, TABLES
 
     print(f"  warehouse (DuckDB):   {warehouse.database}, schema {warehouse.schema_name}")
     try:
+        present = set(
+            warehouse.query(
+                f"SELECT table_name FROM information_schema.tables WHERE table_schema = '{warehouse.schema_name}'"
+            )["table_name"]
+        )
         # one query (one connection to the file) for every table's and view's counts
-        names = [*TABLES, *view_names()]
+        names = [n for n in (*TABLES, *MODEL_TABLES, *view_names()) if n in present]
         counts = warehouse.query(
             " UNION ALL ".join(
                 f"SELECT {i} AS i, COUNT(*) AS n, "
@@ -132,12 +140,37 @@ def _print_warehouse(warehouse) -> None:  # type: ignore[no-untyped-def]
         ).sort_values("i")
         for name, row in zip(names, counts.itertuples()):
             windows = f" in {int(row.w)} window(s)" if name in TABLES else ""
-            kind = "table" if name in TABLES else "view "
-            print(f"    {kind} {name:24} {int(row.n):>7} rows{windows}")
+            kind = "view " if name not in TABLES and name not in MODEL_TABLES else "table"
+            print(f"    {kind} {name:28} {int(row.n):>7} rows{windows}")
         top = warehouse.query(f"SELECT artist_rank, artist_name, song_count FROM {warehouse.qualified('top_artists')} ORDER BY 1")
         print("  top artists now:      " + "; ".join(f"{r.artist_rank}. {r.artist_name} ({r.song_count} songs)" for r in top.itertuples()))
     except Exception as err:  # the runs' own failures were reported above
         print(f"    (cannot read the warehouse: {err})")
+
+
+def _model_lines(instance, data_dir: Path) -> list[str]:  # type: ignore[no-untyped-def]
+    """The stored popularity model's held-out figures, and why the last run did not store one."""
+    import dagster as dg
+
+    key = dg.AssetKey("popularity_model")
+    lines = []
+    event = instance.get_latest_materialization_event(key)
+    records = instance.fetch_observations(key, limit=1).records
+    observation = records[0].asset_observation if records else None
+    if observation is not None and (event is None or records[0].storage_id > event.storage_id):
+        lines.append(f"  popularity model:     {observation.description}")
+    if event is None or event.asset_materialization is None:
+        return lines or ["  popularity model:     not trained (see the runs above)"]
+    m = {k: v.value for k, v in event.asset_materialization.metadata.items()}
+    lines += [
+        f"  popularity model:     version {m['model_version']}, trained on {m['trained_songs']} songs of "
+        f"{m['trained_artists']} artists; held-out MAE {m['mae']:.2f} (R² {m['r2']:.3f}) against "
+        f"{m['global_mean_mae']:.2f} for the global mean, {m['artist_mean_mae']:.2f} for the artist mean and "
+        f"{m['linear_mae']:.2f} for a linear model",
+        f"                        stored in {data_dir / 'models' / 'popularity_model'} ({m['model_size_mb']:.1f} MB);"
+        " explore it in notebooks/popularity_model.ipynb",
+    ]
+    return lines
 
 
 def run_auth(redirect_uri: str | None, *, open_browser: bool, timeout_s: float) -> int:

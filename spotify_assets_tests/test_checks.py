@@ -34,7 +34,8 @@ def test_every_asset_shows_its_checks_with_severity_in_the_description() -> None
     by_asset: dict[str, set[str]] = {}
     for key in graph.asset_check_keys:
         by_asset.setdefault(key.asset_key.to_user_string(), set()).add(key.name)
-    assert set(by_asset) == {"raw_playlist_snapshots", *TABLE_NAMES}
+    assert set(by_asset) == {"raw_playlist_snapshots", *TABLE_NAMES, "popularity_model"}
+    assert by_asset["popularity_model"] == {"beats_global_mean", "within_size_bound"}
     assert by_asset["raw_playlist_snapshots"] == {"all_rows_read", "playlists_readable", "volume_stable", "fresh"}
     assert all("unique_key" in by_asset[t] for t in TABLE_NAMES)
     for check in quality.TABLE_CHECKS:
@@ -48,7 +49,8 @@ def test_the_scheduled_job_runs_every_window_check_and_they_pass_on_the_sample()
         result = _run(instance, _window())
     assert result.success
     checks = _checks(result)
-    assert len(checks) == len(quality.TABLE_CHECKS) + len(quality.RAW_CHECKS)  # freshness runs on its own schedule
+    # freshness runs on its own schedule; the model's two checks run with its training
+    assert len(checks) == len(quality.TABLE_CHECKS) + len(quality.RAW_CHECKS) + 2
     assert [k for k, c in checks.items() if not c.passed] == []
     assert set(view_names()) <= _materialized(result)
     songs = checks["songs/unique_key"]

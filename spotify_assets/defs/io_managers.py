@@ -13,6 +13,9 @@ and keep their table naming, schema handling and reads, but write through
   instead of failing on DuckDB's single-writer lock.
 """
 
+import os
+import pickle
+import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
@@ -21,12 +24,13 @@ import dagster as dg
 import pandas as pd
 from dagster._core.definitions.partitions.utils import TimeWindow
 from dagster._core.storage.db_io_manager import DbClient, DbIOManager, DbTypeHandler, TableSlice
+from dagster._core.storage.fs_io_manager import PickledObjectFilesystemIOManager
 from dagster_duckdb_pandas import DuckDBPandasIOManager
 from dagster_snowflake import SnowflakeResource
 from dagster_snowflake_pandas import SnowflakePandasIOManager
 
 from spotify_assets.lib import warehouse
-from spotify_assets.lib.tables import TABLES
+from spotify_assets.lib.tables import DECLARED_TABLES
 from spotify_assets.lib.warehouse import DuckDBDatabase, Window, WriteResult
 
 PREVIEW_ROWS = 5
@@ -54,18 +58,18 @@ def column_schema(table: str, storage: str) -> dg.TableSchema:
                 description=c.description,
                 constraints=dg.TableColumnConstraints(nullable=c.nullable),
             )
-            for c in TABLES[table].columns
+            for c in DECLARED_TABLES[table].columns
         ]
     )
 
 
 def write_metadata(context: dg.OutputContext, table: str, frame: pd.DataFrame, result: WriteResult, storage: str) -> dict[str, Any]:
     """What a table's materialization shows: counts, its column schema, a preview."""
-    if table in TABLES:
+    if table in DECLARED_TABLES:
         schema = column_schema(table, storage)
     else:
         schema = dg.TableSchema(columns=[dg.TableColumn(str(n), str(t)) for n, t in frame.dtypes.items()])
-    count_key = "dagster/partition_row_count" if context.has_partition_key else "dagster/row_count"
+    count_key = "dagster/partition_row_count" if context.has_asset_partitions else "dagster/row_count"
     return {
         count_key: len(frame),
         "dagster/storage_kind": storage,
@@ -228,3 +232,38 @@ class WarehouseSnowflakeIOManager(SnowflakePandasIOManager):
 
     def create_io_manager(self, context) -> DbIOManager:
         return _io_manager(_SnowflakeClient(), self.database, self.schema_, "WarehouseSnowflakeIOManager")
+
+
+# --- the model store ----------------------------------------------------------------------
+
+
+class _AtomicPickleFiles(PickledObjectFilesystemIOManager):
+    """Dagster's pickle files, but a write goes to a temporary file that is then renamed over
+    the old one: a reader (a notebook, the predictions step) gets the old model or the new
+    one, and a failed or interrupted write leaves the old one in place."""
+
+    def dump_to_path(self, context: dg.OutputContext, obj: object, path) -> None:  # type: ignore[no-untyped-def]
+        target = os.fspath(path)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        fd, temp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=os.path.dirname(target))
+        try:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.fchmod(fd, 0o666 & ~umask)  # as an ordinary new file (mkstemp makes it private)
+            with os.fdopen(fd, "wb") as file:
+                pickle.dump(obj, file, pickle.HIGHEST_PROTOCOL)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temp, target)
+        except BaseException:
+            if os.path.exists(temp):
+                os.unlink(temp)
+            raise
+
+
+class ModelFilesIOManager(dg.FilesystemIOManager):
+    """Models as pickle files under `base_dir` (`<data dir>/models/<asset>`), replaced atomically.
+    Production stores them with dagster-aws's `S3PickleIOManager` instead."""
+
+    def create_io_manager(self, context) -> PickledObjectFilesystemIOManager:  # type: ignore[no-untyped-def]
+        return _AtomicPickleFiles(base_dir=self.base_dir or context.instance.storage_directory())

@@ -14,10 +14,10 @@ from typing import Literal
 
 import dagster as dg
 import pandas as pd
-from dagster_aws.s3 import S3Resource
+from dagster_aws.s3 import S3PickleIOManager, S3Resource
 from dagster_snowflake import SnowflakeResource
 
-from spotify_assets.defs.io_managers import WarehouseDuckDBIOManager, WarehouseSnowflakeIOManager
+from spotify_assets.defs.io_managers import ModelFilesIOManager, WarehouseDuckDBIOManager, WarehouseSnowflakeIOManager
 from spotify_assets.lib.extract import PlaylistSource
 from spotify_assets.lib.sample_source import SampleSource
 from spotify_assets.lib.settings import Settings, SnowflakeSettings
@@ -322,10 +322,21 @@ def warehouse_resources(settings: Settings) -> dict[str, object]:
     }
 
 
+def model_io_manager(settings: Settings) -> dg.ConfigurableIOManagerFactory:
+    """Where trained models are kept: `<data dir>/models/` locally, `s3://<bucket>/<prefix>/models/`
+    in production (pickles, one file or object per model asset)."""
+    if settings.deployment == "production":
+        assert settings.s3 is not None
+        prefix = "/".join(p for p in (settings.s3.prefix.strip("/"), "models") if p)
+        return S3PickleIOManager(s3_resource=S3Resource(), s3_bucket=settings.s3.bucket, s3_prefix=prefix)
+    return ModelFilesIOManager(base_dir=str(settings.data_dir / "models"))
+
+
 def build_resources(settings: Settings) -> dict[str, object]:
     return {
         "spotify": spotify_resource(settings),
         "raw_store": raw_store_resource(settings),
+        "model_io_manager": model_io_manager(settings),
         **warehouse_resources(settings),
     }
 

@@ -25,6 +25,7 @@ TYPES: dict[str, tuple[str, str, str]] = {
     "int": ("INTEGER", "NUMBER(10,0)", "Int32"),
     "bigint": ("BIGINT", "NUMBER(19,0)", "Int64"),
     "bool": ("BOOLEAN", "BOOLEAN", "boolean"),
+    "double": ("DOUBLE", "FLOAT", "float64"),
     "date": ("DATE", "DATE", "datetime64[s]"),
     "timestamp": ("TIMESTAMPTZ", "TIMESTAMP_TZ(6)", "datetime64[us, UTC]"),
 }
@@ -48,7 +49,7 @@ class Table:
     name: str
     description: str
     columns: tuple[Column, ...]
-    key: tuple[str, ...]  # unique per window, with window_start
+    key: tuple[str, ...]  # unique per window, with window_start (in the model's tables: unique)
 
     @property
     def column_names(self) -> list[str]:
@@ -234,3 +235,61 @@ PLAYLIST_TRACKS = Table(
 TABLES: dict[str, Table] = {
     t.name: t for t in (SONGS, ARTISTS, ALBUMS, SONG_ARTISTS, PLAYLISTS, PLAYLIST_TRACKS)
 }
+
+
+# --- the popularity model's tables (whole-table writes, not windows) ----------------------------
+
+POPULARITY_FEATURES = Table(
+    "popularity_features",
+    "The popularity model's features: one row per song, described at its snapshot window (the newest "
+    "window that gave its popularity, else its newest window). Built by sql/model/popularity_features.sql.",
+    (
+        Column("song_id", "string", "Spotify track id", nullable=False),
+        Column(PARTITION_COLUMN, "timestamp", "the song's snapshot window", nullable=False),
+        Column("name", "string", "track name"),
+        Column("artist_id", "string", "the song's first artist: evaluation never splits an artist across folds"),
+        Column("popularity", "int", "the target: popularity at the snapshot window; null where the API gave none"),
+        Column("duration_ms", "bigint", "length in milliseconds"),
+        Column("explicit", "bool", "explicit lyrics"),
+        Column("track_number", "int", "position on its disc"),
+        Column("disc_number", "int", "disc of the album"),
+        Column("artist_count", "int", "artists credited on the song"),
+        Column("album_type", "string", "album, single or compilation"),
+        Column("album_total_tracks", "int", "tracks on the album"),
+        Column("release_date_precision", "string", "year, month or day"),
+        Column("release_age_days", "double", "days from the middle of the release period to the snapshot window"),
+        Column("playlist_appearances", "int", "playlist rows listing the song in the snapshot window"),
+        Column("playlist_count", "int", "playlists listing the song in the snapshot window"),
+        Column("mean_position", "double", "mean 0-based position in those playlists"),
+        Column("days_since_added", "int", "days since the song was first added to one of them"),
+        Column("previous_popularity", "int", "popularity in the newest earlier window that had one"),
+        Column("popularity_windows_before", "int", "earlier windows that gave the song a popularity"),
+        Column("windows_listed_before", "int", "earlier windows that listed the song"),
+        Column("artist_other_songs", "int", "the first artist's other songs in our data"),
+        Column("artist_other_mean_popularity", "double", "mean popularity of the first artist's OTHER songs (leave-one-out)"),
+    ),
+    ("song_id",),
+)
+
+SONG_POPULARITY_PREDICTIONS = Table(
+    "song_popularity_predictions",
+    "The stored popularity model's prediction for every song of popularity_features.",
+    (
+        Column("song_id", "string", "Spotify track id", nullable=False),
+        Column(PARTITION_COLUMN, "timestamp", "the song's snapshot window (its features)", nullable=False),
+        Column("name", "string", "track name"),
+        Column("artist_id", "string", "the song's first artist"),
+        Column("predicted_popularity", "double", "the model's prediction, 0-100"),
+        Column("popularity", "int", "the popularity the API gave at the snapshot window; null where it gave none"),
+        Column("error", "double", "predicted minus actual (in-sample for songs the model trained on)"),
+        Column("trained_on", "bool", "the model was trained on this song's popularity"),
+        Column("model_version", "string", "version of the model that predicted", nullable=False),
+        Column("predicted_at", "timestamp", "when the prediction was made (UTC)", nullable=False),
+    ),
+    ("song_id",),
+)
+
+MODEL_TABLES: dict[str, Table] = {t.name: t for t in (POPULARITY_FEATURES, SONG_POPULARITY_PREDICTIONS)}
+
+# Every table written with a declared schema: the windowed tables and the model's.
+DECLARED_TABLES: dict[str, Table] = {**TABLES, **MODEL_TABLES}

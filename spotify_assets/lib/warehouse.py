@@ -31,7 +31,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from spotify_assets.lib.tables import PARTITION_COLUMN, TABLES
+from spotify_assets.lib.tables import DECLARED_TABLES, PARTITION_COLUMN
 
 
 class WarehouseLockTimeout(TimeoutError):
@@ -172,7 +172,7 @@ def duckdb_replace(
     window: Window | None,
 ) -> WriteResult:
     """Replace one window of `schema.table` (or the whole table when window is None) with `frame`."""
-    spec = TABLES.get(table)
+    spec = DECLARED_TABLES.get(table)
     qualified = f"{schema}.{table}"
     if spec is not None:
         frame = spec.conform(frame)
@@ -224,7 +224,7 @@ def where_window(window: Window | None, dialect: str) -> str:
 def conform_loaded(table: str, frame: pd.DataFrame) -> pd.DataFrame:
     """A frame read back from a warehouse, with the dtypes it was written with."""
     frame.columns = [str(c).lower() for c in frame.columns]
-    spec = TABLES.get(table)
+    spec = DECLARED_TABLES.get(table)
     return frame if spec is None else spec.conform(frame, partial=True)
 
 
@@ -278,7 +278,7 @@ def snowflake_replace(
     stage: StageFn = stage_with_write_pandas,
 ) -> WriteResult:
     """Replace one window of DATABASE.SCHEMA.TABLE (the whole table when window is None)."""
-    spec = TABLES.get(table)
+    spec = DECLARED_TABLES.get(table)
     if spec is not None:
         frame = spec.conform(frame)
     qualified = f"{database}.{schema}.{table}".upper()
