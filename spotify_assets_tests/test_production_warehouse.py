@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 import snowflake.connector
 
-from spotify_assets.defs import io_managers
 from spotify_assets.defs.checks import raw_quality_checks, table_quality_checks
 from spotify_assets.defs.ingestion import raw_playlist_snapshots
 from spotify_assets.defs.partitions import snapshot_windows
@@ -21,7 +20,7 @@ from spotify_assets.lib import quality
 from spotify_assets.lib.tables import TABLES
 from spotify_assets_tests.emulator import SpotifyEmulator
 from spotify_assets_tests.fixtures import artist, playlist, row, track
-from spotify_assets_tests.snowflake_support import insert_rows
+from spotify_assets_tests.production import configure
 
 
 @pytest.fixture
@@ -33,27 +32,15 @@ def production(monkeypatch, s3_env, fakesnow_server, snowflake_database, emulato
     b_rows = [row(duet), *a_rows[:5], row(duet), row(None)]
     emulator.add_playlist(a_meta, a_rows)
     emulator.add_playlist(b_meta, b_rows)
-    env = {
-        "SPOTIFY_ASSETS_DEPLOYMENT": "production",
-        "SPOTIFY_ASSETS_S3_BUCKET": s3_env["bucket"],
-        "SPOTIFY_CLIENT_ID": emulator.client_id,
-        "SPOTIFY_CLIENT_SECRET": emulator.client_secret,
-        "SPOTIFY_API_URL": emulator.api_url,
-        "SPOTIFY_ACCOUNTS_URL": emulator.accounts_url,
-        "SPOTIFY_PLAYLISTS": f"{a_meta['id']},{b_meta['id']}",
-        "SNOWFLAKE_ACCOUNT": fakesnow_server["account"],
-        "SNOWFLAKE_USER": fakesnow_server["user"],
-        "SNOWFLAKE_PASSWORD": fakesnow_server["password"],
-        "SNOWFLAKE_DATABASE": snowflake_database,
-        "SNOWFLAKE_HOST": fakesnow_server["host"],
-        "SNOWFLAKE_PORT": str(fakesnow_server["port"]),
-        "SNOWFLAKE_PROTOCOL": "http",
-    }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setattr(io_managers, "stage_frame", insert_rows)
+    configure(
+        monkeypatch,
+        s3_env=s3_env,
+        fakesnow_server=fakesnow_server,
+        database=snowflake_database,
+        emulator=emulator,
+        playlist_ids=[a_meta["id"], b_meta["id"]],
+    )
     conn = snowflake.connector.connect(**fakesnow_server)
-    conn.cursor().execute(f"CREATE DATABASE {snowflake_database}")  # what sql/snowflake/setup.sql does
     yield conn, snowflake_database
     conn.close()
 

@@ -78,9 +78,12 @@ class PopularityModelConfig(dg.Config):
     cv_folds: int = Field(default=5, ge=2, le=20, description="held-out folds (grouped by artist)")
     min_training_songs: int = Field(default=50, ge=10, description="fewest songs with a popularity to train on")
     max_model_mb: float = Field(default=50.0, gt=0, le=50, description="largest stored model, in MB (at most 50)")
+    force: bool = Field(
+        default=False, description="retrain even when the training data and parameters are those of the model in use"
+    )
 
     def params(self) -> ml.TrainingParams:
-        return ml.TrainingParams(**self.model_dump())
+        return ml.TrainingParams(**self.model_dump(exclude={"force"}))
 
 
 def _previous_version(context: dg.AssetExecutionContext) -> str:
@@ -189,6 +192,11 @@ def popularity_model(context: dg.AssetExecutionContext, config: PopularityModelC
     params = config.params()
     in_use = _previous_version(context)
     reason = ml.why_not_trainable(popularity_features, params)
+    if reason is None and not config.force and ml.fingerprint(popularity_features, params) == in_use:
+        reason = (
+            f"the songs with a popularity, their features and the parameters are those model {in_use} was "
+            "trained on (run with force: true to retrain anyway)."
+        )
     if reason:
         context.log.warning(f"popularity_model not retrained: {reason} Model in use: {in_use}.")
         context.log_event(
