@@ -247,3 +247,19 @@ def test_the_plot_is_a_png() -> None:
     import base64
 
     assert base64.b64decode(ml.png_base64(ml.plot(model))).startswith(b"\x89PNG")
+
+
+def test_the_readme_lists_every_feature_and_every_setting() -> None:
+    from pathlib import Path
+
+    from spotify_assets.defs.model import PopularityModelConfig
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Popularity model", 1)[1].split("\n## ", 1)[0]
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in section.splitlines() if line.startswith("| `")]
+    features = {r[0].strip("`"): r[1] for r in rows if len(r) == 2}
+    settings = {r[0].strip("`"): r[1].strip("`") for r in rows if len(r) == 3 and not r[0].startswith("`popularity") and not r[0].startswith("`song_")}
+    assert features == {**ml.NUMERIC_FEATURES, **ml.CATEGORICAL_FEATURES}
+    defaults = {n: str(f.default).lower() if isinstance(f.default, bool) else str(f.default) for n, f in PopularityModelConfig.model_fields.items()}
+    assert settings == defaults
+    assert defaults["max_model_mb"] == "50.0"

@@ -71,8 +71,8 @@ def popularity_features(context: dg.AssetExecutionContext, warehouse: Warehouse)
 class PopularityModelConfig(dg.Config):
     """Hyperparameters and bounds of the popularity model (set them in the launchpad)."""
 
-    n_estimators: int = Field(default=100, ge=1, le=1000, description="trees in the forest")
-    max_depth: Optional[int] = Field(default=12, ge=1, le=40, description="deepest a tree may grow (null: no limit)")
+    n_estimators: int = Field(default=50, ge=1, le=1000, description="trees in the forest")
+    max_depth: Optional[int] = Field(default=12, ge=1, le=40, description="deepest a tree may grow (null: no limit, and no size guarantee)")
     min_samples_leaf: int = Field(default=5, ge=1, description="fewest training songs in a leaf")
     random_state: int = Field(default=0, description="seed of the forest and of the fold assignment")
     cv_folds: int = Field(default=5, ge=2, le=20, description="held-out folds (grouped by artist)")
