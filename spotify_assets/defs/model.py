@@ -22,10 +22,7 @@ from pydantic import Field
 from spotify_assets.defs.io_managers import column_schema, preview_markdown
 from spotify_assets.defs.resources import Warehouse, load_settings
 from spotify_assets.lib import model as ml
-from spotify_assets.lib.tables import MODEL_TABLES, POPULARITY_FEATURES, SONG_POPULARITY_PREDICTIONS
-
-# The model's version is recorded as its data version (beta in Dagster 1.13, which is pinned).
-warnings.filterwarnings("ignore", message="Parameter `data_version`", category=dg.BetaWarning)
+from spotify_assets.lib.tables import MODEL_TABLES, POPULARITY_FEATURES
 
 FEATURES_SQL = Path(__file__).resolve().parents[2] / "sql" / "model" / "popularity_features.sql"
 _STORAGE = "snowflake" if load_settings().deployment == "production" else "duckdb"
@@ -34,18 +31,21 @@ BEATS_BASELINE = "beats_global_mean"
 SIZE_BOUND = "within_size_bound"
 
 
-def _table_metadata(name: str) -> dict[str, object]:
-    return {"dagster/column_schema": column_schema(name, _STORAGE)}
+def _model_table(name: str, kind: str) -> dict[str, object]:
+    """The asset arguments of one of the model's tables: stored like the tables, declared schema."""
+    return {
+        "io_manager_key": "warehouse_io_manager",
+        "group_name": "model",
+        "kinds": {kind, _STORAGE},
+        "tags": {"layer": "model"},
+        "metadata": {"dagster/column_schema": column_schema(name, _STORAGE)},
+        "description": MODEL_TABLES[name].description,
+    }
 
 
 @dg.asset(
     deps=[dg.AssetKey("songs"), dg.AssetKey("albums"), dg.AssetKey("playlist_tracks")],
-    io_manager_key="warehouse_io_manager",
-    group_name="model",
-    kinds={"sql", _STORAGE},
-    tags={"layer": "model"},
-    metadata=_table_metadata("popularity_features"),
-    description=POPULARITY_FEATURES.description,
+    **_model_table("popularity_features", "sql"),
 )
 def popularity_features(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.Output[pd.DataFrame]:
     sql = FEATURES_SQL.read_text(encoding="utf-8").replace("{schema}", warehouse.schema_ref)
@@ -249,7 +249,13 @@ def popularity_model(context: dg.AssetExecutionContext, config: PopularityModelC
             )
         )
     else:
-        yield dg.Output(model, output_name="popularity_model", metadata=metadata, data_version=dg.DataVersion(model.version))
+        # The model's version is its data version, a beta parameter in Dagster 1.13 (pinned). The
+        # warning is silenced here, where it is raised: Dagster restores the warning filters after
+        # loading the definitions, so a module-level filter would not last until run time.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Parameter `data_version`", category=dg.BetaWarning)
+            output = dg.Output(model, output_name="popularity_model", metadata=metadata, data_version=dg.DataVersion(model.version))
+        yield output
 
     selected = context.selected_asset_check_keys
     verdicts = {
@@ -272,20 +278,13 @@ def popularity_model(context: dg.AssetExecutionContext, config: PopularityModelC
                 passed=passed,
                 severity=dg.AssetCheckSeverity.ERROR,
                 description=summary,
-                metadata={**details, "summary": summary, "candidate_version": model.version, "model_in_use": in_use if not passed else model.version},
+                metadata={**details, "summary": summary, "candidate_version": model.version, "model_in_use": in_use if problems else model.version},
             )
     if problems and not any(dg.AssetCheckKey(_MODEL_KEY, n) in selected for n in verdicts):
         raise dg.Failure(description=f"popularity_model {model.version} is not stored: {'; '.join(problems)}")
 
 
-@dg.asset(
-    io_manager_key="warehouse_io_manager",
-    group_name="model",
-    kinds={"pandas", _STORAGE},
-    tags={"layer": "model"},
-    metadata=_table_metadata("song_popularity_predictions"),
-    description=SONG_POPULARITY_PREDICTIONS.description,
-)
+@dg.asset(**_model_table("song_popularity_predictions", "pandas"))
 def song_popularity_predictions(
     context: dg.AssetExecutionContext, popularity_model: ml.PopularityModel, popularity_features: pd.DataFrame
 ) -> dg.Output[pd.DataFrame]:
