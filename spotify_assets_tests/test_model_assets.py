@@ -3,6 +3,7 @@ stored only when it beats the global mean, not retrained without popularity, and
 in production (model in S3 through moto's server, tables in fakesnow's Snowflake)."""
 
 import base64
+import pickle
 import re
 from pathlib import Path
 
@@ -218,3 +219,29 @@ def test_production_stores_the_model_in_s3_and_notebooks_load_it_from_there(
         cur = conn.cursor()
         cur.execute(f"SELECT COUNT(*), MIN(model_version), MAX(model_version) FROM {snowflake_database}.ANALYTICS.SONG_POPULARITY_PREDICTIONS")
         assert cur.fetchone() == (120, model.version, model.version)
+
+
+class _FailsToPickle:
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        raise pickle.PicklingError("this object cannot be stored")
+
+
+def test_a_model_write_that_fails_leaves_the_stored_model_whole(tmp_path: Path) -> None:
+    """The local model store writes a temporary file and renames it: a write that fails half
+    way (after 8 MB here) leaves the previous file exactly as it was."""
+    from spotify_assets.defs.io_managers import ModelFilesIOManager
+
+    value = {"first": b"x" * 1000}
+
+    @dg.asset(name="popularity_model", io_manager_key="models")
+    def stored():  # type: ignore[no-untyped-def]
+        return value
+
+    models = ModelFilesIOManager(base_dir=str(tmp_path))
+    assert dg.materialize([stored], resources={"models": models}).success
+    before = (tmp_path / "popularity_model").read_bytes()
+    value.clear()
+    value.update({"big": b"y" * 8_000_000, "broken": _FailsToPickle()})
+    assert not dg.materialize([stored], resources={"models": models}, raise_on_error=False).success
+    assert (tmp_path / "popularity_model").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["popularity_model"]  # no temporary file left
