@@ -231,6 +231,15 @@ def test_a_trained_model_predicts_in_range_and_names_its_importances() -> None:
     assert model.version != ml.fingerprint(frame, ml.TrainingParams(n_estimators=31, max_depth=10))
 
 
+def test_the_same_songs_in_another_order_train_the_same_model() -> None:
+    frame = _frame(np.random.default_rng(8), 60, 5, target="features")
+    shuffled = frame.sample(frac=1, random_state=1)
+    a, b = ml.train(frame, PARAMS), ml.train(shuffled, PARAMS)
+    pd.testing.assert_frame_equal(a.evaluation.table, b.evaluation.table)
+    assert a.version == b.version
+    np.testing.assert_allclose(a.predict(frame), b.predict(frame), rtol=1e-12)
+
+
 def test_data_that_cannot_train_a_model_says_why() -> None:
     frame = _frame(np.random.default_rng(6), 20, 5, target="features")
     none = frame.assign(popularity=pd.array([None] * len(frame), dtype="Int32"))

@@ -87,8 +87,9 @@ class NotTrainable(Exception):
 
 
 def training_rows(features: pd.DataFrame) -> pd.DataFrame:
-    """The songs that have a target."""
-    return features[features[TARGET].notna()]
+    """The songs that have a target, in song_id order: folds and bootstrap samples are drawn by
+    position, so a warehouse returning the same rows in another order trains the same model."""
+    return features[features[TARGET].notna()].sort_values("song_id", kind="stable")
 
 
 def why_not_trainable(features: pd.DataFrame, params: TrainingParams) -> str | None:
@@ -275,7 +276,7 @@ class PopularityModel:
 
 def fingerprint(features: pd.DataFrame, params: TrainingParams) -> str:
     """A short hash of the training data and the hyperparameters: the model's version."""
-    labelled = training_rows(features).sort_values("song_id")
+    labelled = training_rows(features)
     digest = hashlib.sha256()
     digest.update(pd.util.hash_pandas_object(labelled[["song_id", TARGET, *FEATURES]], index=False).to_numpy().tobytes())
     digest.update(repr(sorted(asdict(params).items())).encode())

@@ -92,3 +92,4 @@ SELECT
             0
         ) AS artist_other_mean_popularity
 FROM described AS d
+ORDER BY d.song_id
