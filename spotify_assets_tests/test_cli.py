@@ -98,3 +98,18 @@ def test_demo_materializes_the_graph_on_the_embedded_default(tmp_path: Path) -> 
         for view in view_names():
             assert conn.execute(f"SELECT COUNT(*) FROM analytics.{view}").fetchone()[0] > 0, view
     assert "top artists now:      1. " in result.stdout
+    model = re.search(r"popularity model: +version (\w+), trained on (\d+) songs.*held-out MAE ([\d.]+) .*against ([\d.]+) for the global mean", result.stdout)
+    assert model is not None, result.stdout
+    assert float(model.group(3)) < float(model.group(4))
+    assert (tmp_path / "data/models/popularity_model").is_file()
+
+    # Run again (the next day, say): same windows, same data, so the model is not retrained,
+    # and the demo says so and still shows the model in use.
+    again = subprocess.run(
+        [sys.executable, "-m", "spotify_assets.cli", "demo", "--windows", "2"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"Not retrained: the songs with a popularity, their features and the parameters are those model {model.group(1)}" in again.stdout
+    assert f"popularity model:     version {model.group(1)}" in again.stdout
+    assert "will proceed without gating" not in again.stderr
