@@ -7,6 +7,7 @@ import os
 import secrets
 import sys
 import webbrowser
+from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -100,6 +101,31 @@ def run_demo(windows: int) -> int:
                 print(f"    check failed: {name}")
             if not result.success:
                 failed.append(key)
+        # Listening history: the bundled synthetic exports, dropped where a person drops theirs.
+        from spotify_assets.defs.listening import LISTENING_PREFIX
+        from spotify_assets.lib.sample_listening import write_sample_exports
+
+        from spotify_assets.lib.listening import detect_format
+
+        written = [p for p in write_sample_exports(data_dir / LISTENING_PREFIX, now=datetime.now(timezone.utc)) if detect_format(p.name)]
+        result = definitions.resolve_job_def("listening_job").execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        )
+        checks = result.get_asset_check_evaluations()
+        added = next(
+            (e.materialization.metadata["plays_added"].value for e in result.get_asset_materialization_events()
+             if e.asset_key.to_user_string() == "streams"),
+            0,
+        )
+        print(
+            f"  listening history: {'ok' if result.success else 'FAILED'} ({len(written)} synthetic export files in "
+            f"{data_dir / LISTENING_PREFIX}, {added} new plays; {len(result.get_asset_materialization_events())} asset(s) "
+            f"materialized, {sum(c.passed for c in checks)} of {len(checks)} checks passed)"
+        )
+        if not result.success:
+            failed.append("listening history")
         model_lines = _model_lines(instance, data_dir)
 
     store = definitions.resources["raw_store"].store()  # the store the runs just wrote
@@ -126,7 +152,7 @@ def run_demo(windows: int) -> int:
 def _print_warehouse(warehouse) -> None:  # type: ignore[no-untyped-def]
     """Row counts per table and view in the DuckDB warehouse, and the current top artists."""
     from spotify_assets.defs.views import view_names
-    from spotify_assets.lib.tables import MODEL_TABLES, TABLES
+    from spotify_assets.lib.tables import LISTENING_TABLES, MODEL_TABLES, TABLES
 
     print(f"  warehouse (DuckDB):   {warehouse.database}, schema {warehouse.schema_name}")
     try:
@@ -136,7 +162,7 @@ def _print_warehouse(warehouse) -> None:  # type: ignore[no-untyped-def]
             )["table_name"]
         )
         # one query (one connection to the file) for every table's and view's counts
-        names = [n for n in (*TABLES, *MODEL_TABLES, *view_names()) if n in present]
+        names = [n for n in (*TABLES, *MODEL_TABLES, *LISTENING_TABLES, *view_names()) if n in present]
         counts = warehouse.query(
             " UNION ALL ".join(
                 f"SELECT {i} AS i, COUNT(*) AS n, "
@@ -147,7 +173,7 @@ def _print_warehouse(warehouse) -> None:  # type: ignore[no-untyped-def]
         ).sort_values("i")
         for name, row in zip(names, counts.itertuples()):
             windows = f" in {int(row.w)} window(s)" if name in TABLES else ""
-            kind = "view " if name not in TABLES and name not in MODEL_TABLES else "table"
+            kind = "view " if name not in TABLES and name not in MODEL_TABLES and name not in LISTENING_TABLES else "table"
             print(f"    {kind} {name:28} {int(row.n):>7} rows{windows}")
         top = warehouse.query(f"SELECT artist_rank, artist_name, song_count FROM {warehouse.qualified('top_artists')} ORDER BY 1")
         print("  top artists now:      " + "; ".join(f"{r.artist_rank}. {r.artist_name} ({r.song_count} songs)" for r in top.itertuples()))

@@ -21,7 +21,7 @@ from spotify_assets.defs.io_managers import ModelFilesIOManager, WarehouseDuckDB
 from spotify_assets.lib.extract import PlaylistSource
 from spotify_assets.lib.sample_source import SampleSource
 from spotify_assets.lib.settings import Settings, SnowflakeSettings
-from spotify_assets.lib.snapshot_store import LocalBackend, S3Backend, SnapshotStore
+from spotify_assets.lib.snapshot_store import Backend, LocalBackend, S3Backend, SnapshotStore
 from spotify_assets.lib.spotify_client import (
     DEFAULT_ACCOUNTS_URL,
     DEFAULT_API_URL,
@@ -29,7 +29,14 @@ from spotify_assets.lib.spotify_client import (
     RetryPolicy,
     SpotifyApi,
 )
-from spotify_assets.lib.warehouse import DuckDBDatabase, ensure_snowflake_schema, transaction
+from spotify_assets.lib.warehouse import (
+    DuckDBDatabase,
+    WriteResult,
+    duckdb_replace,
+    ensure_snowflake_schema,
+    snowflake_replace,
+    transaction,
+)
 
 
 def load_settings() -> Settings:
@@ -117,30 +124,34 @@ class SpotifyResource(dg.ConfigurableResource):
 
 
 class RawSnapshotStore(dg.ConfigurableResource):
-    """Where raw playlist snapshot documents are kept (see `lib/snapshot_store.py`)."""
+    """Where raw files are kept: playlist snapshot documents (see `lib/snapshot_store.py`) and
+    the listening-history exports people drop in (`listening/`)."""
+
+    def backend(self) -> Backend:
+        raise NotImplementedError
 
     def store(self) -> SnapshotStore:
-        raise NotImplementedError
+        return SnapshotStore(self.backend())
 
 
 class LocalRawSnapshotStore(RawSnapshotStore):
-    """Raw snapshots as files under a local directory."""
+    """Raw files under a local directory."""
 
     base_dir: str
 
-    def store(self) -> SnapshotStore:
-        return SnapshotStore(LocalBackend(self.base_dir))
+    def backend(self) -> Backend:
+        return LocalBackend(self.base_dir)
 
 
 class S3RawSnapshotStore(RawSnapshotStore):
-    """Raw snapshots as objects under an S3 bucket and prefix (AWS_* variables honoured)."""
+    """Raw files as objects under an S3 bucket and prefix (AWS_* variables honoured)."""
 
     bucket: str
     prefix: str = ""
     s3: S3Resource
 
-    def store(self) -> SnapshotStore:
-        return SnapshotStore(S3Backend(self.s3.get_client(), self.bucket, self.prefix))
+    def backend(self) -> Backend:
+        return S3Backend(self.s3.get_client(), self.bucket, self.prefix)
 
 
 class Warehouse(dg.ConfigurableResource):
@@ -174,6 +185,14 @@ class Warehouse(dg.ConfigurableResource):
         with self.reader() as read:
             return read(sql)
 
+    def replace_rows(self, table: str, frame: pd.DataFrame, where: str) -> WriteResult:
+        """In one transaction, delete the rows of declared `table` that `where` selects and
+        insert `frame` (the table is created from its declaration if missing)."""
+        raise NotImplementedError
+
+    def table_exists(self, table: str) -> bool:
+        raise NotImplementedError
+
 
 def _lower_case(frame: pd.DataFrame) -> pd.DataFrame:
     frame.columns = [str(c).lower() for c in frame.columns]
@@ -204,6 +223,17 @@ class DuckDBWarehouse(Warehouse):
     def reader(self) -> Iterator[Callable[[str], pd.DataFrame]]:
         with self._db().connect(write=False) as conn:
             yield lambda sql: _lower_case(conn.execute(sql).fetchdf())
+
+    def replace_rows(self, table: str, frame: pd.DataFrame, where: str) -> WriteResult:
+        with self._db().connect(write=True) as conn:
+            return duckdb_replace(conn, self.schema_name, table, frame, None, where=where)
+
+    def table_exists(self, table: str) -> bool:
+        found = self.query(
+            "SELECT COUNT(*) AS n FROM information_schema.tables "
+            f"WHERE table_schema = '{self.schema_name}' AND table_name = '{table}'"
+        )
+        return bool(found["n"].iloc[0])
 
 
 class SnowflakeWarehouse(Warehouse):
@@ -238,6 +268,21 @@ class SnowflakeWarehouse(Warehouse):
                     return _lower_case(cur.fetch_pandas_all())
 
             yield read
+
+    def replace_rows(self, table: str, frame: pd.DataFrame, where: str) -> WriteResult:
+        from spotify_assets.defs import io_managers  # the bulk-load step, replaceable in tests
+
+        with self.snowflake.get_connection() as conn:
+            return snowflake_replace(
+                conn, self.database, self.schema_name, table, frame, None, stage=io_managers.stage_frame, where=where
+            )
+
+    def table_exists(self, table: str) -> bool:
+        found = self.query(
+            f"SELECT COUNT(*) AS n FROM {self.database}.INFORMATION_SCHEMA.TABLES "
+            f"WHERE table_schema = '{self.schema_name.upper()}' AND table_name = '{table.upper()}'"
+        )
+        return bool(found["n"].iloc[0])
 
 
 def _env(name: str) -> str | dg.EnvVar | None:

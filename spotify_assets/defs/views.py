@@ -14,7 +14,7 @@ import dagster as dg
 
 from spotify_assets.defs.io_managers import preview_markdown
 from spotify_assets.defs.resources import Warehouse
-from spotify_assets.lib.tables import TABLES
+from spotify_assets.lib.tables import DECLARED_TABLES
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql" / "views"
 PREVIEW_ROWS = 10
@@ -28,6 +28,16 @@ PREVIEW_ORDER = {
     "popularity_history": "window_start DESC, popularity_change DESC NULLS LAST, song_id",
     "current_songs": "playlist_appearances DESC, song_id",
     "current_playlist_tracks": "playlist_id, position",
+    "listening_plays": "played_at DESC, listener, source_sha256, source_row",
+    "listening_activity": "period_start DESC, period, listener",
+    "listening_by_hour": "listener, hour_of_day",
+    "listening_by_weekday": "listener, iso_weekday",
+    "listening_by_country": "streams DESC, conn_country",
+    "listening_skip_rate": "month_start DESC, listener",
+    "listening_active_days": "month_start DESC, listener",
+    "listening_top_artists": "artist_rank, listener",
+    "listening_top_tracks": "track_rank, listener",
+    "listening_artist_churn": "month_start DESC, listener",
 }
 
 _REFERENCE = re.compile(r"\{schema\}\.(\w+)")
@@ -49,7 +59,7 @@ def references(name: str, sql: str | None = None) -> list[str]:
     """Tables and views the view reads, in the order its SQL names them."""
     sql = view_sql(name) if sql is None else sql
     refs = [r for r in dict.fromkeys(_REFERENCE.findall(sql)) if r != name]
-    unknown = [r for r in refs if r not in TABLES and not (SQL_DIR / f"{r}.sql").exists()]
+    unknown = [r for r in refs if r not in DECLARED_TABLES and not (SQL_DIR / f"{r}.sql").exists()]
     if unknown:
         raise ValueError(f"sql/views/{name}.sql reads {unknown}, which are neither tables nor views")
     return refs

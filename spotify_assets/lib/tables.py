@@ -291,5 +291,44 @@ SONG_POPULARITY_PREDICTIONS = Table(
 
 MODEL_TABLES: dict[str, Table] = {t.name: t for t in (POPULARITY_FEATURES, SONG_POPULARITY_PREDICTIONS)}
 
-# Every table written with a declared schema: the windowed tables and the model's.
-DECLARED_TABLES: dict[str, Table] = {**TABLES, **MODEL_TABLES}
+# --- listening history (Spotify's personal data export) ------------------------------------
+
+STREAMS = Table(
+    "streams",
+    "One row per play in the listening-history exports dropped into the listening folder (Extended "
+    "streaming history, older endsong files, or the short account-data format), several listeners side by side.",
+    (
+        Column("listener", "string", "whose export: the folder it was dropped in", nullable=False),
+        Column("played_at", "timestamp", "when playback ended (UTC), as the export records it", nullable=False),
+        Column("ms_played", "bigint", "milliseconds played"),
+        Column("track_name", "string", "track name; null for podcast episodes and some plays"),
+        Column("artist_name", "string", "the track's artist as the export names it"),
+        Column("album_name", "string", "the track's album (extended format only)"),
+        Column("song_id", "string", "Spotify track id from the track URI: joins songs.song_id"),
+        Column("track_uri", "string", "spotify:track:… (extended format only)"),
+        Column("episode_name", "string", "podcast episode name"),
+        Column("show_name", "string", "podcast show name"),
+        Column("episode_uri", "string", "spotify:episode:…"),
+        Column("conn_country", "string", "ISO country code of the connection"),
+        Column("platform", "string", "device platform as exported"),
+        Column("ip_hash", "string", "keyed hash of the IP address (SPOTIFY_ASSETS_IP_HASH_KEY); null without a key. The address itself is never stored"),
+        Column("reason_start", "string", "why playback started (trackdone, clickrow, …)"),
+        Column("reason_end", "string", "why playback ended (trackdone, fwdbtn, …)"),
+        Column("shuffle", "bool", "shuffle was on"),
+        Column("skipped", "bool", "the user skipped to the next track; null where the export does not say"),
+        Column("offline", "bool", "played offline"),
+        Column("offline_at", "timestamp", "when an offline play happened (UTC), from offline_timestamp"),
+        Column("incognito_mode", "bool", "played in a private session"),
+        Column("source_format", "string", "extended, endsong or account", nullable=False),
+        Column("source_file", "string", "the export file, relative to the listening folder", nullable=False),
+        Column("source_sha256", "string", "SHA-256 of the file's bytes: a file is ingested once", nullable=False),
+        Column("source_row", "int", "0-based position of the play in its file", nullable=False),
+        Column("ingested_at", "timestamp", "when the file was ingested (UTC)", nullable=False),
+    ),
+    ("source_sha256", "source_row"),
+)
+
+LISTENING_TABLES: dict[str, Table] = {STREAMS.name: STREAMS}
+
+# Every table written with a declared schema: the windowed tables, the model's, the listening history.
+DECLARED_TABLES: dict[str, Table] = {**TABLES, **MODEL_TABLES, **LISTENING_TABLES}

@@ -170,8 +170,11 @@ def duckdb_replace(
     table: str,
     frame: pd.DataFrame,
     window: Window | None,
+    *,
+    where: str | None = None,
 ) -> WriteResult:
-    """Replace one window of `schema.table` (or the whole table when window is None) with `frame`."""
+    """Replace one window of `schema.table` (or the whole table when window is None) with `frame`.
+    `where` (an SQL condition) replaces the rows it selects instead of a window."""
     spec = DECLARED_TABLES.get(table)
     qualified = f"{schema}.{table}"
     if spec is not None:
@@ -185,7 +188,8 @@ def duckdb_replace(
             cols = ", ".join(f'"{c}" {_duckdb_type(t)}' for c, t in frame.dtypes.items())
             create = "CREATE OR REPLACE TABLE" if window is None else "CREATE TABLE IF NOT EXISTS"
             conn.execute(f"{create} {qualified} ({cols})")
-        replaced = conn.execute(f"DELETE FROM {qualified}{where_window(window, 'duckdb')}").fetchone()[0]
+        selected = f" WHERE {where}" if where is not None else where_window(window, "duckdb")
+        replaced = conn.execute(f"DELETE FROM {qualified}{selected}").fetchone()[0]
         conn.register("_frame_to_write", frame)
         try:
             conn.execute(f"INSERT INTO {qualified} BY NAME SELECT * FROM _frame_to_write")
@@ -276,8 +280,11 @@ def snowflake_replace(
     frame: pd.DataFrame,
     window: Window | None,
     stage: StageFn = stage_with_write_pandas,
+    *,
+    where: str | None = None,
 ) -> WriteResult:
-    """Replace one window of DATABASE.SCHEMA.TABLE (the whole table when window is None)."""
+    """Replace one window of DATABASE.SCHEMA.TABLE (the whole table when window is None, the rows
+    `where` selects when given)."""
     spec = DECLARED_TABLES.get(table)
     if spec is not None:
         frame = spec.conform(frame)
@@ -302,7 +309,8 @@ def snowflake_replace(
             stage(conn, upper, temp)
             columns = ", ".join(upper.columns)
             with transaction(cur):
-                cur.execute(f"DELETE FROM {qualified}{where_window(window, 'snowflake')}")
+                selected = f" WHERE {where}" if where is not None else where_window(window, "snowflake")
+                cur.execute(f"DELETE FROM {qualified}{selected}")
                 replaced = _affected(cur)
                 cur.execute(f"INSERT INTO {qualified} ({columns}) SELECT {columns} FROM {temp}")
                 cur.execute(f"SELECT count(*) FROM {qualified}")
