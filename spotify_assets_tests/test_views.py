@@ -3,7 +3,7 @@ and the right answers when the newest window is partial or the API dropped popul
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import duckdb
@@ -13,10 +13,11 @@ import snowflake.connector
 
 from spotify_assets.defs.views import references, render, view_names, view_sql
 from spotify_assets.lib.normalize import normalize_documents
-from spotify_assets.lib.tables import TABLES
+from spotify_assets.lib.tables import DECLARED_TABLES
 from spotify_assets.lib.warehouse import Window, duckdb_replace, snowflake_replace
 from spotify_assets_tests.fixtures import document, playlist, row, track
 from spotify_assets_tests.snowflake_support import insert_rows
+from spotify_assets_tests.test_listening_views import streams_frame
 
 W1 = datetime(2026, 11, 20, 8, tzinfo=timezone.utc)
 W2 = W1 + timedelta(hours=8)
@@ -65,6 +66,7 @@ def _load_duckdb(windows) -> duckdb.DuckDBPyConnection:
     for start, frames in windows.items():
         for name, frame in frames.items():
             duckdb_replace(conn, "analytics", name, frame, Window(start, start + timedelta(hours=8)))
+    duckdb_replace(conn, "analytics", "streams", streams_frame(), None)  # the listening views' table
     for name in _create_order(view_names()):
         conn.execute(render(view_sql(name), schema="analytics", recent_release_days=RECENT_DAYS))
     return conn
@@ -74,7 +76,7 @@ def _create_order(names: list[str]) -> list[str]:
     done: list[str] = []
     while len(done) < len(names):
         for n in names:
-            if n not in done and all(r in TABLES or r in done for r in references(n)):
+            if n not in done and all(r in DECLARED_TABLES or r in done for r in references(n)):
                 done.append(n)
     return done
 
@@ -85,6 +87,7 @@ def _load_snowflake(windows, server: dict, database: str):
     for start, frames in windows.items():
         for name, frame in frames.items():
             snowflake_replace(conn, database, "analytics", name, frame, Window(start, start + timedelta(hours=8)), stage=insert_rows)
+    snowflake_replace(conn, database, "analytics", "streams", streams_frame(), None, stage=insert_rows)
     for name in _create_order(view_names()):
         conn.cursor().execute(render(view_sql(name), schema=f"{database}.ANALYTICS", recent_release_days=RECENT_DAYS))
     return conn
@@ -102,12 +105,12 @@ def _snow(conn, database: str, view: str) -> pd.DataFrame:
 
 
 def _canonical(frame: pd.DataFrame) -> pd.DataFrame:
-    """Lower-case names, UTC instants, numbers as floats, rows in a fixed order."""
+    """Lower-case names, UTC instants (dates as their midnight), numbers as floats, rows in a fixed order."""
     frame = frame.copy()
     frame.columns = [str(c).lower() for c in frame.columns]
     for c in frame.columns:
         s = frame[c]
-        if pd.api.types.is_datetime64_any_dtype(s) or (s.dropna().map(lambda v: isinstance(v, datetime)).all() and s.notna().any()):
+        if pd.api.types.is_datetime64_any_dtype(s) or (s.dropna().map(lambda v: isinstance(v, (datetime, date))).all() and s.notna().any()):
             frame[c] = pd.to_datetime(s, utc=True)
         elif s.dropna().map(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) or hasattr(v, "as_integer_ratio")).all() and s.notna().any():
             frame[c] = pd.to_numeric(s.astype(object), errors="coerce").astype(float).round(6)

@@ -46,7 +46,7 @@ def partition_key_of(slug: str) -> str:
 class Backend(Protocol):
     """Object storage with atomic single-object writes."""
 
-    def put(self, key: str, data: bytes) -> None: ...
+    def put(self, key: str, data: bytes, content_type: str = "application/json") -> None: ...
     def get(self, key: str) -> bytes | None: ...  # None: no such object
     def list(self, prefix: str) -> list[str]: ...
     def delete(self, keys: list[str]) -> None: ...
@@ -60,11 +60,14 @@ class LocalBackend:
     def _path(self, key: str) -> Path:
         return self.root / key
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: bytes, content_type: str = "application/json") -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.fchmod(fd, 0o666 & ~umask)  # as an ordinary new file (mkstemp makes it private)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
                 handle.flush()
@@ -115,12 +118,12 @@ class S3Backend:
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: bytes, content_type: str = "application/json") -> None:
         self.client.put_object(
             Bucket=self.bucket,
             Key=self._key(key),
             Body=data,
-            ContentType="application/json",
+            ContentType=content_type,
             ChecksumAlgorithm="SHA256",
         )
 

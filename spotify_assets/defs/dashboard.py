@@ -1,0 +1,85 @@
+"""The dashboard: one self-contained HTML report of the playlist analytics, the model's quality
+and the listening KPIs, for people who would rather look than query (no BI tool needed).
+
+Written to `<data dir>/dashboard/index.html` locally and `s3://<bucket>/<prefix>/dashboard/index.html`
+in production; the materialization says where. The model shown is the one stored when the
+report is written. Every chart is inline SVG: the file opens with
+the network cut off. A view that does not exist yet (no listening exports dropped, say) shows
+as "no data yet" instead of failing the report.
+"""
+
+from datetime import datetime, timezone
+
+import dagster as dg
+import pandas as pd
+
+from spotify_assets.defs.views import view_names
+from spotify_assets.lib.dashboard import chart_count, render_dashboard
+
+DASHBOARD_KEY = "dashboard/index.html"
+_PLAYLIST_VIEWS = ("top_artists", "popularity_trends", "current_top_songs")
+_TOP_SONGS_WITH_HISTORY = 200
+
+
+def _views_shown() -> list[str]:
+    return [*_PLAYLIST_VIEWS, "popularity_history", *(n for n in view_names() if n.startswith("listening_") and n != "listening_plays")]
+
+
+def _read_frames(warehouse, log) -> dict[str, pd.DataFrame]:  # type: ignore[no-untyped-def]
+    frames: dict[str, pd.DataFrame] = {}
+    queries = {name: f"SELECT * FROM {warehouse.qualified(name)}" for name in _views_shown()}
+    # popularity history of the current top songs only: the whole view grows with every window
+    queries["popularity_history"] = (
+        f"SELECT h.window_start, h.song_id, h.popularity FROM {warehouse.qualified('popularity_history')} AS h "
+        f"JOIN {warehouse.qualified('current_top_songs')} AS t ON t.song_id = h.song_id "
+        f"WHERE t.song_rank <= {_TOP_SONGS_WITH_HISTORY}"
+    )
+    with warehouse.reader() as read:
+        for name, sql in queries.items():
+            try:
+                frames[name] = read(sql)
+            except Exception as err:  # a view not created yet: its panels say "no data yet"
+                log(f"dashboard: {name} not shown: {type(err).__name__}: {str(err).splitlines()[0][:200]}")
+    return frames
+
+
+def _stored_model(model_io_manager):  # type: ignore[no-untyped-def]
+    try:
+        return model_io_manager.load_input(dg.build_input_context(asset_key=dg.AssetKey("popularity_model")))
+    except FileNotFoundError:
+        return None
+
+
+@dg.asset(
+    # The stored model is read, not taken as a dependency: a run that does not retrain it (no
+    # popularity, unchanged data) would otherwise skip the report along with the model.
+    deps=[dg.AssetKey(n) for n in _views_shown()],
+    required_resource_keys={"warehouse", "raw_store", "model_io_manager"},
+    group_name="analytics",
+    kinds={"html"},
+    tags={"layer": "report"},
+)
+def dashboard(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    """One self-contained HTML report: top artists, recent against older releases, popularity
+    history, current top songs, the popularity model's held-out quality, and the listening
+    KPIs, as charts. Opens with the network cut off; the materialization links to it."""
+    warehouse = context.resources.warehouse
+    frames = _read_frames(warehouse, context.log.info)
+    model = _stored_model(context.resources.model_io_manager)
+    page = render_dashboard(frames, model, generated_at=datetime.now(timezone.utc)).encode("utf-8")
+    backend = context.resources.raw_store.backend()
+    backend.put(DASHBOARD_KEY, page, content_type="text/html; charset=utf-8")
+    location = backend.uri(DASHBOARD_KEY)
+    charts = chart_count(page.decode("utf-8"))
+    context.log.info(f"dashboard: {charts} charts, {len(page) / 1e3:.0f} kB, written to {location}")
+    link = dg.MetadataValue.url(f"file://{location}") if location.startswith("/") else dg.MetadataValue.text(location)
+    return dg.MaterializeResult(
+        metadata={
+            "open": link,
+            "location": dg.MetadataValue.path(location) if location.startswith("/") else location,
+            "charts": charts,
+            "size_kb": round(len(page) / 1e3, 1),
+            "views_shown": len([n for n in frames if len(frames[n])]),
+            "model_version": getattr(model, "version", "none"),
+        }
+    )

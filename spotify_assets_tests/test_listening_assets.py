@@ -1,0 +1,138 @@
+"""Listening-history exports dropped into the listening folder, ingested by `listening_job`:
+each file once, a broken file named and isolated, zips opened, the IP address never stored;
+locally (files, DuckDB) and in production (moto's S3, fakesnow's Snowflake)."""
+
+import io
+import shutil
+import zipfile
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+import snowflake.connector
+
+from spotify_assets.definitions import defs
+from spotify_assets.defs.listening import LISTENING_PREFIX
+from spotify_assets.defs.resources import load_settings
+from spotify_assets.lib.sample_listening import sample_export_files
+from spotify_assets_tests.emulator import SpotifyEmulator
+from spotify_assets_tests.production import configure
+
+SAMPLE_PLAYS = 3132  # the bundled synthetic exports, video history excluded
+SAMPLE_IPS = ("192.0.2.", "198.51.100.", "203.0.113.", "2001:db8")
+
+
+def _run(instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
+    return defs().resolve_job_def("listening_job").execute_in_process(instance=instance, raise_on_error=False)
+
+
+def _streams_meta(result: dg.ExecuteInProcessResult) -> dict:
+    (event,) = [e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == "streams"]
+    return {k: v.value for k, v in event.materialization.metadata.items()}
+
+
+def _check(result: dg.ExecuteInProcessResult) -> dg.AssetCheckEvaluation:
+    (check,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "exports_readable"]
+    return check
+
+
+def _folder() -> Path:
+    return load_settings().data_dir / LISTENING_PREFIX
+
+
+def _drop(files: dict[str, bytes]) -> None:
+    for name, data in files.items():
+        path = _folder() / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+
+def _table() -> duckdb.DuckDBPyConnection:
+    return duckdb.connect(str(load_settings().warehouse.duckdb_path), read_only=True)
+
+
+def test_each_file_is_ingested_once_and_a_broken_one_is_named_and_isolated() -> None:
+    files = sample_export_files()
+    _drop(files)
+    _drop({"dan/Streaming_History_Audio_2024_0.json": b'[{"ts": "2024-01-01T10:00:00Z", "ms_played": 1000}, {"ts": "yesterday", "ms_played": 5}]'})
+    with dg.instance_for_test() as instance:
+        first = _run(instance)
+        assert first.success
+        meta = _streams_meta(first)
+        assert meta["plays_added"] == SAMPLE_PLAYS and meta["dagster/row_count"] == SAMPLE_PLAYS
+        check = _check(first)
+        assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+        assert "dan/Streaming_History_Audio_2024_0.json: row 1" in check.description
+        with _table() as conn:
+            by_listener = dict(conn.execute("SELECT listener, COUNT(*) FROM analytics.streams GROUP BY 1").fetchall())
+            assert set(by_listener) == {"ana", "ben", "chloe"} and sum(by_listener.values()) == SAMPLE_PLAYS
+            assert conn.execute("SELECT COUNT(*) FROM analytics.listening_by_country").fetchone()[0] > 0
+
+        # the same files again, one more copy under another name, and the same bytes in a zip
+        _drop(files)
+        name, data = next((n, d) for n, d in files.items() if n.endswith("endsong_0.json"))
+        _drop({name.replace("ben/", "ben/backup/"): data})
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as z:
+            z.writestr("Spotify Extended Streaming History/" + name.rsplit("/", 1)[-1], data)
+        _drop({"ben/my_spotify_data.zip": archive.getvalue()})
+        again = _run(instance)
+        assert again.success
+        meta = _streams_meta(again)
+        assert meta["plays_added"] == 0 and meta["dagster/row_count"] == SAMPLE_PLAYS
+        assert meta["files_already_ingested"] == len([n for n in files if "Video" not in n]) + 2
+
+        # a new zip with a file not seen before is opened and ingested
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as z:
+            z.writestr("Spotify Account Data/StreamingHistory_music_9.json", b'[{"endTime": "2026-01-02 20:15", "artistName": "A", "trackName": "T", "msPlayed": 61000}]')
+        _drop({"erin/my_spotify_data.zip": archive.getvalue()})
+        third = _run(instance)
+        assert _streams_meta(third)["plays_added"] == 1
+        with _table() as conn:
+            row = conn.execute("SELECT listener, source_file, played_at FROM analytics.streams WHERE listener = 'erin'").fetchone()
+            assert row[1] == "erin/my_spotify_data.zip!Spotify Account Data/StreamingHistory_music_9.json"
+            assert row[2].isoformat() == "2026-01-02T20:15:00+00:00"
+
+
+def test_the_ip_address_is_never_stored(monkeypatch) -> None:
+    _drop(sample_export_files())
+    with dg.instance_for_test() as instance:
+        assert _run(instance).success
+    with _table() as conn:
+        rows = conn.execute("SELECT * FROM analytics.streams").fetchall()
+        text = "\n".join("|".join("" if v is None else str(v) for v in r) for r in rows)
+        assert not any(ip in text for ip in SAMPLE_IPS)
+        assert conn.execute("SELECT COUNT(ip_hash) FROM analytics.streams").fetchone()[0] == 0  # no key: no hash either
+    # with a key, a keyed hash is kept (so distinct addresses can be counted), never the address
+    shutil.rmtree(load_settings().data_dir)
+    monkeypatch.setenv("SPOTIFY_ASSETS_IP_HASH_KEY", "a-secret-key")
+    _drop(sample_export_files())
+    with dg.instance_for_test() as instance:
+        assert _run(instance).success
+    with _table() as conn:
+        hashed = conn.execute("SELECT COUNT(ip_hash), COUNT(DISTINCT ip_hash) FROM analytics.streams").fetchone()
+        assert hashed[0] > 0 and hashed[1] > 1
+        text = "\n".join("|".join("" if v is None else str(v) for v in r) for r in conn.execute("SELECT * FROM analytics.streams").fetchall())
+        assert not any(ip in text for ip in SAMPLE_IPS) and "a-secret-key" not in text
+
+
+def test_production_reads_exports_from_s3_into_snowflake(monkeypatch, s3_env, fakesnow_server, snowflake_database, emulator: SpotifyEmulator) -> None:
+    import boto3
+
+    configure(monkeypatch, s3_env=s3_env, fakesnow_server=fakesnow_server, database=snowflake_database, emulator=emulator, playlist_ids=["x" * 22])
+    s3 = boto3.client("s3")
+    for name, data in sample_export_files().items():
+        s3.put_object(Bucket=s3_env["bucket"], Key=f"spotify-assets/{LISTENING_PREFIX}{name}", Body=data)
+    with dg.instance_for_test() as instance:
+        result = _run(instance)
+        assert result.success, [str(e.event_specific_data.error) for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+        assert _streams_meta(result)["plays_added"] == SAMPLE_PLAYS
+        assert _streams_meta(_run(instance))["plays_added"] == 0
+    with snowflake.connector.connect(**fakesnow_server) as conn:
+        cur = conn.cursor()
+        cur.execute(f"SELECT COUNT(*), COUNT(DISTINCT listener) FROM {snowflake_database}.ANALYTICS.STREAMS")
+        assert cur.fetchone() == (SAMPLE_PLAYS, 3)
+        cur.execute(f"SELECT COUNT(*) FROM {snowflake_database}.ANALYTICS.LISTENING_BY_COUNTRY")
+        assert cur.fetchone()[0] > 0
