@@ -3,6 +3,7 @@ each file once, a broken file named and isolated, zips opened, the IP address ne
 locally (files, DuckDB) and in production (moto's S3, fakesnow's Snowflake)."""
 
 import io
+import re
 import shutil
 import zipfile
 from pathlib import Path
@@ -15,6 +16,7 @@ import snowflake.connector
 from spotify_assets.definitions import defs
 from spotify_assets.defs.listening import LISTENING_PREFIX
 from spotify_assets.defs.resources import load_settings
+from spotify_assets.lib.dashboard import chart_count, section_html
 from spotify_assets.lib.sample_listening import sample_export_files
 from spotify_assets_tests.emulator import SpotifyEmulator
 from spotify_assets_tests.production import configure
@@ -68,6 +70,13 @@ def test_each_file_is_ingested_once_and_a_broken_one_is_named_and_isolated() -> 
             by_listener = dict(conn.execute("SELECT listener, COUNT(*) FROM analytics.streams GROUP BY 1").fetchall())
             assert set(by_listener) == {"ana", "ben", "chloe"} and sum(by_listener.values()) == SAMPLE_PLAYS
             assert conn.execute("SELECT COUNT(*) FROM analytics.listening_by_country").fetchone()[0] > 0
+        # the job rebuilt the dashboard: every listening chart drawn, nothing fetched from the network
+        (report,) = [e for e in first.get_asset_materialization_events() if e.asset_key.to_user_string() == "dashboard"]
+        page = (load_settings().data_dir / "dashboard" / "index.html").read_text(encoding="utf-8")
+        assert report.materialization.metadata["open"].value == f"file://{load_settings().data_dir / 'dashboard' / 'index.html'}"
+        listening_part = section_html(page, "listening-kpis")
+        assert chart_count(page, "listening-kpis") >= 9 and "no data yet" not in listening_part
+        assert not re.search(r"""(src|href)\s*=\s*["']?https?:|url\(\s*["']?https?:|<script|<link|<img""", page)
 
         # the same files again, one more copy under another name, and the same bytes in a zip
         _drop(files)
@@ -136,3 +145,6 @@ def test_production_reads_exports_from_s3_into_snowflake(monkeypatch, s3_env, fa
         assert cur.fetchone() == (SAMPLE_PLAYS, 3)
         cur.execute(f"SELECT COUNT(*) FROM {snowflake_database}.ANALYTICS.LISTENING_BY_COUNTRY")
         assert cur.fetchone()[0] > 0
+    report = boto3.client("s3").get_object(Bucket=s3_env["bucket"], Key="spotify-assets/dashboard/index.html")
+    assert report["ContentType"].startswith("text/html")
+    assert chart_count(report["Body"].read().decode("utf-8"), "listening-kpis") >= 9
