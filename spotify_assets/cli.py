@@ -140,6 +140,9 @@ def run_demo(windows: int) -> int:
     _print_warehouse(definitions.resources["warehouse"])
     for line in model_lines:
         print(line)
+    report = data_dir / "dashboard" / "index.html"
+    if report.exists():
+        print(f"  dashboard:            {report} (open it in a browser; it needs no network)")
     print(f"  Dagster runs:         {dagster_home}")
     print("\nBrowse the runs in the UI:")
     print(f'  DAGSTER_HOME="{dagster_home}" python3 -m uv run dagster dev')

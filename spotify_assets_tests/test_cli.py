@@ -102,6 +102,10 @@ def test_demo_materializes_the_graph_on_the_embedded_default(tmp_path: Path) -> 
     assert model is not None, result.stdout
     assert float(model.group(3)) < float(model.group(4))
     assert (tmp_path / "data/models/popularity_model").is_file()
+    # the listening history was ingested, and the dashboard written where the demo says
+    assert re.search(r"listening history: ok \(7 synthetic export files in .*, 3132 new plays", result.stdout), result.stdout
+    assert f"dashboard:            {tmp_path / 'data/dashboard/index.html'}" in result.stdout
+    assert (tmp_path / "data/dashboard/index.html").stat().st_size > 10_000
 
     # Run again (the next day, say): same windows, same data, so the model is not retrained,
     # and the demo says so and still shows the model in use.
@@ -113,3 +117,4 @@ def test_demo_materializes_the_graph_on_the_embedded_default(tmp_path: Path) -> 
     assert f"Not retrained: the songs with a popularity, their features and the parameters are those model {model.group(1)}" in again.stdout
     assert f"popularity model:     version {model.group(1)}" in again.stdout
     assert "will proceed without gating" not in again.stderr
+    assert "3132 new plays" not in again.stdout and ", 0 new plays" in again.stdout  # each export file once
