@@ -15,9 +15,9 @@ and keep their table naming, schema handling and reads, but write through
 
 import os
 import pickle
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, cast
 
 import dagster as dg
@@ -31,6 +31,7 @@ from dagster_snowflake_pandas import SnowflakePandasIOManager
 
 from spotify_assets.lib import warehouse
 from spotify_assets.lib.tables import DECLARED_TABLES
+from spotify_assets.lib.snapshot_store import write_atomically
 from spotify_assets.lib.warehouse import DuckDBDatabase, Window, WriteResult
 
 PREVIEW_ROWS = 5
@@ -243,22 +244,7 @@ class _AtomicPickleFiles(PickledObjectFilesystemIOManager):
     one, and a failed or interrupted write leaves the old one in place."""
 
     def dump_to_path(self, context: dg.OutputContext, obj: object, path) -> None:  # type: ignore[no-untyped-def]
-        target = os.fspath(path)
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        fd, temp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=os.path.dirname(target))
-        try:
-            umask = os.umask(0)
-            os.umask(umask)
-            os.fchmod(fd, 0o666 & ~umask)  # as an ordinary new file (mkstemp makes it private)
-            with os.fdopen(fd, "wb") as file:
-                pickle.dump(obj, file, pickle.HIGHEST_PROTOCOL)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temp, target)
-        except BaseException:
-            if os.path.exists(temp):
-                os.unlink(temp)
-            raise
+        write_atomically(Path(os.fspath(path)), pickle.dumps(obj, pickle.HIGHEST_PROTOCOL))
 
 
 class ModelFilesIOManager(dg.FilesystemIOManager):

@@ -53,6 +53,26 @@ class Backend(Protocol):
     def uri(self, key: str) -> str: ...
 
 
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that a reader sees the old file or the whole new one: a
+    temporary file in the same directory, flushed to disk, then renamed over the target. A
+    failed write leaves the old file as it was and no temporary file behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # as an ordinary new file (mkstemp makes it private)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 class LocalBackend:
     def __init__(self, root: str | os.PathLike[str]):
         self.root = Path(root)
@@ -61,21 +81,7 @@ class LocalBackend:
         return self.root / key
 
     def put(self, key: str, data: bytes, content_type: str = "application/json") -> None:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            umask = os.umask(0)
-            os.umask(umask)
-            os.fchmod(fd, 0o666 & ~umask)  # as an ordinary new file (mkstemp makes it private)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)  # atomic: readers see the old file or the whole new one
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomically(self._path(key), data)
 
     def get(self, key: str) -> bytes | None:
         try:
