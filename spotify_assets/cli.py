@@ -100,7 +100,7 @@ def run_demo(windows: int) -> int:
             for name in failing:
                 print(f"    check failed: {name}")
             if not result.success:
-                failed.append(key)
+                failed.append(f"window {key}")
         # Listening history: the bundled synthetic exports, dropped where a person drops theirs.
         from spotify_assets.defs.listening import LISTENING_PREFIX
         from spotify_assets.lib.sample_listening import write_sample_exports
@@ -147,7 +147,7 @@ def run_demo(windows: int) -> int:
     print("\nBrowse the runs in the UI:")
     print(f'  DAGSTER_HOME="{dagster_home}" python3 -m uv run dagster dev')
     if failed:
-        print(f"\n{len(failed)} window(s) failed: {', '.join(failed)}", file=sys.stderr)
+        print(f"\nfailed: {', '.join(failed)}", file=sys.stderr)
         return 1
     return 0
 
@@ -155,17 +155,13 @@ def run_demo(windows: int) -> int:
 def _print_warehouse(warehouse) -> None:  # type: ignore[no-untyped-def]
     """Row counts per table and view in the DuckDB warehouse, and the current top artists."""
     from spotify_assets.defs.views import view_names
-    from spotify_assets.lib.tables import LISTENING_TABLES, MODEL_TABLES, TABLES
+    from spotify_assets.lib.tables import DECLARED_TABLES, TABLES
 
     print(f"  warehouse (DuckDB):   {warehouse.database}, schema {warehouse.schema_name}")
     try:
-        present = set(
-            warehouse.query(
-                f"SELECT table_name FROM information_schema.tables WHERE table_schema = '{warehouse.schema_name}'"
-            )["table_name"]
-        )
+        present = warehouse.tables()
         # one query (one connection to the file) for every table's and view's counts
-        names = [n for n in (*TABLES, *MODEL_TABLES, *LISTENING_TABLES, *view_names()) if n in present]
+        names = [n for n in (*DECLARED_TABLES, *view_names()) if n in present]
         counts = warehouse.query(
             " UNION ALL ".join(
                 f"SELECT {i} AS i, COUNT(*) AS n, "
@@ -176,7 +172,7 @@ def _print_warehouse(warehouse) -> None:  # type: ignore[no-untyped-def]
         ).sort_values("i")
         for name, row in zip(names, counts.itertuples()):
             windows = f" in {int(row.w)} window(s)" if name in TABLES else ""
-            kind = "view " if name not in TABLES and name not in MODEL_TABLES and name not in LISTENING_TABLES else "table"
+            kind = "table" if name in DECLARED_TABLES else "view "
             print(f"    {kind} {name:28} {int(row.n):>7} rows{windows}")
         top = warehouse.query(f"SELECT artist_rank, artist_name, song_count FROM {warehouse.qualified('top_artists')} ORDER BY 1")
         print("  top artists now:      " + "; ".join(f"{r.artist_rank}. {r.artist_name} ({r.song_count} songs)" for r in top.itertuples()))

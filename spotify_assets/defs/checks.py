@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 import dagster as dg
 
 from spotify_assets.defs.ingestion import raw_playlist_snapshots
+from spotify_assets.defs.io_managers import records_markdown
 from spotify_assets.defs.partitions import snapshot_windows
 from spotify_assets.defs.resources import RawSnapshotStore, Warehouse, load_settings
 from spotify_assets.lib import quality
@@ -26,24 +27,13 @@ def _severity(blocking: bool) -> dg.AssetCheckSeverity:
     return dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN
 
 
-def _sample_markdown(rows: list[dict]) -> str:
-    columns = list(dict.fromkeys(c for r in rows for c in r))
-
-    def cell(v: object) -> str:
-        return ("" if v is None else str(v)).replace("|", "/").replace("\n", " ")[:120]
-
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in rows]
-    return "\n".join(lines)
-
-
 def _result(asset_key: dg.AssetKey, name: str, blocking: bool, outcome: quality.Outcome, window: str | None) -> dg.AssetCheckResult:
     metadata: dict[str, object] = dict(outcome.counts)
     metadata["summary"] = outcome.summary
     if window is not None:
         metadata["window"] = window
     if outcome.sample:
-        metadata["failing_sample"] = dg.MetadataValue.md(_sample_markdown(outcome.sample))
+        metadata["failing_sample"] = dg.MetadataValue.md(records_markdown(outcome.sample))
     return dg.AssetCheckResult(
         asset_key=asset_key,
         check_name=name,

@@ -81,18 +81,26 @@ def write_metadata(context: dg.OutputContext, table: str, frame: pd.DataFrame, r
     }
 
 
+def records_markdown(rows: list[dict], *, width: int = 120, empty: str = "_none_") -> str:
+    """A Markdown table of records (name -> value), for metadata: columns in first-seen order,
+    cells on one line with `|` escaped, cut to `width` characters; `empty` for no rows."""
+    if not rows:
+        return empty
+    columns = list(dict.fromkeys(c for r in rows for c in r))
+
+    def cell(v: object) -> str:
+        return ("" if v is None else str(v)).replace("|", "\\|").replace("\n", " ")[:width]
+
+    lines = ["| " + " | ".join(str(c) for c in columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in rows]
+    return "\n".join(lines)
+
+
 def preview_markdown(frame: pd.DataFrame, rows: int = PREVIEW_ROWS) -> str:
-    if frame.empty:
-        return "_no rows_"
+    """The first rows of a frame as a Markdown table (nulls blank)."""
     head = frame.head(rows)
     head = head.astype(object).where(head.notna(), None)
-    header = "| " + " | ".join(str(c) for c in head.columns) + " |"
-    rule = "|" + "---|" * len(head.columns)
-    lines = [header, rule]
-    for row in head.itertuples(index=False):
-        cells = ["" if v is None else str(v).replace("|", "\\|").replace("\n", " ")[:60] for v in row]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return records_markdown(head.to_dict("records"), width=60, empty="_no rows_")
 
 
 # --- shared by both warehouses ------------------------------------------------------------

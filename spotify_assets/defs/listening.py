@@ -21,14 +21,14 @@ from datetime import datetime, timezone
 import dagster as dg
 import pandas as pd
 
-from spotify_assets.defs.io_managers import column_schema
-from spotify_assets.defs.resources import RawSnapshotStore, Warehouse, load_settings
+from spotify_assets.defs.io_managers import column_schema, records_markdown
+from spotify_assets.defs.resources import RawSnapshotStore, Warehouse, warehouse_kind
 from spotify_assets.lib import listening
 from spotify_assets.lib.tables import STREAMS
 
 LISTENING_PREFIX = "listening/"
 IP_HASH_KEY_ENV = "SPOTIFY_ASSETS_IP_HASH_KEY"
-_STORAGE = "snowflake" if load_settings().deployment == "production" else "duckdb"
+_STORAGE = warehouse_kind()
 
 
 @dataclass(frozen=True)
@@ -73,15 +73,6 @@ def export_files(backend, keys: list[str]) -> Iterator[ExportFile | tuple[str, s
             yield (relative, None)  # an export file we know and do not ingest (video history)
 
 
-def _files_markdown(rows: list[dict[str, object]]) -> str:
-    if not rows:
-        return "_none_"
-    columns = list(rows[0])
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(str(r[c]).replace("|", "/")[:200] for c in columns) + " |" for r in rows]
-    return "\n".join(lines)
-
-
 @dg.asset(
     group_name="listening",
     kinds={"python", _STORAGE},
@@ -100,7 +91,8 @@ def streams(context: dg.AssetExecutionContext, raw_store: RawSnapshotStore, ware
     backend = raw_store.backend()
     keys = backend.list(LISTENING_PREFIX)
     known: set[str] = set()
-    if warehouse.table_exists("streams"):
+    exists = "streams" in warehouse.tables()
+    if exists:
         known = set(warehouse.query(f"SELECT DISTINCT source_sha256 FROM {warehouse.qualified('streams')}")["source_sha256"])
     ingested_at = datetime.now(timezone.utc)
     key = os.environ.get(IP_HASH_KEY_ENV, "").encode() or None
@@ -137,7 +129,7 @@ def streams(context: dg.AssetExecutionContext, raw_store: RawSnapshotStore, ware
         new.append({"file": item.source_file, "listener": item.listener, "format": item.fmt, "plays": len(frame)})
         context.log.info(f"listening export {item.source_file}: {len(frame)} plays ({item.fmt}, listener {item.listener})")
     frame = pd.concat(frames, ignore_index=True) if frames else STREAMS.empty_frame()
-    if new or not warehouse.table_exists("streams"):
+    if new or not exists:  # the first run creates the typed table, even with nothing to ingest
         shas = sorted({f for f in frame["source_sha256"]})
         where = f"source_sha256 IN ({', '.join(repr(s) for s in shas)})" if shas else "1 = 0"
         result = warehouse.replace_rows("streams", frame, where)
@@ -153,7 +145,7 @@ def streams(context: dg.AssetExecutionContext, raw_store: RawSnapshotStore, ware
             "dagster/row_count": table_rows,
             "dagster/table_name": warehouse.qualified("streams"),
             "plays_added": len(frame),
-            "files_ingested": dg.MetadataValue.md(_files_markdown(new)),
+            "files_ingested": dg.MetadataValue.md(records_markdown(new, width=200)),
             "files_already_ingested": already,
             "files_unreadable": len(failed),
             "files_not_ingested": skipped,
@@ -169,7 +161,7 @@ def streams(context: dg.AssetExecutionContext, raw_store: RawSnapshotStore, ware
             if failed
             else "every export file could be read"
         ),
-        metadata={"unreadable": len(failed), "files": dg.MetadataValue.md(_files_markdown(failed))},
+        metadata={"unreadable": len(failed), "files": dg.MetadataValue.md(records_markdown(failed, width=200))},
     )
 
 
@@ -183,7 +175,7 @@ listening_job = dg.define_asset_job(
 @dg.sensor(job=listening_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
 def listening_files_sensor(context: dg.SensorEvaluationContext, raw_store: RawSnapshotStore):
     """Runs listening_job when the files in the listening folder change."""
-    keys = [k for k in raw_store.backend().list(LISTENING_PREFIX)]
+    keys = raw_store.backend().list(LISTENING_PREFIX)
     digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16]
     if not keys or digest == context.cursor:
         return dg.SkipReason(f"no new files in {LISTENING_PREFIX}")

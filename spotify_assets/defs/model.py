@@ -19,13 +19,13 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from spotify_assets.defs.io_managers import column_schema, preview_markdown
-from spotify_assets.defs.resources import Warehouse, load_settings
+from spotify_assets.defs.io_managers import column_schema, preview_markdown, records_markdown
+from spotify_assets.defs.resources import Warehouse, warehouse_kind
 from spotify_assets.lib import model as ml
 from spotify_assets.lib.tables import MODEL_TABLES, POPULARITY_FEATURES
 
 FEATURES_SQL = Path(__file__).resolve().parents[2] / "sql" / "model" / "popularity_features.sql"
-_STORAGE = "snowflake" if load_settings().deployment == "production" else "duckdb"
+_STORAGE = warehouse_kind()
 _MODEL_KEY = dg.AssetKey("popularity_model")
 BEATS_BASELINE = "beats_global_mean"
 SIZE_BOUND = "within_size_bound"
@@ -135,8 +135,7 @@ def _model_metadata(model: ml.PopularityModel, size_bytes: int, features: pd.Dat
             ml.evaluation_markdown(ev) + f"\n\n![evaluation and feature importances](data:image/png;base64,{ml.png_base64(figure)})"
         ),
         "feature_importances": dg.MetadataValue.md(
-            "| feature | importance |\n|---|---:|\n"
-            + "\n".join(f"| {name} | {weight:.4f} |" for name, weight in model.importances.items())
+            records_markdown([{"feature": name, "importance": f"{weight:.4f}"} for name, weight in model.importances.items()])
         ),
         "trained_songs": model.trained_songs,
         "trained_artists": model.trained_artists,
@@ -224,19 +223,27 @@ def popularity_model(context: dg.AssetExecutionContext, config: PopularityModelC
         f"(artist mean), {evaluation.score('linear', 'mae'):.2f} (linear); {size / 1e6:.1f} MB"
     )
     metadata = _model_metadata(model, size, popularity_features)
-    beats = evaluation.beats_global_mean
-    fits = size <= params.max_model_mb * 1e6
-    problems = []
-    if not beats:
-        problems.append(
-            f"its held-out MAE {model.metrics['mae']:.2f} does not beat the global-mean baseline's "
-            f"{evaluation.score('global_mean', 'mae'):.2f}"
-        )
-    if not fits:
-        problems.append(
-            f"it pickles to {size / 1e6:.1f} MB, over max_model_mb ({params.max_model_mb:g} MB): lower "
-            "n_estimators or max_depth, or raise min_samples_leaf"
-        )
+    mae, baseline, bound = model.metrics["mae"], evaluation.score("global_mean", "mae"), params.max_model_mb
+    fits = size <= bound * 1e6
+    # (check, passed, what it found, its metadata): the checks' results and the reasons not to store
+    verdicts = [
+        (
+            BEATS_BASELINE,
+            evaluation.beats_global_mean,
+            f"held-out MAE {mae:.2f} against {baseline:.2f} for the global mean"
+            + ("" if evaluation.beats_global_mean else ": it does not beat the global-mean baseline"),
+            {"mae": mae, "global_mean_mae": baseline, "evaluation": metadata["evaluation"]},
+        ),
+        (
+            SIZE_BOUND,
+            fits,
+            f"{size / 1e6:.2f} MB against a bound of {bound:g} MB" if fits else
+            f"it pickles to {size / 1e6:.1f} MB, over max_model_mb ({bound:g} MB): lower n_estimators or max_depth, "
+            "or raise min_samples_leaf",
+            {"model_size_mb": round(size / 1e6, 3), "max_model_mb": bound},
+        ),
+    ]
+    problems = [summary for _, passed, summary, _ in verdicts if not passed]
     if problems:
         context.log.error(
             f"popularity_model {model.version} is not stored: {'; '.join(problems)}. Model in use: {in_use}."
@@ -258,19 +265,7 @@ def popularity_model(context: dg.AssetExecutionContext, config: PopularityModelC
         yield output
 
     selected = context.selected_asset_check_keys
-    verdicts = {
-        BEATS_BASELINE: (
-            beats,
-            f"held-out MAE {model.metrics['mae']:.2f} against {evaluation.score('global_mean', 'mae'):.2f} for the global mean",
-            {"mae": model.metrics["mae"], "global_mean_mae": evaluation.score("global_mean", "mae"), "evaluation": metadata["evaluation"]},
-        ),
-        SIZE_BOUND: (
-            fits,
-            f"{size / 1e6:.2f} MB against a bound of {params.max_model_mb:g} MB",
-            {"model_size_mb": round(size / 1e6, 3), "max_model_mb": params.max_model_mb},
-        ),
-    }
-    for name, (passed, summary, details) in verdicts.items():
+    for name, passed, summary, details in verdicts:
         if dg.AssetCheckKey(_MODEL_KEY, name) in selected:
             yield dg.AssetCheckResult(
                 asset_key=_MODEL_KEY,
@@ -280,7 +275,7 @@ def popularity_model(context: dg.AssetExecutionContext, config: PopularityModelC
                 description=summary,
                 metadata={**details, "summary": summary, "candidate_version": model.version, "model_in_use": in_use if problems else model.version},
             )
-    if problems and not any(dg.AssetCheckKey(_MODEL_KEY, n) in selected for n in verdicts):
+    if problems and not any(dg.AssetCheckKey(_MODEL_KEY, name) in selected for name, *_ in verdicts):
         raise dg.Failure(description=f"popularity_model {model.version} is not stored: {'; '.join(problems)}")
 
 

@@ -17,6 +17,7 @@ import pandas as pd
 from dagster_aws.s3 import S3PickleIOManager, S3Resource
 from dagster_snowflake import SnowflakeResource
 
+from spotify_assets.defs import io_managers  # io_managers.stage_frame: the bulk-load step, replaceable in tests
 from spotify_assets.defs.io_managers import ModelFilesIOManager, WarehouseDuckDBIOManager, WarehouseSnowflakeIOManager
 from spotify_assets.lib.extract import PlaylistSource
 from spotify_assets.lib.sample_source import SampleSource
@@ -46,6 +47,11 @@ def load_settings() -> Settings:
     long as it stays the same.
     """
     return _settings_for(frozenset(os.environ.items()))
+
+
+def warehouse_kind() -> str:
+    """The warehouse the tables live in for this deployment, as the UI's kinds name it."""
+    return "snowflake" if load_settings().deployment == "production" else "duckdb"
 
 
 @functools.lru_cache(maxsize=1)
@@ -190,8 +196,16 @@ class Warehouse(dg.ConfigurableResource):
         insert `frame` (the table is created from its declaration if missing)."""
         raise NotImplementedError
 
-    def table_exists(self, table: str) -> bool:
+    @property
+    def catalog(self) -> tuple[str, str]:
+        """Where the schema's tables are listed, and the schema's name there."""
         raise NotImplementedError
+
+    def tables(self) -> set[str]:
+        """The names (lower case) of the tables and views in the schema."""
+        listing, schema = self.catalog
+        found = self.query(f"SELECT table_name FROM {listing} WHERE table_schema = '{schema}'")
+        return {str(name).lower() for name in found["table_name"]}
 
 
 def _lower_case(frame: pd.DataFrame) -> pd.DataFrame:
@@ -228,12 +242,9 @@ class DuckDBWarehouse(Warehouse):
         with self._db().connect(write=True) as conn:
             return duckdb_replace(conn, self.schema_name, table, frame, None, where=where)
 
-    def table_exists(self, table: str) -> bool:
-        found = self.query(
-            "SELECT COUNT(*) AS n FROM information_schema.tables "
-            f"WHERE table_schema = '{self.schema_name}' AND table_name = '{table}'"
-        )
-        return bool(found["n"].iloc[0])
+    @property
+    def catalog(self) -> tuple[str, str]:
+        return "information_schema.tables", self.schema_name
 
 
 class SnowflakeWarehouse(Warehouse):
@@ -270,19 +281,14 @@ class SnowflakeWarehouse(Warehouse):
             yield read
 
     def replace_rows(self, table: str, frame: pd.DataFrame, where: str) -> WriteResult:
-        from spotify_assets.defs import io_managers  # the bulk-load step, replaceable in tests
-
         with self.snowflake.get_connection() as conn:
             return snowflake_replace(
                 conn, self.database, self.schema_name, table, frame, None, stage=io_managers.stage_frame, where=where
             )
 
-    def table_exists(self, table: str) -> bool:
-        found = self.query(
-            f"SELECT COUNT(*) AS n FROM {self.database}.INFORMATION_SCHEMA.TABLES "
-            f"WHERE table_schema = '{self.schema_name.upper()}' AND table_name = '{table.upper()}'"
-        )
-        return bool(found["n"].iloc[0])
+    @property
+    def catalog(self) -> tuple[str, str]:
+        return f"{self.database}.INFORMATION_SCHEMA.TABLES".upper(), self.schema_name.upper()
 
 
 def _env(name: str) -> str | dg.EnvVar | None:

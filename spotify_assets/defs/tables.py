@@ -7,11 +7,11 @@ import dagster as dg
 from spotify_assets.defs.ingestion import raw_playlist_snapshots
 from spotify_assets.defs.io_managers import column_schema
 from spotify_assets.defs.partitions import snapshot_windows
-from spotify_assets.defs.resources import RawSnapshotStore, load_settings
+from spotify_assets.defs.resources import RawSnapshotStore, warehouse_kind
 from spotify_assets.lib.normalize import Normalizer
 from spotify_assets.lib.tables import PARTITION_COLUMN, TABLES
 
-_STORAGE = "snowflake" if load_settings().deployment == "production" else "duckdb"
+_STORAGE = warehouse_kind()
 
 
 @dg.multi_asset(
