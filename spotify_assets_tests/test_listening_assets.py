@@ -148,3 +148,22 @@ def test_production_reads_exports_from_s3_into_snowflake(monkeypatch, s3_env, fa
     report = boto3.client("s3").get_object(Bucket=s3_env["bucket"], Key="spotify-assets/dashboard/index.html")
     assert report["ContentType"].startswith("text/html")
     assert chart_count(report["Body"].read().decode("utf-8"), "listening-kpis") >= 9
+
+
+def test_the_sensor_starts_the_job_when_the_folder_changes() -> None:
+    from spotify_assets.defs.listening import listening_files_sensor
+
+    definitions = defs()
+    sensor = definitions.resolve_sensor_def("listening_files_sensor")
+    assert sensor.job_name == "listening_job" and sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    raw_store = definitions.resources["raw_store"]
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(instance=instance, resources={"raw_store": raw_store})
+        assert isinstance(listening_files_sensor(context), dg.SkipReason)  # empty folder
+        _drop(sample_export_files())
+        first = listening_files_sensor(context)
+        assert isinstance(first, dg.RunRequest)
+        assert isinstance(listening_files_sensor(context), dg.SkipReason)  # nothing new since
+        _drop({"dan/StreamingHistory_music_0.json": b"[]"})
+        second = listening_files_sensor(context)
+        assert isinstance(second, dg.RunRequest) and second.run_key != first.run_key
