@@ -125,3 +125,21 @@ def test_layout_is_one_document_per_playlist(tmp_path: Path) -> None:
 def test_bad_window_key_is_named() -> None:
     with pytest.raises(ValueError, match="'2026-11-21T08'"):
         window_slug("2026-11-21T08")
+
+
+def test_list_info_and_open_stream_an_object(store: SnapshotStore) -> None:
+    backend = store.backend
+    backend.put("listening/ana/a.json", b"[1]")
+    backend.put("listening/ana/b.json", b"[1, 2]")
+    infos = backend.list_info("listening/")
+    assert [(i.key, i.size) for i in infos] == [("listening/ana/a.json", 3), ("listening/ana/b.json", 6)]
+    before = infos[0].tag
+    backend.put("listening/ana/a.json", b"[9, 9, 9]")  # overwritten in place: the tag changes
+    assert backend.list_info("listening/")[0].tag != before
+    with backend.open("listening/ana/b.json") as handle:
+        assert handle.read() == b"[1, 2]"
+        handle.seek(1)
+        assert handle.read(1) == b"1"
+    with pytest.raises(FileNotFoundError):
+        with backend.open("listening/ana/missing.json"):
+            pass

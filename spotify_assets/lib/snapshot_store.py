@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 import orjson
 
@@ -43,12 +45,24 @@ def partition_key_of(slug: str) -> str:
     return datetime.strptime(slug, "%Y-%m-%dT%H%MZ").strftime("%Y-%m-%d-%H:%M")
 
 
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What a listing knows of one stored object, without reading it."""
+
+    key: str
+    size: int  # bytes
+    modified: float  # last write, epoch seconds
+    tag: str  # changes whenever the content may have: S3's ETag; locally mtime (ns), size and inode
+
+
 class Backend(Protocol):
     """Object storage with atomic single-object writes."""
 
     def put(self, key: str, data: bytes, content_type: str = "application/json") -> None: ...
     def get(self, key: str) -> bytes | None: ...  # None: no such object
     def list(self, prefix: str) -> list[str]: ...
+    def list_info(self, prefix: str) -> list[ObjectInfo]: ...  # like list(), with sizes and tags
+    def open(self, key: str) -> AbstractContextManager[IO[bytes]]: ...  # seekable; FileNotFoundError if absent
     def delete(self, keys: list[str]) -> None: ...
     def uri(self, key: str) -> str: ...
 
@@ -99,6 +113,21 @@ class LocalBackend:
             if path.is_file() and not path.name.endswith(".tmp")
         )
 
+    def list_info(self, prefix: str) -> list[ObjectInfo]:
+        infos = []
+        for key in self.list(prefix):
+            try:
+                st = self._path(key).stat()
+            except FileNotFoundError:
+                continue  # deleted since the listing
+            infos.append(ObjectInfo(key, st.st_size, st.st_mtime, f"{st.st_mtime_ns}-{st.st_size}-{st.st_ino}"))
+        return infos
+
+    @contextmanager
+    def open(self, key: str) -> Iterator[IO[bytes]]:
+        with self._path(key).open("rb") as handle:
+            yield handle
+
     def delete(self, keys: list[str]) -> None:
         parents = set()
         for key in keys:
@@ -147,6 +176,30 @@ class S3Backend:
         for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full):
             keys.extend(obj["Key"][cut:] for obj in page.get("Contents", []))
         return sorted(keys)
+
+    def list_info(self, prefix: str) -> list[ObjectInfo]:
+        full = self._key(prefix)
+        cut = len(self.prefix) + 1 if self.prefix else 0
+        infos: list[ObjectInfo] = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full):
+            infos.extend(
+                ObjectInfo(obj["Key"][cut:], int(obj["Size"]), obj["LastModified"].timestamp(), str(obj.get("ETag", "")))
+                for obj in page.get("Contents", [])
+            )
+        return sorted(infos, key=lambda info: info.key)
+
+    @contextmanager
+    def open(self, key: str) -> Iterator[IO[bytes]]:
+        """The object, streamed into a temporary file (spilled to disk past 8 MB): seekable, and
+        never held in memory whole."""
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+        except self.client.exceptions.NoSuchKey:
+            raise FileNotFoundError(self.uri(key)) from None
+        with tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024) as spool:
+            shutil.copyfileobj(response["Body"], spool, 1024 * 1024)
+            spool.seek(0)
+            yield spool  # type: ignore[misc]
 
     def delete(self, keys: list[str]) -> None:
         for start in range(0, len(keys), 1000):  # S3's limit per DeleteObjects call
