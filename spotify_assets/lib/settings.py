@@ -98,6 +98,15 @@ class QualitySettings:
 
 
 @dataclass(frozen=True)
+class ListeningSettings:
+    """Listening-history ingestion."""
+
+    # Largest export file read, in MB: a plain file, a zip archive, and each file inside a zip
+    # (uncompressed). Spotify's own files are about 12 MB; a larger one is refused, named.
+    max_file_mb: int = 64
+
+
+@dataclass(frozen=True)
 class AlertSettings:
     """Where failed asset checks are announced. Secrets (the Slack token, the webhook URL,
     which often embeds one) are only known to be set here; they are read at send time."""
@@ -118,6 +127,7 @@ class Settings:
     snowflake: SnowflakeSettings | None = None
     quality: QualitySettings = QualitySettings()
     alerts: AlertSettings = AlertSettings()
+    listening: ListeningSettings = ListeningSettings()
 
     @property
     def alerts_file(self) -> Path:
@@ -142,6 +152,9 @@ class Settings:
             freshness_grace_hours=reader.number("SPOTIFY_ASSETS_FRESHNESS_GRACE_HOURS", 1.0, minimum=0, maximum=24 * 30),
         )
         alerts = _alert_settings(reader)
+        listening = ListeningSettings(
+            max_file_mb=int(reader.number("SPOTIFY_ASSETS_LISTENING_MAX_FILE_MB", 64, minimum=1, maximum=4096, integer=True)),
+        )
         s3 = snowflake = None
         if deployment == "production":
             s3 = S3Settings(
@@ -152,7 +165,8 @@ class Settings:
         if reader.problems:
             raise SettingsError(reader.problems)
         return cls(
-            deployment, data_dir.resolve(), f"{first_window}-00:00", spotify, warehouse, s3, snowflake, quality, alerts
+            deployment, data_dir.resolve(), f"{first_window}-00:00", spotify, warehouse, s3, snowflake, quality, alerts,
+            listening,
         )
 
 
