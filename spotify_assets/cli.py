@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import socket
 import sys
 import webbrowser
 from datetime import datetime, timezone
@@ -83,12 +84,15 @@ def run_demo(windows: int) -> int:
     print(f"spotify-assets demo: {len(keys)} window(s) {keys[0]} .. {keys[-1]} on the bundled SYNTHETIC sample")
     failed = []
     with dg.DagsterInstance.get() as instance:
+        for line in fail_abandoned_runs(instance):
+            print(line)
         for key in keys:
             result = job.execute_in_process(
                 partition_key=key,
                 instance=instance,
                 raise_on_error=False,
                 run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+                tags=_demo_tags(),
             )
             steps = len(result.get_asset_materialization_events())
             checks = result.get_asset_check_evaluations()
@@ -112,6 +116,7 @@ def run_demo(windows: int) -> int:
             instance=instance,
             raise_on_error=False,
             run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            tags=_demo_tags(),
         )
         checks = result.get_asset_check_evaluations()
         added = next(
@@ -150,6 +155,53 @@ def run_demo(windows: int) -> int:
         print(f"\nfailed: {', '.join(failed)}", file=sys.stderr)
         return 1
     return 0
+
+
+# Demo runs execute in this process: the tag says which process, so that a later demo can tell
+# a run whose process was killed (it stays STARTED in Dagster's storage) from a live one.
+RUN_PROCESS_TAG = "spotify-assets/process"
+
+
+def _demo_tags() -> dict[str, str]:
+    return {RUN_PROCESS_TAG: f"{socket.gethostname()}:{os.getpid()}"}
+
+
+def fail_abandoned_runs(instance) -> list[str]:  # type: ignore[no-untyped-def]
+    """Mark as failed the demo runs left STARTED by a process that no longer exists (killed, or
+    the machine stopped), so the UI does not show them running forever. Runs launched by the
+    daemon are not ours to judge: Dagster's code server fails those whose process died."""
+    import dagster as dg
+
+    lines = []
+    host = socket.gethostname()
+    records = instance.get_run_records(
+        filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING]), limit=1000
+    )
+    for record in records:
+        run = record.dagster_run
+        owner = run.tags.get(RUN_PROCESS_TAG, "")
+        run_host, _, pid = owner.rpartition(":")
+        if run_host != host or not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
+            continue
+        message = (
+            f"The process that ran this demo run ({owner}) no longer exists: it was killed or the machine "
+            "stopped. Marked failed by the next `spotify-assets demo`; its writes are atomic, so what it "
+            "did not finish was not written."
+        )
+        instance.report_engine_event(message, run)
+        instance.report_run_failed(run)
+        lines.append(f"  marked run {run.run_id[:8]} ({run.job_name}) failed: its process {pid} no longer exists")
+    return lines
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
 
 
 def _print_warehouse(warehouse) -> None:  # type: ignore[no-untyped-def]

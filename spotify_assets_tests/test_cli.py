@@ -118,3 +118,33 @@ def test_demo_materializes_the_graph_on_the_embedded_default(tmp_path: Path) -> 
     assert f"popularity model:     version {model.group(1)}" in again.stdout
     assert "will proceed without gating" not in again.stderr
     assert "3132 new plays" not in again.stdout and ", 0 new plays" in again.stdout  # each export file once
+
+
+def test_a_later_demo_fails_the_runs_a_killed_demo_left_started() -> None:
+    """A demo killed mid-run leaves its run STARTED in Dagster's storage; the next demo marks it
+    failed, and leaves alone runs of live processes and runs it did not start."""
+    import dagster as dg
+
+    from spotify_assets.cli import RUN_PROCESS_TAG, fail_abandoned_runs
+
+    @dg.op
+    def noop() -> None: ...
+
+    @dg.job
+    def tiny() -> None:
+        noop()
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host = socket.gethostname()
+    started = dg.DagsterRunStatus.STARTED
+    with dg.instance_for_test() as instance:
+        killed = instance.create_run_for_job(tiny, tags={RUN_PROCESS_TAG: f"{host}:{dead.pid}"}, status=started)
+        live = instance.create_run_for_job(tiny, tags={RUN_PROCESS_TAG: f"{host}:{os.getppid()}"}, status=started)
+        elsewhere = instance.create_run_for_job(tiny, tags={RUN_PROCESS_TAG: f"other-host:{dead.pid}"}, status=started)
+        daemon = instance.create_run_for_job(tiny, status=started)
+        lines = fail_abandoned_runs(instance)
+        assert len(lines) == 1 and killed.run_id[:8] in lines[0]
+        status = {run.run_id: instance.get_run_by_id(run.run_id).status for run in (killed, live, elsewhere, daemon)}
+        assert status == {killed.run_id: dg.DagsterRunStatus.FAILURE, live.run_id: started, elsewhere.run_id: started, daemon.run_id: started}
+        assert fail_abandoned_runs(instance) == []  # once
