@@ -128,7 +128,7 @@ def test_snowflake_tables_load_back_with_the_dtypes_they_were_written_with(produ
     result = dg.materialize(
         [normalized_tables, reader],
         partition_key=key,
-        resources={"warehouse_io_manager": resources["warehouse_io_manager"], "io_manager": resources["warehouse_io_manager"], "raw_store": resources["raw_store"]},
+        resources={**resources, "io_manager": resources["warehouse_io_manager"]},
         selection=[reader],
     )
     assert result.success

@@ -66,11 +66,17 @@ def column_schema(table: str, storage: str) -> dg.TableSchema:
 
 def write_metadata(context: dg.OutputContext, table: str, frame: pd.DataFrame, result: WriteResult, storage: str) -> dict[str, Any]:
     """What a table's materialization shows: counts, its column schema, a preview."""
+    return table_metadata(table, frame, result, storage, partitioned=context.has_asset_partitions)
+
+
+def table_metadata(table: str, frame: pd.DataFrame, result: WriteResult, storage: str, *, partitioned: bool) -> dict[str, Any]:
+    """What a table's materialization shows: the rows written (a window's, when `partitioned`),
+    the rows replaced and in the whole table, its column schema, a preview."""
     if table in DECLARED_TABLES:
         schema = column_schema(table, storage)
     else:
         schema = dg.TableSchema(columns=[dg.TableColumn(str(n), str(t)) for n, t in frame.dtypes.items()])
-    count_key = "dagster/partition_row_count" if context.has_asset_partitions else "dagster/row_count"
+    count_key = "dagster/partition_row_count" if partitioned else "dagster/row_count"
     return {
         count_key: len(frame),
         "dagster/storage_kind": storage,

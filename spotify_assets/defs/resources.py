@@ -32,10 +32,13 @@ from spotify_assets.lib.spotify_client import (
 )
 from spotify_assets.lib.warehouse import (
     DuckDBDatabase,
+    Window,
     WriteResult,
     duckdb_replace,
+    duckdb_replace_window,
     ensure_snowflake_schema,
     snowflake_replace,
+    snowflake_replace_window,
     transaction,
 )
 
@@ -196,6 +199,11 @@ class Warehouse(dg.ConfigurableResource):
         insert `frame` (the table is created from its declaration if missing)."""
         raise NotImplementedError
 
+    def replace_window(self, frames: dict[str, pd.DataFrame], window: Window) -> dict[str, WriteResult]:
+        """In ONE transaction, replace `window` of every table in `frames` (name -> rows; each
+        table created from its declaration if missing): all of them change, or none."""
+        raise NotImplementedError
+
     @property
     def catalog(self) -> tuple[str, str]:
         """Where the schema's tables are listed, and the schema's name there."""
@@ -242,6 +250,10 @@ class DuckDBWarehouse(Warehouse):
         with self._db().connect(write=True) as conn:
             return duckdb_replace(conn, self.schema_name, table, frame, None, where=where)
 
+    def replace_window(self, frames: dict[str, pd.DataFrame], window: Window) -> dict[str, WriteResult]:
+        with self._db().connect(write=True) as conn:
+            return duckdb_replace_window(conn, self.schema_name, frames, window)
+
     @property
     def catalog(self) -> tuple[str, str]:
         return "information_schema.tables", self.schema_name
@@ -284,6 +296,12 @@ class SnowflakeWarehouse(Warehouse):
         with self.snowflake.get_connection() as conn:
             return snowflake_replace(
                 conn, self.database, self.schema_name, table, frame, None, stage=io_managers.stage_frame, where=where
+            )
+
+    def replace_window(self, frames: dict[str, pd.DataFrame], window: Window) -> dict[str, WriteResult]:
+        with self.snowflake.get_connection() as conn:
+            return snowflake_replace_window(
+                conn, self.database, self.schema_name, frames, window, stage=io_managers.stage_frame
             )
 
     @property

@@ -5,19 +5,20 @@ import time
 import dagster as dg
 
 from spotify_assets.defs.ingestion import raw_playlist_snapshots
-from spotify_assets.defs.io_managers import column_schema
+from spotify_assets.defs.io_managers import column_schema, table_metadata
 from spotify_assets.defs.partitions import snapshot_windows
-from spotify_assets.defs.resources import RawSnapshotStore, warehouse_kind
+from spotify_assets.defs.resources import RawSnapshotStore, Warehouse, warehouse_kind
 from spotify_assets.lib.normalize import Normalizer
 from spotify_assets.lib.tables import PARTITION_COLUMN, TABLES
+from spotify_assets.lib.warehouse import Window
 
 _STORAGE = warehouse_kind()
 
 
 @dg.multi_asset(
-    outs={
-        name: dg.AssetOut(
-            io_manager_key="warehouse_io_manager",
+    specs=[
+        dg.AssetSpec(
+            name,
             description=f"{spec.description} Key per window: ({', '.join(spec.key)}).",
             metadata={
                 "partition_expr": PARTITION_COLUMN,
@@ -25,18 +26,20 @@ _STORAGE = warehouse_kind()
             },
             kinds={"pandas", _STORAGE},
             tags={"layer": "table"},
-        )
+            deps=[raw_playlist_snapshots],
+            group_name="warehouse",
+        ).with_io_manager_key("warehouse_io_manager")  # how the tables load (a notebook, an asset's input)
         for name, spec in TABLES.items()
-    },
-    deps=[raw_playlist_snapshots],
+    ],
     partitions_def=snapshot_windows,
-    group_name="warehouse",
     can_subset=False,
     name="normalized_tables",
 )
-def normalized_tables(context: dg.AssetExecutionContext, raw_store: RawSnapshotStore):
+def normalized_tables(context: dg.AssetExecutionContext, raw_store: RawSnapshotStore, warehouse: Warehouse):
     """Normalize one window's raw snapshots into songs, artists, albums, song_artists,
-    playlists and playlist_tracks, and replace that window in each table.
+    playlists and playlist_tracks, and replace that window in all six tables in ONE
+    transaction: a reader, a check or a crash sees the six tables all at the old window or
+    all at the new one, never songs of one and albums of the other.
 
     Documents are read one at a time and decoded only as far as the tables need. A document
     that cannot be decoded is reported (its playlist gets status `unreadable`) and the rest
@@ -68,11 +71,20 @@ def normalized_tables(context: dg.AssetExecutionContext, raw_store: RawSnapshotS
     for problem in window.problems:
         where = f"playlist {problem['playlist_id']}: " if problem["playlist_id"] else ""
         context.log.warning(f"{where}{problem['message']}")
+    tw = context.partition_time_window
+    started = time.perf_counter()
+    results = warehouse.replace_window(window.frames, Window(tw.start, tw.end))
+    context.log.info(
+        f"Window {partition_key}: the six tables replaced in one transaction in {time.perf_counter() - started:.2f} s ("
+        + ", ".join(f"{name} {results[name].rows_replaced} -> {len(window.frames[name])}" for name in TABLES)
+        + " rows)"
+    )
     for name in TABLES:
-        yield dg.Output(
-            window.frames[name],
-            output_name=name,
+        yield dg.MaterializeResult(
+            asset_key=name,
             metadata={
+                **table_metadata(name, window.frames[name], results[name], warehouse.dialect, partitioned=True),
+                "dagster/table_name": warehouse.qualified(name),
                 "raw_version": manifest.version,
                 "problems": len(window.problems),
             },

@@ -9,6 +9,10 @@ DuckDB lets one process write a database file at a time. Every connection made h
 takes an OS file lock next to the database (shared to read, exclusive to write), so parallel
 steps and backfill runs queue for the file instead of failing on DuckDB's own lock.
 
+A window of the six normalized tables is written the same way, all six in ONE transaction
+(`duckdb_replace_window`, `snowflake_replace_window`): after a failure or a crash at any
+point, every table shows the old window or every table shows the new one.
+
 Snowflake: rows travel to a temporary table by `write_pandas` (PUT + COPY INTO, the bulk
 path), then one transaction swaps the window. DDL commits implicitly in Snowflake, so all of
 it (schema, table, temporary table, stage) happens before the transaction opens.
@@ -21,8 +25,8 @@ import fcntl
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -175,27 +179,51 @@ def duckdb_replace(
 ) -> WriteResult:
     """Replace one window of `schema.table` (or the whole table when window is None) with `frame`.
     `where` (an SQL condition) replaces the rows it selects instead of a window."""
+    with transaction(conn):
+        return _duckdb_swap(conn, schema, table, frame, window, where)
+
+
+def duckdb_replace_window(
+    conn: duckdb.DuckDBPyConnection, schema: str, frames: Mapping[str, pd.DataFrame], window: Window
+) -> dict[str, WriteResult]:
+    """Replace one window of several tables in ONE transaction: after a failure or a crash at
+    any point, every table holds the old window, or every table holds the new one."""
+    with transaction(conn):
+        return {table: _duckdb_swap(conn, schema, table, frame, window, None) for table, frame in frames.items()}
+
+
+def _duckdb_swap(
+    conn: duckdb.DuckDBPyConnection,
+    schema: str,
+    table: str,
+    frame: pd.DataFrame,
+    window: Window | None,
+    where: str | None,
+) -> WriteResult:
+    """Inside an open transaction: create the table if missing, delete the selected rows, insert."""
     spec = DECLARED_TABLES.get(table)
     qualified = f"{schema}.{table}"
     if spec is not None:
         frame = spec.conform(frame)
-    with transaction(conn):
-        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-        if spec is not None:
-            conn.execute(spec.duckdb_ddl(qualified))
-        else:
-            # An undeclared table takes the frame's columns: whole-table writes recreate it.
-            cols = ", ".join(f'"{c}" {_duckdb_type(t)}' for c, t in frame.dtypes.items())
-            create = "CREATE OR REPLACE TABLE" if window is None else "CREATE TABLE IF NOT EXISTS"
-            conn.execute(f"{create} {qualified} ({cols})")
-        selected = f" WHERE {where}" if where is not None else where_window(window, "duckdb")
-        replaced = conn.execute(f"DELETE FROM {qualified}{selected}").fetchone()[0]
-        conn.register("_frame_to_write", frame)
-        try:
-            conn.execute(f"INSERT INTO {qualified} BY NAME SELECT * FROM _frame_to_write")
-        finally:
+    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    if spec is not None:
+        conn.execute(spec.duckdb_ddl(qualified))
+    else:
+        # An undeclared table takes the frame's columns: whole-table writes recreate it.
+        cols = ", ".join(f'"{c}" {_duckdb_type(t)}' for c, t in frame.dtypes.items())
+        create = "CREATE OR REPLACE TABLE" if window is None else "CREATE TABLE IF NOT EXISTS"
+        conn.execute(f"{create} {qualified} ({cols})")
+    selected = f" WHERE {where}" if where is not None else where_window(window, "duckdb")
+    replaced = conn.execute(f"DELETE FROM {qualified}{selected}").fetchone()[0]
+    conn.register("_frame_to_write", frame)
+    try:
+        conn.execute(f"INSERT INTO {qualified} BY NAME SELECT * FROM _frame_to_write")
+    finally:
+        # In a transaction the failed INSERT aborted, unregistering fails too: the INSERT's
+        # error is the one to report (the next register of the name replaces this one).
+        with suppress(duckdb.Error):
             conn.unregister("_frame_to_write")
-        total = conn.execute(f"SELECT count(*) FROM {qualified}").fetchone()[0]
+    total = conn.execute(f"SELECT count(*) FROM {qualified}").fetchone()[0]
     return WriteResult(int(replaced), int(total))
 
 
@@ -285,41 +313,76 @@ def snowflake_replace(
 ) -> WriteResult:
     """Replace one window of DATABASE.SCHEMA.TABLE (the whole table when window is None, the rows
     `where` selects when given)."""
-    spec = DECLARED_TABLES.get(table)
-    if spec is not None:
-        frame = spec.conform(frame)
-    qualified = f"{database}.{schema}.{table}".upper()
-    upper = frame.rename(columns=lambda c: str(c).upper())
+    return _snowflake_swap(conn, database, schema, {table: frame}, window, stage, where)[table]
+
+
+def snowflake_replace_window(
+    conn: Any,
+    database: str,
+    schema: str,
+    frames: Mapping[str, pd.DataFrame],
+    window: Window,
+    stage: StageFn = stage_with_write_pandas,
+) -> dict[str, WriteResult]:
+    """Replace one window of several tables in ONE transaction (every table's rows are staged
+    first): every table holds the old window, or every table holds the new one."""
+    return _snowflake_swap(conn, database, schema, frames, window, stage, None)
+
+
+def _snowflake_swap(
+    conn: Any,
+    database: str,
+    schema: str,
+    frames: Mapping[str, pd.DataFrame],
+    window: Window | None,
+    stage: StageFn,
+    where: str | None,
+) -> dict[str, WriteResult]:
     cur = conn.cursor()
+    temps: list[str] = []
     try:
         ensure_snowflake_schema(cur, database, schema)
-        if spec is not None:
-            cur.execute(spec.snowflake_ddl(qualified))
-        else:
-            # An undeclared table takes the frame's columns: whole-table writes recreate it.
-            cols = ", ".join(f"{str(c).upper()} {_snowflake_type(t)}" for c, t in frame.dtypes.items())
-            create = "CREATE OR REPLACE TABLE" if window is None else "CREATE TABLE IF NOT EXISTS"
-            cur.execute(f"{create} {qualified} ({cols})")
-        # A temporary table lives in the session's current schema and vanishes with the session,
-        # so an interrupted load leaves nothing behind.
-        cur.execute(f"USE SCHEMA {database}.{schema}".upper())
-        temp = f"{table}__load_{uuid.uuid4().hex[:12]}".upper()
-        cur.execute(f"CREATE TEMPORARY TABLE {temp} LIKE {qualified}")
-        try:
+        # DDL commits implicitly in Snowflake: tables and temporary tables are made, and every
+        # frame staged, before the one transaction that swaps the rows opens.
+        staged: list[tuple[str, str, str]] = []  # (table, qualified, temporary table)
+        for table, frame in frames.items():
+            spec = DECLARED_TABLES.get(table)
+            if spec is not None:
+                frame = spec.conform(frame)
+            qualified = f"{database}.{schema}.{table}".upper()
+            if spec is not None:
+                cur.execute(spec.snowflake_ddl(qualified))
+            else:
+                # An undeclared table takes the frame's columns: whole-table writes recreate it.
+                cols = ", ".join(f"{str(c).upper()} {_snowflake_type(t)}" for c, t in frame.dtypes.items())
+                create = "CREATE OR REPLACE TABLE" if window is None else "CREATE TABLE IF NOT EXISTS"
+                cur.execute(f"{create} {qualified} ({cols})")
+            # A temporary table lives in the session's current schema and vanishes with the
+            # session, so an interrupted load leaves nothing behind.
+            cur.execute(f"USE SCHEMA {database}.{schema}".upper())
+            temp = f"{table}__load_{uuid.uuid4().hex[:12]}".upper()
+            cur.execute(f"CREATE TEMPORARY TABLE {temp} LIKE {qualified}")
+            temps.append(temp)
+            upper = frame.rename(columns=lambda c: str(c).upper())
             stage(conn, upper, temp)
-            columns = ", ".join(upper.columns)
-            with transaction(cur):
-                selected = f" WHERE {where}" if where is not None else where_window(window, "snowflake")
+            staged.append((table, qualified, ", ".join(upper.columns)))
+        results: dict[str, WriteResult] = {}
+        with transaction(cur):
+            selected = f" WHERE {where}" if where is not None else where_window(window, "snowflake")
+            for (table, qualified, columns), temp in zip(staged, temps):
                 cur.execute(f"DELETE FROM {qualified}{selected}")
                 replaced = _affected(cur)
                 cur.execute(f"INSERT INTO {qualified} ({columns}) SELECT {columns} FROM {temp}")
                 cur.execute(f"SELECT count(*) FROM {qualified}")
-                total = cur.fetchone()[0]
-        finally:
-            cur.execute(f"DROP TABLE IF EXISTS {temp}")
+                results[table] = WriteResult(replaced, int(cur.fetchone()[0]))
+        return results
     finally:
+        for temp in temps:
+            # Only tidiness: a temporary table goes with the session anyway, and a failed DROP
+            # must not hide the error that brought us here.
+            with suppress(Exception):
+                cur.execute(f"DROP TABLE IF EXISTS {temp}")
         cur.close()
-    return WriteResult(replaced, int(total))
 
 
 def ensure_snowflake_schema(cur: Any, database: str, schema: str) -> None:

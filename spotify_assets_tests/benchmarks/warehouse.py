@@ -23,15 +23,15 @@ row counts or a crashed step, never on a missed target):
    Peak RSS is `getrusage(RUSAGE_SELF).ru_maxrss`, cross-checked with /proc VmHWM: the
    former also counts the launching process's RSS at exec (Linux keeps it across execve),
    which is why the driver stays small and generation happens in a child.
-2. Loading the window's six frames through `WarehouseDuckDBIOManager.handle_output`
-   (Dagster output contexts for `snapshot_windows`) into a fresh DuckDB file costs <= 2x
-   DuckDB's own bulk insert of the same frames into a fresh file (INSERT INTO a table
-   created from the same DDL, and CREATE TABLE AS SELECT, both reported).
+2. Loading the window's six frames as `normalized_tables` does (all six in one transaction,
+   `lib/warehouse.duckdb_replace_window`) into a fresh DuckDB file costs <= 2x DuckDB's own
+   bulk insert of the same frames into a fresh file (INSERT INTO a table created from the
+   same DDL, and CREATE TABLE AS SELECT, both reported).
 3. History: materializing (normalize + load) window 91 when 90 windows are stored costs
    <= 1.5x materializing window 1 into an empty file; re-materializing window 91 replaces
    it (row counts stay exact). Uses a smaller window (`--history-playlists`, default 50
    x `--rows`) to keep the runtime sane; windows 2..90 reuse window 1's frames and are
-   loaded through the IO manager too, and their load times show any growth with history.
+   loaded the same way, and their load times show any growth with history.
    Each timed materialization runs in a fresh process, as a Dagster run's step does.
    The warehouse connections set `max_vacuum_tasks = 0` (lib/warehouse.py); `--connection-config
    '{"max_vacuum_tasks": 100}'` measures DuckDB's default, where some checkpoints merge partly
@@ -486,40 +486,17 @@ def child_profile(a: argparse.Namespace) -> None:
     _emit({"profile": text, "files": len(files)})
 
 
-def _output_contexts(database: str, partition_key: str, names, connection_config: dict | None = None):
-    import dagster as dg
-
-    from spotify_assets.defs.partitions import snapshot_windows
-
-    return {
-        name: dg.build_output_context(
-            name=name,
-            asset_key=dg.AssetKey(name),
-            partition_key=partition_key,
-            asset_partitions_def=snapshot_windows,
-            definition_metadata={"partition_expr": "window_start"},
-            resource_config={"database": database, "connection_config": connection_config or {}, "schema": SCHEMA},
-        )
-        for name in names
-    }
-
-
-def _io_manager(database: str):
-    from spotify_assets.defs.io_managers import WarehouseDuckDBIOManager
-
-    return WarehouseDuckDBIOManager(database=database, schema=SCHEMA).create_io_manager(None)
-
-
 def _load(database: str, partition_key: str, frames: dict, connection_config: str) -> dict[str, float]:
-    """Load the frames through the IO manager, as the assets do; seconds per table."""
-    io_manager = _io_manager(database)
-    contexts = _output_contexts(database, partition_key, frames, json.loads(connection_config))
-    per_table = {}
-    for name, frame in frames.items():
-        t0 = time.perf_counter()
-        io_manager.handle_output(contexts[name], frame)
-        per_table[name] = time.perf_counter() - t0
-    return per_table
+    """Write the window's six frames as `normalized_tables` does (all six in one transaction,
+    `duckdb_replace_window` on a connection holding the file lock); seconds."""
+    from spotify_assets.defs.partitions import snapshot_windows
+    from spotify_assets.lib.warehouse import DuckDBDatabase, Window, duckdb_replace_window
+
+    tw = snapshot_windows.time_window_for_partition_key(partition_key)
+    t0 = time.perf_counter()
+    with DuckDBDatabase(database).connect(write=True, config=json.loads(connection_config)) as conn:
+        duckdb_replace_window(conn, SCHEMA, frames, Window(tw.start, tw.end))
+    return {"six tables, one transaction": time.perf_counter() - t0}
 
 
 def _count(database: str, sql: str, params=None) -> int:
@@ -530,7 +507,7 @@ def _count(database: str, sql: str, params=None) -> int:
 
 
 def child_load(a: argparse.Namespace) -> None:
-    """Load the dumped frames: our IO manager vs DuckDB bulk inserts, each into a fresh file."""
+    """Load the dumped frames: our window write vs DuckDB bulk inserts, each into a fresh file."""
     import pickle
 
     import duckdb
@@ -547,7 +524,7 @@ def child_load(a: argparse.Namespace) -> None:
 
     results: dict[str, list] = {"io_manager": [], "duckdb_insert": [], "duckdb_ctas": [], "io_tables": []}
     for rep in range(a.repeat):
-        # ours, through Dagster's DbIOManager
+        # ours, as normalized_tables writes a window
         path = fresh(f"load_io_{rep}.duckdb")
         per_table = _load(path, a.partition_key, frames, a.connection_config)
         results["io_manager"].append(sum(per_table.values()))
@@ -555,7 +532,7 @@ def child_load(a: argparse.Namespace) -> None:
         for name, frame in frames.items():
             n = _count(path, f"SELECT count(*) FROM {SCHEMA}.{name}")
             if n != len(frame):
-                raise SystemExit(f"IO manager loaded {n} rows into {name}, expected {len(frame)}")
+                raise SystemExit(f"the window write loaded {n} rows into {name}, expected {len(frame)}")
 
         # DuckDB: INSERT INTO tables created from the same DDL
         path = fresh(f"load_insert_{rep}.duckdb")
@@ -634,7 +611,7 @@ def child_history(a: argparse.Namespace) -> None:
     frames = normalize(keys[0])  # untimed: the fill reuses window 1's rows
     sizes = {n: len(f) for n, f in frames.items()}
 
-    # windows 2..N: window 1's frames under each window's start, through the IO manager too
+    # windows 2..N: window 1's frames under each window's start, written the same way
     # (one write and checkpoint per table and window, as the asset does)
     fill: list[float] = []
     started = time.perf_counter()
@@ -706,7 +683,7 @@ def child_history(a: argparse.Namespace) -> None:
 
 
 def child_materialize(a: argparse.Namespace) -> None:
-    """Normalize one window's documents and load them through the IO manager, timed."""
+    """Normalize one window's documents and write its six tables in one transaction, timed."""
     from spotify_assets.defs.partitions import snapshot_windows
     from spotify_assets.lib.normalize import Normalizer
 
@@ -745,7 +722,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workdir", default=None, help="keep (and reuse) generated files here")
     parser.add_argument(
         "--connection-config", default="{}", metavar="JSON",
-        help='DuckDB settings for the IO manager\'s connections (its connection_config), e.g. \'{"max_vacuum_tasks": 100}\'',
+        help='DuckDB settings for the warehouse connections (as the IO manager\'s connection_config), e.g. \'{"max_vacuum_tasks": 100}\'',
     )
     # internal: the measuring children
     parser.add_argument("--child", choices=["generate", "parse", "normalize", "profile", "load", "history", "materialize"], help=argparse.SUPPRESS)
@@ -827,7 +804,7 @@ def _drive(a: argparse.Namespace, root: Path, data: Path) -> int:
         note = f"generated in {info['seconds']:.1f} s"
     rows = info["rows"]
     print(f"== warehouse benchmark: window {partition_key}, {a.playlists} playlists x {a.rows} rows, seed {a.seed}, repeat {a.repeat}")
-    print(f"machine               {os.cpu_count()} cpus; python {sys.version.split()[0]}; IO manager connection_config {a.connection_config}")
+    print(f"machine               {os.cpu_count()} cpus; python {sys.version.split()[0]}; DuckDB connection config {a.connection_config}")
     print()
     print("1. raw documents")
     print(f"   files               {info['files']} ({note})")
@@ -904,9 +881,7 @@ def _drive(a: argparse.Namespace, root: Path, data: Path) -> int:
         best_duck = min(min(ins_w), min(ctas_w))
         ratio_load = min(io_w) / best_duck
         print(f"3. load the window's six tables ({sum(counts.values()):,} rows) into a fresh DuckDB file")
-        print(f"   IO manager          {_fmt_runs(io_w)}")
-        fastest = min(range(len(io_w)), key=lambda i: io_w[i])
-        print("     per table         " + ", ".join(f"{n} {s:.2f}" for n, s in load["io_tables"][fastest].items()) + " s")
+        print(f"   one transaction     {_fmt_runs(io_w)}")
         print(f"   DuckDB INSERT       {_fmt_runs(ins_w)}")
         print(f"   DuckDB CTAS         {_fmt_runs(ctas_w)}")
         print(
@@ -937,7 +912,7 @@ def _drive(a: argparse.Namespace, root: Path, data: Path) -> int:
 
         print(
             f"4. history: windows of {hist['playlists']} playlists x {a.rows} rows ({window_rows:,} playlist_tracks rows, "
-            f"{sum(hist['sizes'].values()):,} rows in six tables); normalize + load through the IO manager"
+            f"{sum(hist['sizes'].values()):,} rows in six tables); normalize + the six tables in one transaction"
         )
         print(f"   window 1 ({hist['first_key']}), empty file: {_fmt_runs(first_t)}")
         print(parts(hist["first"]))
