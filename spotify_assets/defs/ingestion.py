@@ -9,6 +9,7 @@ import dagster as dg
 from spotify_assets.defs.partitions import snapshot_windows
 from spotify_assets.defs.resources import RawSnapshotStore, SpotifyResource
 from spotify_assets.lib.extract import PlaylistExtractor, PlaylistSnapshot
+from spotify_assets.lib.snapshot_store import ManifestError
 from spotify_assets.lib.timestamps import iso_z
 
 PLAYLISTS_SCHEMA = dg.TableSchema(
@@ -41,8 +42,11 @@ def raw_playlist_snapshots(
     shapes: `items`/`item` and `tracks`/`track`), and how they were read (pages, endpoint,
     rows that are not songs, or why the playlist could not be read).
 
-    Re-materializing a window replaces that window's documents in one atomic step. The
-    materialization fails only when no playlist at all could be read.
+    Re-materializing a window replaces that window's documents in one atomic step, never
+    making it worse: a playlist that fails now, or is no longer configured, keeps the
+    window's previous document (`kept`, logged as an error, counted in `playlists_kept`).
+    The materialization fails only when no playlist at all could be read. Each run then
+    removes replaced versions and temporary files left over past the grace period.
     """
     window = context.partition_time_window
     spotify.check_window(window.end)
@@ -74,13 +78,38 @@ def raw_playlist_snapshots(
         "end": iso_z(window.end),
     }
     store = raw_store.store()
-    manifest = store.write_window(
-        context.partition_key,
-        {s.playlist_id: s.to_document(window_facts) for s in snapshots},
-        tag=context.run.run_id.split("-")[0],
-    )
+    try:
+        manifest = store.write_window(
+            context.partition_key,
+            {s.playlist_id: s.to_document(window_facts) for s in snapshots},
+            tag=context.run.run_id.split("-")[0],
+        )
+    except ManifestError as err:
+        raise dg.Failure(
+            description=f"Window {context.partition_key} was not re-written: {err}. Repair or remove it by hand; "
+            "overwriting it would lose what it references."
+        ) from None
+    kept = manifest.kept
+    for pid, entry in sorted(kept.items()):
+        # Loud: this run could only have made the window worse for these playlists.
+        facts = entry["kept"]
+        context.log.error(
+            f"playlist {pid} ({facts['reason']}): kept the window's previous document of version "
+            f"{facts['from_version']} ({entry.get('rows_read')} rows)"
+            + (f"; it is unusable: {facts['unusable']}" if facts.get("unusable") else "")
+        )
+    garbage = store.collect_garbage()
     manifest_uri = store.uri(store.manifest_key(context.partition_key))
-    return dg.MaterializeResult(metadata=_metadata(snapshots, counts, manifest_uri, manifest.version, spotify))
+    metadata = _metadata(snapshots, counts, manifest_uri, manifest.version, spotify)
+    metadata |= {
+        "playlists_kept": len(kept),
+        "leftovers_removed": garbage.leftovers,
+        "dead_versions_removed": garbage.dead_versions,
+        "stale_temporaries_removed": garbage.stale_temporaries,
+    }
+    if kept:
+        metadata["kept"] = dg.MetadataValue.md(_kept_markdown(kept))
+    return dg.MaterializeResult(metadata=metadata)
 
 
 def _metadata(
@@ -134,6 +163,19 @@ def _record(snap: PlaylistSnapshot) -> dg.TableRecord:
             "reason": error["message"] if error else "",
         }
     )
+
+
+def _kept_markdown(kept: dict[str, dict[str, Any]]) -> str:
+    lines = ["| playlist | why | kept version | rows | new error |", "|---|---|---|---|---|"]
+    for pid, entry in sorted(kept.items()):
+        facts = entry["kept"]
+        error = facts.get("error") or {}
+        reason = f"{error.get('kind')}: {error.get('message')}" if error else ""
+        if facts.get("unusable"):
+            reason += f" (kept document unusable: {facts['unusable']})"
+        name = f"{entry['name']} ({pid})" if entry.get("name") else pid
+        lines.append(f"| {name} | {facts['reason']} | {facts['from_version']} | {entry.get('rows_read')} | {reason.replace('|', '/')} |")
+    return "\n".join(lines)
 
 
 def _failures_markdown(failed: list[PlaylistSnapshot]) -> str:

@@ -8,7 +8,8 @@ from spotify_assets.defs.ingestion import raw_playlist_snapshots
 from spotify_assets.defs.io_managers import column_schema, table_metadata
 from spotify_assets.defs.partitions import snapshot_windows
 from spotify_assets.defs.resources import RawSnapshotStore, Warehouse, warehouse_kind
-from spotify_assets.lib.normalize import Normalizer
+from spotify_assets.lib.normalize import normalize_window
+from spotify_assets.lib.snapshot_store import ManifestError
 from spotify_assets.lib.tables import PARTITION_COLUMN, TABLES
 from spotify_assets.lib.warehouse import Window
 
@@ -41,13 +42,23 @@ def normalized_tables(context: dg.AssetExecutionContext, raw_store: RawSnapshotS
     transaction: a reader, a check or a crash sees the six tables all at the old window or
     all at the new one, never songs of one and albums of the other.
 
-    Documents are read one at a time and decoded only as far as the tables need. A document
-    that cannot be decoded is reported (its playlist gets status `unreadable`) and the rest
+    Documents are read one at a time, each checked against the size and sha256 its manifest
+    recorded, and decoded only as far as the tables need. A document that cannot be used is
+    reported with its file and the reason (its playlist gets status `unreadable`) and the rest
     of the window is still loaded.
     """
     partition_key = context.partition_key
     store = raw_store.store()
-    manifest = store.read_manifest(partition_key)
+    started = time.perf_counter()
+
+    def progress(done: int, total: int) -> None:
+        if done % 100 == 0:
+            context.log.info(f"normalized {done} of {total} documents")
+
+    try:
+        window, manifest = normalize_window(store, partition_key, context.partition_time_window.start, progress)
+    except ManifestError as err:
+        raise dg.Failure(description=f"Window {partition_key}: {err}") from None
     if manifest is None:
         raise dg.Failure(
             description=(
@@ -55,13 +66,6 @@ def normalized_tables(context: dg.AssetExecutionContext, raw_store: RawSnapshotS
                 "materialize raw_playlist_snapshots for it first."
             )
         )
-    started = time.perf_counter()
-    normalizer = Normalizer(context.partition_time_window.start)
-    for i, (playlist_id, data) in enumerate(store.read_window_bytes(partition_key), start=1):
-        normalizer.add(data, playlist_id=playlist_id)
-        if i % 100 == 0:
-            context.log.info(f"normalized {i} of {len(manifest.documents)} documents")
-    window = normalizer.finish()
     counts = window.row_counts()
     context.log.info(
         f"Window {partition_key}: {len(manifest.documents)} documents (version {manifest.version}) -> "

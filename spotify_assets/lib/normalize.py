@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import calendar
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any
@@ -27,6 +27,7 @@ import msgspec
 import orjson
 import pandas as pd
 
+from spotify_assets.lib.snapshot_store import SnapshotStore, VersionCollected, WindowManifest
 from spotify_assets.lib.tables import TABLES
 
 # --- the parts of a document the tables read ------------------------------------------------
@@ -199,14 +200,29 @@ class Normalizer:
         self._artists: dict[str, _Artist] = {}
         self._first_added = pd.Series(dtype="datetime64[us, UTC]")
 
-    def add(self, data: bytes, *, playlist_id: str = "") -> None:
-        """Add one stored document (its JSON bytes)."""
+    def add(self, data: bytes, *, playlist_id: str = "", where: str = "") -> None:
+        """Add one stored document (its JSON bytes). One that cannot be decoded (bytes that
+        are not UTF-8 JSON, nesting too deep, a wrong type) or that is another playlist's
+        makes its playlist `unreadable`, with `where` (the file) and the reason."""
+        at = f"{where}: " if where else ""
         try:
             doc = _decoder.decode(data)
-        except (msgspec.ValidationError, msgspec.DecodeError) as err:
-            self._unreadable(playlist_id or _sniff_playlist_id(data), f"the stored document is malformed: {err}")
+        except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, ValueError) as err:
+            self._unreadable(playlist_id or _sniff_playlist_id(data), f"{at}the stored document is malformed: {err}")
+            return
+        except RecursionError:
+            self._unreadable(playlist_id or _sniff_playlist_id(data), f"{at}the stored document is nested too deeply to decode")
+            return
+        if playlist_id and doc.playlist_id != playlist_id:
+            self._unreadable(
+                playlist_id, f"{at}the stored document is playlist {doc.playlist_id!r}'s, not {playlist_id!r}'s"
+            )
             return
         self._add(doc)
+
+    def add_unreadable(self, playlist_id: str, message: str) -> None:
+        """Record a playlist whose stored document could not even be read (see StoredDocument)."""
+        self._unreadable(playlist_id, message)
 
     def add_document(self, document: dict[str, Any]) -> None:
         """Add one document already parsed into Python objects (tests, small inputs)."""
@@ -451,6 +467,44 @@ def normalize_documents(window_start: datetime, documents: Iterable[bytes | dict
         else:
             normalizer.add_document(doc)
     return normalizer.finish()
+
+
+# A reader restarts this many times when the version it reads is collected under it.
+READ_ATTEMPTS = 3
+
+
+def normalize_window(
+    store: SnapshotStore,
+    partition_key: str,
+    window_start: datetime,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[NormalizedWindow, WindowManifest | None]:
+    """Normalize the window's committed documents from the store, one at a time, and the
+    manifest they came from (None, and empty tables, if the window was never written).
+
+    Each document is checked against its manifest entry; a bad one makes its playlist
+    `unreadable` and the rest loads. If the version being read is collected under the reader
+    (a newer one committed and the grace period over), the read starts again on the new one.
+    """
+    for attempt in range(1, READ_ATTEMPTS + 1):
+        manifest = store.read_manifest(partition_key)
+        normalizer = Normalizer(window_start)
+        if manifest is None:
+            return normalizer.finish(), None
+        try:
+            for i, doc in enumerate(store.documents(partition_key, manifest), start=1):
+                if doc.data is None:
+                    normalizer.add_unreadable(doc.playlist_id, doc.problem or f"{doc.key} cannot be read")
+                else:
+                    normalizer.add(doc.data, playlist_id=doc.playlist_id, where=store.uri(doc.key))
+                if progress is not None:
+                    progress(i, len(manifest.documents))
+        except VersionCollected:
+            if attempt == READ_ATTEMPTS:
+                raise
+            continue
+        return normalizer.finish(), manifest
+    raise AssertionError("unreachable")
 
 
 def _first_artist(artists: tuple[_Artist, ...] | None) -> str | None:

@@ -464,21 +464,35 @@ def playlists_readable(documents, previous, _share) -> Outcome:  # type: ignore[
     failed = [
         {"playlist": _label(pid, d), "kind": (d.get("error") or {}).get("kind"), "reason": (d.get("error") or {}).get("message")}
         for pid, d in sorted(documents.items())
-        if d.get("status", "ok") != "ok"
+        if d.get("status", "ok") != "ok" and not d.get("kept")
     ]
+    # Kept: not read on the last run; the window keeps its previous document (never worse).
+    kept = []
+    for pid, d in sorted(documents.items()):
+        if facts := d.get("kept"):
+            error = facts.get("error") or {}
+            reason = f"{facts.get('reason')}; kept version {facts.get('from_version')}"
+            if facts.get("unusable"):
+                reason += f", itself unusable: {facts['unusable']}"
+            kept.append({"playlist": _label(pid, d), "kind": error.get("kind") or "kept", "reason": reason})
     kinds: dict[str, int] = {}
     for f in failed:
         kinds[str(f["kind"])] = kinds.get(str(f["kind"]), 0) + 1
-    stats: dict[str, int | float | str] = {"playlists": len(documents), "failed_playlists": len(failed)}
+    stats: dict[str, int | float | str] = {"playlists": len(documents), "failed_playlists": len(failed), "kept_playlists": len(kept)}
     stats.update({f"failed_{k}": v for k, v in sorted(kinds.items())})
-    if failed:
-        return Outcome(
-            False,
-            f"{len(failed)} of {len(documents)} playlist(s) could not be read: "
-            + "; ".join(f"{f['playlist']}: {f['kind']}" for f in failed[:5]),
-            stats,
-            failed[:SAMPLE_ROWS],
-        )
+    if failed or kept:
+        parts = []
+        if failed:
+            parts.append(
+                f"{len(failed)} of {len(documents)} playlist(s) could not be read: "
+                + "; ".join(f"{f['playlist']}: {f['kind']}" for f in failed[:5])
+            )
+        if kept:
+            parts.append(
+                f"{len(kept)} playlist(s) were not read on the last run and keep the window's previous document: "
+                + "; ".join(f"{k['playlist']}: {k['kind']}" for k in kept[:5])
+            )
+        return Outcome(False, ". ".join(parts), stats, (failed + kept)[:SAMPLE_ROWS])
     return Outcome(True, f"all {len(documents)} playlists read", stats)
 
 
@@ -518,7 +532,7 @@ RAW_CHECKS: list[RawCheck] = [
     RawCheck(
         "playlists_readable",
         "Every configured playlist could be read in the window; lists those that could not (403 forbidden, "
-        "404 not found, the 429 wait bound, ...) with the reason.",
+        "404 not found, the 429 wait bound, ...) with the reason, and those whose previous document a re-run kept.",
         playlists_readable,
     ),
     RawCheck(

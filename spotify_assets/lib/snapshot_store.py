@@ -7,8 +7,14 @@ Layout (under a local directory or an S3 prefix):
 
 A window is written as a new version: every document first, then the window's manifest, whose
 single atomic write (a rename locally, one PUT on S3) is the commit. Readers go through the
-manifest, so they see the old documents or the new ones, never a mix; then the replaced
-version is deleted. A write that fails before the commit leaves the previous version in force.
+manifest, so they see the old documents or the new ones, never a mix. A write that fails
+before the commit leaves the previous version in force.
+
+A re-run never makes a window worse: a playlist that fails on a re-run, or is no longer
+configured, keeps the window's previous good document (its manifest entry is carried over,
+marked `kept` with the new error). Replaced versions are listed in the manifest (`replaced`)
+and deleted only after GRACE, so that a reader still reading one finishes; `collect_garbage`
+removes them, leftovers of failed writes and stale temporary files.
 """
 
 from __future__ import annotations
@@ -17,10 +23,11 @@ import hashlib
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -29,7 +36,16 @@ import orjson
 from spotify_assets.lib.timestamps import iso_z
 
 ROOT = "raw/playlist_snapshots"
-MANIFEST_SCHEMA_VERSION = 1
+MANIFEST_SCHEMA_VERSION = 2  # 2: `replaced` versions, `kept` entries
+# A replaced version, a failed write's leftover or a temporary file is deleted only this long
+# after it stopped being needed: a reader that started on it has long finished by then.
+GRACE = timedelta(hours=1)
+# The largest stored document read; a bigger one is reported unreadable, never loaded.
+MAX_DOCUMENT_BYTES = 256 * 1024 * 1024
+
+
+class ManifestError(ValueError):
+    """A window's manifest cannot be read (truncated, corrupt, not a manifest)."""
 
 
 def window_slug(partition_key: str) -> str:
@@ -65,12 +81,15 @@ class Backend(Protocol):
     def open(self, key: str) -> AbstractContextManager[IO[bytes]]: ...  # seekable; FileNotFoundError if absent
     def delete(self, keys: list[str]) -> None: ...
     def uri(self, key: str) -> str: ...
+    def remove_stale_temporaries(self, prefix: str, older_than: timedelta) -> int: ...  # S3: none
 
 
-def write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes) -> int:
     """Write `data` to `path` so that a reader sees the old file or the whole new one: a
     temporary file in the same directory, flushed to disk, then renamed over the target. A
-    failed write leaves the old file as it was and no temporary file behind."""
+    failed write leaves the old file as it was and no temporary file behind; the temporary
+    files of earlier writes of `path` killed mid-way (older than GRACE) are removed. Returns
+    how many of those were."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -85,6 +104,26 @@ def write_atomically(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return remove_stale_temporaries(path.parent, pattern=f".{path.name}.*.tmp", recursive=False)
+
+
+def remove_stale_temporaries(
+    directory: Path, *, pattern: str = ".*.tmp", recursive: bool = True, older_than: timedelta = GRACE
+) -> int:
+    """Delete write_atomically's temporary files under `directory` not modified for
+    `older_than` (a write killed mid-way leaves one; a live write's is seconds old)."""
+    if not directory.is_dir():
+        return 0
+    cutoff = time.time() - older_than.total_seconds()
+    removed = 0
+    for path in directory.rglob(pattern) if recursive else directory.glob(pattern):
+        try:
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:
+            continue  # another collector was first
+    return removed
 
 
 class LocalBackend:
@@ -142,6 +181,9 @@ class LocalBackend:
 
     def uri(self, key: str) -> str:
         return str(self._path(key))
+
+    def remove_stale_temporaries(self, prefix: str, older_than: timedelta) -> int:
+        return remove_stale_temporaries(self._path(prefix), older_than=older_than)
 
 
 class S3Backend:
@@ -212,6 +254,9 @@ class S3Backend:
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._key(key)}"
 
+    def remove_stale_temporaries(self, prefix: str, older_than: timedelta) -> int:
+        return 0  # a PUT is atomic: S3 leaves no temporary objects
+
 
 @dataclass(frozen=True)
 class WindowManifest:
@@ -219,7 +264,11 @@ class WindowManifest:
     version: str
     written_at: str
     # playlist_id -> {"key", "sha256", "bytes", "status", "name", "rows_total", "rows_read", "error"}
+    # and, for a document carried over from an earlier version, "kept": {"from_version",
+    # "reason", "error", "at"} (+ "unusable" when that document itself cannot be read)
     documents: dict[str, dict[str, Any]]
+    # versions this window's commits superseded, not yet deleted: {"version", "at"}
+    replaced: list[dict[str, str]] = field(default_factory=list)
 
     def to_json(self) -> bytes:
         return orjson.dumps(
@@ -229,21 +278,70 @@ class WindowManifest:
                 "version": self.version,
                 "written_at": self.written_at,
                 "documents": self.documents,
+                "replaced": self.replaced,
             },
             option=orjson.OPT_INDENT_2,
         )
 
     @classmethod
-    def from_json(cls, data: bytes) -> WindowManifest:
-        raw = orjson.loads(data)
-        return cls(raw["partition_key"], raw["version"], raw["written_at"], raw["documents"])
+    def from_json(cls, data: bytes, where: str = "the manifest") -> WindowManifest:
+        """Raises ManifestError naming `where` if `data` is not a whole manifest."""
+        try:
+            raw = orjson.loads(data)
+            manifest = cls(
+                str(raw["partition_key"]),
+                str(raw["version"]),
+                str(raw["written_at"]),
+                dict(raw["documents"]),
+                list(raw.get("replaced") or []),
+            )
+            for pid, entry in manifest.documents.items():
+                if not isinstance(entry, dict) or not isinstance(entry.get("key"), str):
+                    raise ValueError(f"the entry of playlist {pid} has no document key")
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError, RecursionError) as err:
+            raise ManifestError(f"{where} is not a readable window manifest ({type(err).__name__}: {err})") from None
+        return manifest
+
+    @property
+    def kept(self) -> dict[str, dict[str, Any]]:
+        """playlist_id -> entry, for the playlists whose document was carried over."""
+        return {pid: e for pid, e in self.documents.items() if e.get("kept")}
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    """One committed document of a window, as read: its bytes, or why it cannot be used."""
+
+    playlist_id: str
+    key: str
+    data: bytes | None
+    problem: str | None = None  # set when data is None: the file key and the reason
+
+
+@dataclass
+class GarbageReport:
+    """What one `collect_garbage` removed."""
+
+    dead_versions: int = 0  # versions no manifest needs any more, past GRACE
+    dead_documents: int = 0  # their files (and failed writes' leftovers)
+    stale_temporaries: int = 0  # write_atomically's .tmp files of killed writes
+
+    @property
+    def leftovers(self) -> int:
+        return self.dead_documents + self.stale_temporaries
+
+
+class VersionCollected(RuntimeError):
+    """A document of the version being read was deleted under the reader (a newer version was
+    committed and the old one collected): read the window again."""
 
 
 class SnapshotStore:
     """Writes and reads raw snapshot windows on a Backend."""
 
-    def __init__(self, backend: Backend):
+    def __init__(self, backend: Backend, *, grace: timedelta = GRACE):
         self.backend = backend
+        self.grace = grace
 
     @staticmethod
     def manifest_key(partition_key: str) -> str:
@@ -256,18 +354,31 @@ class SnapshotStore:
     def write_window(
         self, partition_key: str, documents: Mapping[str, dict[str, Any]], *, tag: str = ""
     ) -> WindowManifest:
-        """Replace the window's documents (playlist_id -> document) atomically.
+        """Commit a new version of the window's documents (playlist_id -> document) atomically.
+
+        Never worse than before: a playlist whose new document failed (status not "ok"), or
+        that is missing from `documents` (no longer configured), keeps its previous entry,
+        marked `kept` with the new error. Refuses (ManifestError) if the previous manifest
+        cannot be read: what it referenced would otherwise be lost.
 
         `tag` (a run id, say) is appended to the version, which starts with the write time so
         that versions sort in the order they were written.
         """
+        previous = self.read_manifest(partition_key)  # ManifestError: refuse, overwrite nothing
         now = datetime.now(timezone.utc)
         version = now.strftime("%Y%m%dT%H%M%S%fZ") + (f"-{tag}" if tag else "")
         prefix = f"{self.window_prefix(partition_key)}v={version}/"
+        old = previous.documents if previous is not None else {}
         entries: dict[str, dict[str, Any]] = {}
         written: list[str] = []
         try:
             for playlist_id, document in documents.items():
+                status = document.get("status", "ok")
+                before = old.get(playlist_id)
+                if status != "ok" and before is not None and _was_good(before):
+                    error = document_facts(document)["error"] or {"kind": status, "message": f"status {status}"}
+                    entries[playlist_id] = self._keep(before, "failed on this run", error, now)
+                    continue
                 data = orjson.dumps(document)
                 key = f"{prefix}{playlist_id}.json"
                 self.backend.put(key, data)
@@ -276,29 +387,76 @@ class SnapshotStore:
                     "key": key,
                     "sha256": hashlib.sha256(data).hexdigest(),
                     "bytes": len(data),
-                    "status": document.get("status", "ok"),
+                    "status": status,
                     **document_facts(document),
                 }
-            previous = self.read_manifest(partition_key)
-            manifest = WindowManifest(partition_key, version, iso_z(now), entries)
+            for playlist_id, before in old.items():
+                if playlist_id not in entries:
+                    entries[playlist_id] = self._keep(before, "no longer configured", None, now)
+            replaced: list[dict[str, str]] = []
+            if previous is not None:
+                # Versions collected since are forgotten (collect_garbage never rewrites a manifest).
+                present = {_version_of(k) for k in self.backend.list(self.window_prefix(partition_key))}
+                replaced = [r for r in previous.replaced if r["version"] in present]
+                replaced.append({"version": previous.version, "at": iso_z(now)})
+            manifest = WindowManifest(partition_key, version, iso_z(now), entries, replaced)
             self.backend.put(self.manifest_key(partition_key), manifest.to_json())  # the commit
         except BaseException:
             self.backend.delete(written)  # nothing half-written survives; the old version stands
             raise
-        if previous is not None:
-            # What this commit replaced, and leftovers of writes that failed before it. A version
-            # newer than the previous commit may be another writer's, not yet committed: keep it.
-            stale = [
-                key
-                for key in self.backend.list(self.window_prefix(partition_key))
-                if not key.startswith(prefix) and _version_of(key) <= previous.version
-            ]
-            self.backend.delete(stale)
         return manifest
 
+    def _keep(self, before: dict[str, Any], reason: str, error: dict[str, Any] | None, now: datetime) -> dict[str, Any]:
+        """The previous entry, carried into the new manifest as it was, marked kept."""
+        earlier = before.get("kept") or {}
+        kept: dict[str, Any] = {
+            "from_version": earlier.get("from_version") or _version_of(before["key"]),
+            "reason": reason,
+            "error": error,
+            "at": iso_z(now),
+        }
+        problem = self._check(before, self.backend.get(before["key"]))
+        if problem is not None:
+            kept["unusable"] = problem  # carried as found: there is nothing better to keep
+        return {**before, "kept": kept}
+
     def read_manifest(self, partition_key: str) -> WindowManifest | None:
-        data = self.backend.get(self.manifest_key(partition_key))
-        return WindowManifest.from_json(data) if data is not None else None
+        key = self.manifest_key(partition_key)
+        data = self.backend.get(key)
+        return WindowManifest.from_json(data, self.backend.uri(key)) if data is not None else None
+
+    def documents(self, partition_key: str, manifest: WindowManifest | None = None) -> Iterator[StoredDocument]:
+        """The committed documents of the window, one at a time, each checked against the size
+        and sha256 its manifest recorded. A document that cannot be used comes with its
+        `problem` (the key and the reason) and no data; the others are unaffected. Raises
+        VersionCollected if a document is gone because a newer version replaced this one."""
+        manifest = manifest if manifest is not None else self.read_manifest(partition_key)
+        if manifest is None:
+            return
+        for playlist_id, entry in manifest.documents.items():
+            key = entry["key"]
+            data = self.backend.get(key)
+            if data is None:
+                current = self.read_manifest(partition_key)
+                if current is None or current.version != manifest.version:
+                    raise VersionCollected(f"window {partition_key}: version {manifest.version} was replaced while it was read")
+            problem = self._check(entry, data)
+            if problem is not None:
+                yield StoredDocument(playlist_id, key, None, problem)
+            else:
+                yield StoredDocument(playlist_id, key, data)
+
+    def _check(self, entry: Mapping[str, Any], data: bytes | None) -> str | None:
+        where = self.backend.uri(entry["key"])
+        if data is None:
+            return f"{where} is in the manifest but missing"
+        if len(data) > MAX_DOCUMENT_BYTES:
+            return f"{where} is {len(data)} bytes, over the {MAX_DOCUMENT_BYTES} bytes a document may have"
+        if entry.get("bytes") is not None and entry["bytes"] != len(data):
+            return f"{where} is {len(data)} bytes, the manifest recorded {entry['bytes']}: changed since it was written"
+        if entry.get("sha256") and hashlib.sha256(data).hexdigest() != entry["sha256"]:
+            return f"{where} does not match the sha256 the manifest recorded: changed since it was written"
+        return None
 
     def read_window(self, partition_key: str) -> Iterator[dict[str, Any]]:
         """The window's documents, as committed (empty if the window was never written)."""
@@ -306,23 +464,49 @@ class SnapshotStore:
             yield orjson.loads(data)
 
     def read_window_bytes(self, partition_key: str) -> Iterator[tuple[str, bytes]]:
-        """(playlist_id, stored JSON bytes) of each committed document, one at a time."""
-        manifest = self.read_manifest(partition_key)
-        if manifest is None:
-            return
-        for playlist_id, entry in manifest.documents.items():
-            data = self.backend.get(entry["key"])
-            if data is None:
-                raise FileNotFoundError(
-                    f"window {partition_key}: {self.backend.uri(entry['key'])} is in the manifest but missing"
-                )
-            yield playlist_id, data
+        """(playlist_id, stored JSON bytes) of each committed document, one at a time; a
+        document that cannot be used raises ValueError naming its key (see `documents`)."""
+        for doc in self.documents(partition_key):
+            if doc.data is None:
+                raise ValueError(f"window {partition_key}, playlist {doc.playlist_id}: {doc.problem}")
+            yield doc.playlist_id, doc.data
 
     def windows(self) -> list[str]:
         """Partition keys of every committed window, oldest first."""
         names = self.backend.list(f"{ROOT}/_manifests/")
         slugs = [k.rsplit("/", 1)[-1].removeprefix("window=").removesuffix(".json") for k in names]
         return sorted(partition_key_of(s) for s in slugs)
+
+    def collect_garbage(self, now: datetime | None = None) -> GarbageReport:
+        """Delete what no manifest needs any more and is past GRACE: versions a commit replaced
+        (GRACE after it), leftovers of writes that never committed (GRACE after they started),
+        and stale temporary files. Never a document the current manifest references (a kept
+        document lives in an older version), nor a version newer than the commit (another
+        writer's, in progress). A window whose manifest cannot be read is left alone."""
+        now = now or datetime.now(timezone.utc)
+        report = GarbageReport(stale_temporaries=self.backend.remove_stale_temporaries(ROOT, self.grace))
+        for partition_key in self.windows():
+            try:
+                manifest = self.read_manifest(partition_key)
+            except ManifestError:
+                continue
+            if manifest is None:
+                continue
+            needed = {e["key"] for e in manifest.documents.values()}
+            replaced_at = {r["version"]: _parse_iso(r["at"]) for r in manifest.replaced}
+            dead: dict[str, list[str]] = {}
+            for key in self.backend.list(self.window_prefix(partition_key)):
+                v = _version_of(key)
+                if key in needed or v >= manifest.version:
+                    continue
+                since = replaced_at.get(v) or _version_time(v)
+                if since is not None and now - since >= self.grace:
+                    dead.setdefault(v, []).append(key)
+            if dead:
+                self.backend.delete([k for keys in dead.values() for k in keys])
+                report.dead_documents += sum(len(keys) for keys in dead.values())
+                report.dead_versions += len(dead)
+        return report
 
     def uri(self, key: str) -> str:
         return self.backend.uri(key)
@@ -341,5 +525,23 @@ def document_facts(document: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _was_good(entry: Mapping[str, Any]) -> bool:
+    return entry.get("status", "ok") == "ok" and not (entry.get("kept") or {}).get("unusable")
+
+
 def _version_of(key: str) -> str:
     return key.split("/v=", 1)[-1].split("/", 1)[0]
+
+
+def _version_time(version: str) -> datetime | None:
+    try:
+        return datetime.strptime(version[:22], "%Y%m%dT%H%M%S%fZ").replace(tzinfo=timezone.utc)
+    except ValueError:
+        return None
+
+
+def _parse_iso(value: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
