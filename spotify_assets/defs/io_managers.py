@@ -31,7 +31,7 @@ from dagster_snowflake_pandas import SnowflakePandasIOManager
 
 from spotify_assets.lib import warehouse
 from spotify_assets.lib.tables import DECLARED_TABLES
-from spotify_assets.lib.snapshot_store import write_atomically
+from spotify_assets.lib.snapshot_store import remove_stale_temporaries, write_atomically
 from spotify_assets.lib.warehouse import DuckDBDatabase, Window, WriteResult
 
 PREVIEW_ROWS = 5
@@ -255,10 +255,14 @@ class WarehouseSnowflakeIOManager(SnowflakePandasIOManager):
 class _AtomicPickleFiles(PickledObjectFilesystemIOManager):
     """Dagster's pickle files, but a write goes to a temporary file that is then renamed over
     the old one: a reader (a notebook, the predictions step) gets the old model or the new
-    one, and a failed or interrupted write leaves the old one in place."""
+    one, and a failed or interrupted write leaves the old one in place. Each write also
+    removes the temporary files that killed writes left anywhere in the store (past the
+    grace period), and reports how many in the output's metadata."""
 
     def dump_to_path(self, context: dg.OutputContext, obj: object, path) -> None:  # type: ignore[no-untyped-def]
-        write_atomically(Path(os.fspath(path)), pickle.dumps(obj, pickle.HIGHEST_PROTOCOL))
+        removed = write_atomically(Path(os.fspath(path)), pickle.dumps(obj, pickle.HIGHEST_PROTOCOL))
+        removed += remove_stale_temporaries(Path(os.fspath(self._base_path)))
+        context.add_output_metadata({"stale_temporaries_removed": removed})
 
 
 class ModelFilesIOManager(dg.FilesystemIOManager):

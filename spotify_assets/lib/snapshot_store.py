@@ -339,9 +339,9 @@ class VersionCollected(RuntimeError):
 class SnapshotStore:
     """Writes and reads raw snapshot windows on a Backend."""
 
-    def __init__(self, backend: Backend, *, grace: timedelta = GRACE):
+    def __init__(self, backend: Backend, *, grace: timedelta | None = None):
         self.backend = backend
-        self.grace = grace
+        self.grace = GRACE if grace is None else grace
 
     @staticmethod
     def manifest_key(partition_key: str) -> str:

@@ -1,0 +1,77 @@
+"""Shared by the raw-store fault tests: materialize windows as the schedule would, against the
+API emulator and real local files, and count what the tables hold."""
+
+from __future__ import annotations
+
+import duckdb
+import dagster as dg
+import pytest
+
+from spotify_assets.defs.checks import raw_quality_checks
+from spotify_assets.defs.ingestion import raw_playlist_snapshots
+from spotify_assets.defs.partitions import snapshot_windows
+from spotify_assets.defs.resources import build_resources, load_settings
+from spotify_assets.defs.tables import normalized_tables
+from spotify_assets.lib.snapshot_store import LocalBackend, SnapshotStore
+from spotify_assets_tests.emulator import SpotifyEmulator
+
+
+def api_env(monkeypatch: pytest.MonkeyPatch, emu: SpotifyEmulator, playlist_ids: list[str]) -> None:
+    monkeypatch.setenv("SPOTIFY_CLIENT_ID", emu.client_id)
+    monkeypatch.setenv("SPOTIFY_CLIENT_SECRET", emu.client_secret)
+    monkeypatch.setenv("SPOTIFY_API_URL", emu.api_url)
+    monkeypatch.setenv("SPOTIFY_ACCOUNTS_URL", emu.accounts_url)
+    monkeypatch.setenv("SPOTIFY_PLAYLISTS", ",".join(f"spotify:playlist:{pid}" for pid in playlist_ids))
+    monkeypatch.setenv("SPOTIFY_MAX_ATTEMPTS", "2")
+
+
+def current_window() -> str:
+    """The window that closed most recently (a live API run may only stand for a recent one)."""
+    return snapshot_windows.get_partition_keys()[-1]
+
+
+def run(partition_key: str, *, tables: bool = True, checks: bool = False, raise_on_error: bool = True):
+    assets: list = [raw_playlist_snapshots]
+    if tables:
+        assets.append(normalized_tables)
+    if checks:
+        assets.append(raw_quality_checks)
+    return dg.materialize(
+        assets, resources=build_resources(load_settings()), partition_key=partition_key, raise_on_error=raise_on_error
+    )
+
+
+def only_tables(partition_key: str, raise_on_error: bool = True):
+    return dg.materialize(
+        [normalized_tables], resources=build_resources(load_settings()), partition_key=partition_key, raise_on_error=raise_on_error
+    )
+
+
+def raw_metadata(result) -> dict:
+    for event in result.get_asset_materialization_events():
+        if event.asset_key == raw_playlist_snapshots.key:
+            return {k: v.value for k, v in event.materialization.metadata.items()}
+    raise AssertionError("raw_playlist_snapshots was not materialized")
+
+
+def store() -> SnapshotStore:
+    return SnapshotStore(LocalBackend(load_settings().data_dir))
+
+
+def rows_by_playlist(table: str = "playlist_tracks") -> dict[str, int]:
+    """Rows per playlist in the warehouse (every window)."""
+    wh = load_settings().warehouse
+    with duckdb.connect(str(wh.duckdb_path), read_only=True) as conn:
+        return dict(conn.execute(f"select playlist_id, count(*) from {wh.schema}.{table} group by 1").fetchall())
+
+
+def playlist_statuses() -> dict[str, str]:
+    wh = load_settings().warehouse
+    with duckdb.connect(str(wh.duckdb_path), read_only=True) as conn:
+        return dict(conn.execute(f"select playlist_id, status from {wh.schema}.playlists").fetchall())
+
+
+def playlist_errors() -> dict[str, str | None]:
+    wh = load_settings().warehouse
+    with duckdb.connect(str(wh.duckdb_path), read_only=True) as conn:
+        return dict(conn.execute(f"select playlist_id, error_message from {wh.schema}.playlists").fetchall())
