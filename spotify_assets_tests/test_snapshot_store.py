@@ -5,10 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import re
+from datetime import datetime, timedelta, timezone
+
 import boto3
 import pytest
 
-from spotify_assets.lib.snapshot_store import LocalBackend, S3Backend, SnapshotStore, window_slug
+from spotify_assets.lib.snapshot_store import LocalBackend, ManifestError, S3Backend, SnapshotStore, window_slug
 
 W1 = "2026-11-21-00:00"
 W2 = "2026-11-21-08:00"
@@ -48,10 +51,43 @@ def test_rewrite_replaces_only_that_window(store: SnapshotStore) -> None:
 
     manifest = store.write_window(W1, docs("new", ("a" * 22, "d" * 22)))
 
-    assert read(store, W1) == docs("new", ("a" * 22, "d" * 22))
-    # One version remains for the window: exactly the new documents, nothing of the old.
+    # b and c are no longer given: the window keeps their previous documents (never worse).
+    assert read(store, W1) == docs("new", ("a" * 22, "d" * 22)) | docs("old", ("b" * 22, "c" * 22))
+    assert sorted(manifest.kept) == ["b" * 22, "c" * 22]
+    assert {e["kept"]["reason"] for e in manifest.kept.values()} == {"no longer configured"}
+    # Past the grace period, what the window no longer needs is collected, nothing it needs.
+    SnapshotStore(store.backend, grace=timedelta(0)).collect_garbage(now=datetime.now(timezone.utc) + timedelta(seconds=2))
     assert store.backend.list(store.window_prefix(W1)) == sorted(e["key"] for e in manifest.documents.values())
     assert {k: store.backend.get(k) for k in store.backend.list(store.window_prefix(W2))} == other_bytes
+
+
+def test_a_failed_playlist_keeps_its_previous_document(store: SnapshotStore) -> None:
+    store.write_window(W1, docs("old"))
+    failed = {"status": "failed", "playlist_id": "a" * 22, "items": [], "extraction": {"error": {"kind": "forbidden", "message": "403"}}}
+    manifest = store.write_window(W1, {"a" * 22: failed, "b" * 22: docs("new")["b" * 22]})
+    assert read(store, W1) == {"a" * 22: docs("old")["a" * 22], "b" * 22: docs("new")["b" * 22]}
+    assert manifest.kept["a" * 22]["kept"]["error"] == {"kind": "forbidden", "message": "403"}
+    assert manifest.replaced and manifest.replaced[0]["version"] != manifest.version
+
+
+def test_a_broken_manifest_names_its_path_and_is_not_overwritten(store: SnapshotStore) -> None:
+    store.write_window(W1, docs("old"))
+    store.backend.put(store.manifest_key(W1), b'{"partition_key": "2026-11')
+    path = store.backend.uri(store.manifest_key(W1))
+    with pytest.raises(ManifestError, match=re.escape(path)):
+        store.read_manifest(W1)
+    with pytest.raises(ManifestError, match=re.escape(path)):
+        store.write_window(W1, docs("new"))
+    assert store.backend.get(store.manifest_key(W1)) == b'{"partition_key": "2026-11'
+
+
+def test_documents_are_checked_against_the_manifest(store: SnapshotStore) -> None:
+    manifest = store.write_window(W1, docs("old"))
+    key = manifest.documents["a" * 22]["key"]
+    store.backend.put(key, b'{"playlist_id": "' + b"b" * 22 + b'"}')
+    found = {d.playlist_id: d for d in store.documents(W1)}
+    assert found["a" * 22].data is None and "sha256" in found["a" * 22].problem and key in found["a" * 22].problem
+    assert found["b" * 22].data is not None
 
 
 class FailingBackend:
@@ -109,6 +145,7 @@ def test_uncommitted_newer_version_of_another_writer_is_kept(tmp_path: Path) -> 
     backend.put(f"{prefix}v=19990101T000000000000Z/{'z' * 22}.json", b"{}")
     backend.put(f"{prefix}v=29990101T000000000000Z/{'y' * 22}.json", b"{}")
     store.write_window(W1, docs("second"))
+    store.collect_garbage()
     remaining = backend.list(prefix)
     assert not any("19990101" in k for k in remaining)
     assert any("29990101" in k for k in remaining)

@@ -452,10 +452,12 @@ class SnapshotStore:
             return f"{where} is in the manifest but missing"
         if len(data) > MAX_DOCUMENT_BYTES:
             return f"{where} is {len(data)} bytes, over the {MAX_DOCUMENT_BYTES} bytes a document may have"
-        if entry.get("bytes") is not None and entry["bytes"] != len(data):
-            return f"{where} is {len(data)} bytes, the manifest recorded {entry['bytes']}: changed since it was written"
-        if entry.get("sha256") and hashlib.sha256(data).hexdigest() != entry["sha256"]:
-            return f"{where} does not match the sha256 the manifest recorded: changed since it was written"
+        size_differs = entry.get("bytes") is not None and entry["bytes"] != len(data)
+        if size_differs or (entry.get("sha256") and hashlib.sha256(data).hexdigest() != entry["sha256"]):
+            return (
+                f"{where} does not match the size and sha256 the manifest recorded ({len(data)} bytes, "
+                f"{entry.get('bytes')} recorded): changed or swapped since it was written"
+            )
         return None
 
     def read_window(self, partition_key: str) -> Iterator[dict[str, Any]]:

@@ -97,11 +97,11 @@ def test_write_atomically_removes_its_own_stale_temporaries(tmp_path: Path) -> N
 
 def test_the_model_store_collects_temporaries_and_reports_them(tmp_path: Path) -> None:
     base = tmp_path / "models"
-    crashed = base / "song_model" / ".song_model.x1.tmp"
+    crashed = base / ".song_model.x1.tmp"  # a killed write of this asset's pickle
     crashed.parent.mkdir(parents=True)
     crashed.write_bytes(b"half a model")
     _age(crashed)
-    other = base / "other_model" / ".other_model.x2.tmp"
+    other = base / "older" / ".other_model.x2.tmp"  # another asset's, in a sub-folder
     other.parent.mkdir(parents=True)
     other.write_bytes(b"half another")
     _age(other)
@@ -114,7 +114,7 @@ def test_the_model_store_collects_temporaries_and_reports_them(tmp_path: Path) -
     [event] = result.get_asset_materialization_events()
     assert event.materialization.metadata["stale_temporaries_removed"].value == 2
     assert _tmp_files(base) == []
-    assert (base / "song_model").is_file() or any((base).rglob("song_model*"))
+    assert (base / "song_model").is_file()
 
 
 def test_a_kept_document_is_never_collected(tmp_path: Path) -> None:
