@@ -15,6 +15,7 @@ from spotify_assets.defs.io_managers import records_markdown
 from spotify_assets.defs.partitions import snapshot_windows
 from spotify_assets.defs.resources import RawSnapshotStore, Warehouse, load_settings
 from spotify_assets.lib import quality
+from spotify_assets.lib.snapshot_store import ManifestError
 from spotify_assets.lib.warehouse import Window
 
 
@@ -104,12 +105,22 @@ def table_quality_checks(context: dg.AssetCheckExecutionContext, warehouse: Ware
 def raw_quality_checks(context: dg.AssetCheckExecutionContext, raw_store: RawSnapshotStore):
     store = raw_store.store()
     key = context.partition_key
-    manifest = store.read_manifest(key)
+    broken: str | None = None
+    try:
+        manifest = store.read_manifest(key)
+    except ManifestError as err:  # every check fails, naming the manifest's path
+        manifest, broken = None, str(err)
     before = snapshot_windows.get_prev_partition_window(context.partition_time_window.start)  # None: the first window
-    previous = store.read_manifest(before.start.strftime(snapshot_windows.fmt)) if manifest and before else None
+    try:
+        previous = store.read_manifest(before.start.strftime(snapshot_windows.fmt)) if manifest and before else None
+    except ManifestError as err:
+        context.log.warning(f"the previous window's manifest is unreadable, volume not compared: {err}")
+        previous = None
     share = load_settings().quality.volume_drop_share
     for check in quality.RAW_CHECKS:
-        if manifest is None:
+        if broken is not None:
+            outcome = quality.Outcome(False, broken)
+        elif manifest is None:
             outcome = quality.Outcome(False, f"window {key} has no raw snapshots: materialize raw_playlist_snapshots for it")
         else:
             try:

@@ -90,6 +90,7 @@ def normalized_tables(context: dg.AssetExecutionContext, raw_store: RawSnapshotS
                 **table_metadata(name, window.frames[name], results[name], warehouse.dialect, partitioned=True),
                 "dagster/table_name": warehouse.qualified(name),
                 "raw_version": manifest.version,
+                "playlists_kept": len(manifest.kept),  # read from an earlier version (never worse)
                 "problems": len(window.problems),
             },
         )
