@@ -273,6 +273,17 @@ def test_playlists_readable_lists_the_failures_with_their_reasons():
     assert {r["reason"] for r in outcome.sample} == {"403: not the owner", "Retry-After 86400 s exceeds the bound"}
 
 
+def test_playlists_readable_reports_playlists_whose_previous_document_was_kept():
+    kept = {"kept": {"from_version": "20261121T080000000000Z", "reason": "failed on this run", "error": {"kind": "forbidden", "message": "403"}}}
+    gone = {"kept": {"from_version": "20261121T080000000000Z", "reason": "no longer configured", "error": None}}
+    outcome = _raw("playlists_readable")(_manifest(a={}, b=kept, c=gone), None, 0.5)
+    assert not outcome.passed and outcome.counts["kept_playlists"] == 2 and outcome.counts["failed_playlists"] == 0
+    assert "keep the window's previous document" in outcome.summary and "List b (b): forbidden" in outcome.summary
+    assert {r["kind"] for r in outcome.sample} == {"forbidden", "kept"}
+    # a kept playlist still counts as read for completeness: its rows are there
+    assert _raw("all_rows_read")(_manifest(a={}, b=kept), None, 0.5).passed
+
+
 def test_volume_warns_when_a_playlist_loses_more_than_the_share():
     before = _manifest(a={}, b={})
     assert _raw("volume_stable")(_manifest(a={"rows_read": 50, "rows_total": 50}, b={}), before, 0.5).passed  # exactly half
