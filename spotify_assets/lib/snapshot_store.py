@@ -435,6 +435,13 @@ class SnapshotStore:
             return
         for playlist_id, entry in manifest.documents.items():
             key = entry["key"]
+            recorded = entry.get("bytes")
+            if isinstance(recorded, int) and recorded > MAX_DOCUMENT_BYTES:  # not even read into memory
+                yield StoredDocument(
+                    playlist_id, key, None,
+                    f"{self.backend.uri(key)} is {recorded} bytes, over the {MAX_DOCUMENT_BYTES} bytes a document may have",
+                )
+                continue
             data = self.backend.get(key)
             if data is None:
                 current = self.read_manifest(partition_key)
