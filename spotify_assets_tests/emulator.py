@@ -36,7 +36,10 @@ Spec = dict[str, "Spec | None"]
 
 SCOPE = "playlist-read-private playlist-read-collaborative"
 FAULT_KINDS = frozenset(
-    {"rate_limit", "status", "slow", "truncate", "malformed", "reset", "unauthorized", "forbidden", "not_found"}
+    {
+        "rate_limit", "status", "slow", "truncate", "malformed", "reset", "unauthorized", "forbidden", "not_found",
+        "drip", "total",
+    }
 )
 _SHAPES = {"2026": ("items", "item", 50), "2025": ("tracks", "track", 100)}
 _DEV_MODE_TRACK = ("popularity", "available_markets", "linked_from")
@@ -232,6 +235,7 @@ class _Response:
     body: bytes = b""
     headers: tuple[tuple[str, str], ...] = ()
     mode: str = "normal"  # "truncate": half the body then close; "reset": no response at all
+    drip_s: float = 0.0  # mode "drip": headers at once, then one byte of the body every drip_s
 
 
 def _json(status: int, payload: Any, headers: tuple[tuple[str, str], ...] = ()) -> _Response:
@@ -414,6 +418,8 @@ class SpotifyEmulator:
             raise ValueError("a 'status' fault needs status=<code>")
         if kind == "slow" and "seconds" not in params:
             raise ValueError("a 'slow' fault needs seconds=<float>")
+        if kind == "total" and "total" not in params:
+            raise ValueError("a 'total' fault needs total=<int>")
         fault = _Fault(
             kind=kind,
             path=re.compile(path),
@@ -487,6 +493,12 @@ class SpotifyEmulator:
                 time.sleep(float(fault.params["seconds"]))
             elif fault.kind == "reset":
                 return _Response(0, mode="reset")
+            elif fault.kind == "drip":
+                normal = self._route(method, path, query, headers, body)
+                return _Response(normal.status, normal.body, normal.headers, mode="drip",
+                                 drip_s=float(fault.params.get("seconds", 2.0)))
+            elif fault.kind == "total":
+                return _with_total(self._route(method, path, query, headers, body), int(fault.params["total"]))
             elif fault.kind in ("truncate", "malformed"):
                 normal = self._route(method, path, query, headers, body)
                 if fault.kind == "truncate":
@@ -701,6 +713,7 @@ class _Server(ThreadingHTTPServer):
         self.emulator = emulator
         self._open: set[socket.socket] = set()
         self._open_lock = threading.Lock()
+        self.stopping = threading.Event()  # ends drip faults on stop()
         super().__init__(address, _Handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
@@ -714,6 +727,7 @@ class _Server(ThreadingHTTPServer):
         super().shutdown_request(request)
 
     def close_connections(self) -> None:
+        self.stopping.set()
         with self._open_lock:
             sockets = list(self._open)
         for sock in sockets:
@@ -792,11 +806,40 @@ class _Handler(BaseHTTPRequestHandler):
             lines.append("Connection: close")
         if response.mode == "truncate":
             body = body[: len(body) // 2]
+        if response.mode == "drip":
+            self._drip(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"), body, response.drip_s)
+            return
         # One write per response: headers and body leave in the same segment(s).
         self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
         if response.mode == "truncate":
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
+
+
+    def _drip(self, head: bytes, body: bytes, seconds: float) -> None:
+        """Headers at once, then the body one byte at a time: every read succeeds, none finishes."""
+        self.wfile.write(head)
+        self.wfile.flush()
+        for index in range(len(body)):
+            if self.server.stopping.wait(seconds):
+                break
+            try:
+                self.wfile.write(body[index : index + 1])
+                self.wfile.flush()
+            except OSError:
+                break  # the client gave up: what this fault is about
+        self.close_connection = True
+
+
+def _with_total(response: _Response, total: int) -> _Response:
+    """The same answer, claiming `total` rows: in the playlist's container and in a page."""
+    if response.status != 200:
+        return response
+    payload = json.loads(response.body)
+    for container in (payload, payload.get("items"), payload.get("tracks")):
+        if isinstance(container, dict) and "total" in container:
+            container["total"] = total
+    return _Response(200, _dumps(payload), response.headers)
 
 
 @functools.cache

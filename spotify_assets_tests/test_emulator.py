@@ -418,6 +418,30 @@ def test_malformed_fault_is_not_json(emu: SpotifyEmulator) -> None:
         response.json()
 
 
+def test_drip_fault_sends_headers_then_one_byte_at_a_time(emu: SpotifyEmulator) -> None:
+    headers = auth(emu)
+    emu.inject("drip", path="/items$", seconds=0.2)
+    with requests.get(f"{emu.api_url}/playlists/pl1/items", headers=headers, timeout=5, stream=True) as response:
+        assert response.status_code == 200 and int(response.headers["Content-Length"]) > 10
+        started = time.monotonic()
+        first = [response.raw.read1(1024) for _ in range(3)]
+        elapsed = time.monotonic() - started
+    assert [len(piece) for piece in first] == [1, 1, 1] and b"".join(first) == b'{"h'
+    assert elapsed >= 0.5  # trickled, not sent; no upper bound
+    assert get(emu, "/playlists/pl1/items", headers).status_code == 200  # times=1: spent
+
+
+def test_total_fault_claims_a_total_in_the_playlist_and_its_pages(emu: SpotifyEmulator) -> None:
+    headers = auth(emu)
+    emu.inject("total", path="/playlists/pl1", times=None, total=100_000_000)
+    playlist = get(emu, "/playlists/pl1", headers).json()
+    page = get(emu, "/playlists/pl1/items", headers, limit=5).json()
+    assert playlist["items"]["total"] == page["total"] == 100_000_000
+    assert len(page["items"]) == 5  # the rows served are the real ones
+    with pytest.raises(ValueError, match="total=<int>"):
+        emu.inject("total")
+
+
 def test_reset_fault_drops_the_connection(emu: SpotifyEmulator) -> None:
     headers = auth(emu)
     emu.inject("reset", path="/items$")

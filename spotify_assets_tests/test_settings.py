@@ -80,7 +80,7 @@ def test_api_source_with_playlists_deduplicated() -> None:
         ({"SPOTIFY_API_URL": "ftp://x"}, ["SPOTIFY_API_URL='ftp://x'"]),
         ({"SPOTIFY_ACCOUNTS_URL": "accounts"}, ["SPOTIFY_ACCOUNTS_URL='accounts'"]),
         ({"SPOTIFY_MAX_RETRY_AFTER_SECONDS": "soon"}, ["SPOTIFY_MAX_RETRY_AFTER_SECONDS='soon'"]),
-        ({"SPOTIFY_MAX_ATTEMPTS": "0"}, ["SPOTIFY_MAX_ATTEMPTS='0' must be at least 1"]),
+        ({"SPOTIFY_MAX_ATTEMPTS": "0"}, ["SPOTIFY_MAX_ATTEMPTS='0' must be between 1 and 10"]),
         ({"SPOTIFY_CONCURRENCY": "1000"}, ["SPOTIFY_CONCURRENCY='1000' must be between 1 and 64"]),
         ({"SPOTIFY_MARKET": "usa"}, ["SPOTIFY_MARKET='usa'"]),
         ({"SPOTIFY_ASSETS_FIRST_WINDOW": "2026-13-01"}, ["SPOTIFY_ASSETS_FIRST_WINDOW='2026-13-01'"]),
@@ -160,3 +160,43 @@ def test_definitions_refuse_to_load_and_name_the_variable(tmp_path: Path) -> Non
     assert result.returncode != 0
     assert "SPOTIFY_ASSETS_S3_BUCKET is not set" in output
     assert "'https://example.com/x'" in output
+
+
+def test_spotify_client_settings_have_upper_bounds_all_named_at_once() -> None:
+    # Accepted before: a run could be told to sleep for years or retry a hundred million times.
+    message = problems(
+        {
+            "SPOTIFY_MAX_RETRY_AFTER_SECONDS": "1e12",
+            "SPOTIFY_MAX_ATTEMPTS": "100000000",
+            "SPOTIFY_REQUEST_TIMEOUT_SECONDS": "100000000",
+            "SPOTIFY_REQUEST_DEADLINE_SECONDS": "0.5",
+            "SPOTIFY_ASSETS_MAX_WINDOW_LAG_HOURS": "1000",
+        }
+    )
+    for expected in (
+        "SPOTIFY_MAX_RETRY_AFTER_SECONDS='1e12' must be between 0 and 300",
+        "SPOTIFY_MAX_ATTEMPTS='100000000' must be between 1 and 10",
+        "SPOTIFY_REQUEST_TIMEOUT_SECONDS='100000000' must be between 0.1 and 60",
+        "SPOTIFY_REQUEST_DEADLINE_SECONDS='0.5' must be between 1 and 120",
+        "SPOTIFY_ASSETS_MAX_WINDOW_LAG_HOURS='1000' must be between 0 and 168",
+    ):
+        assert expected in message
+
+
+def test_spotify_client_settings_within_bounds_are_kept() -> None:
+    s = Settings.from_env(
+        {"SPOTIFY_MAX_RETRY_AFTER_SECONDS": "300", "SPOTIFY_MAX_ATTEMPTS": "10", "SPOTIFY_REQUEST_TIMEOUT_SECONDS": "60",
+         "SPOTIFY_REQUEST_DEADLINE_SECONDS": "45", "SPOTIFY_ASSETS_MAX_WINDOW_LAG_HOURS": "168"}
+    ).spotify
+    assert (s.max_retry_after_s, s.max_attempts, s.timeout_s, s.deadline_s, s.max_window_lag_hours) == (300, 10, 60, 45, 168)
+    assert Settings.from_env({}).spotify.deadline_s == 30
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [("http://127.0.0.1:99999/v1", "Port out of range"), ("http://127.0.0.1:http/v1", "valid URL"), ("http:///v1", "with a host")],
+)
+def test_api_urls_that_can_never_work_are_refused_at_load(url: str, why: str) -> None:
+    message = problems({"SPOTIFY_API_URL": url, "SPOTIFY_ACCOUNTS_URL": url})
+    assert f"SPOTIFY_API_URL={url!r}" in message and f"SPOTIFY_ACCOUNTS_URL={url!r}" in message
+    assert why in message

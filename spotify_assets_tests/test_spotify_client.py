@@ -347,3 +347,42 @@ def test_proxy_settings_from_the_environment_are_honoured(
     assert emulator.count() == 0  # nothing reached the server directly
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     assert extract(emulator, Sleeps(), [pid])[pid].ok
+
+
+def test_deadline_session_decodes_gzip_bodies_and_reuses_connections() -> None:
+    """Spotify sends gzip: the body read piece by piece under the deadline must still decode."""
+    import gzip
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from spotify_assets.lib.spotify_client import _DeadlineSession
+
+    body = gzip.compress(json.dumps({"items": list(range(50_000))}).encode())
+    connections: set[int] = set()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+            connections.add(self.client_address[1])
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with _DeadlineSession(5) as session:
+            for _ in range(3):
+                response = session.get(f"http://127.0.0.1:{server.server_port}/x", timeout=2)
+                assert response.json()["items"][-1] == 49_999
+        assert len(connections) == 1  # the connection went back to the pool each time
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -80,6 +80,7 @@ class SpotifyResource(dg.ConfigurableResource):
     max_retry_after_seconds: float = 60.0
     max_attempts: int = 5
     request_timeout_seconds: float = 10.0
+    request_deadline_seconds: float = 30.0
     concurrency: int = 8
     max_window_lag_hours: float = 24.0
 
@@ -119,6 +120,7 @@ class SpotifyResource(dg.ConfigurableResource):
                 max_attempts=self.max_attempts,
                 max_retry_after_s=self.max_retry_after_seconds,
                 timeout_s=self.request_timeout_seconds,
+                deadline_s=self.request_deadline_seconds,
             ),
             pool_size=self.concurrency,
             log=log,
@@ -328,6 +330,7 @@ def spotify_resource(settings: Settings) -> SpotifyResource:
         max_retry_after_seconds=s.max_retry_after_s,
         max_attempts=s.max_attempts,
         request_timeout_seconds=s.timeout_s,
+        request_deadline_seconds=s.deadline_s,
         concurrency=s.concurrency,
         max_window_lag_hours=s.max_window_lag_hours,
     )

@@ -6,18 +6,20 @@ A row is classified with `row.get("item") or row.get("track")`; the inner track 
 boolean field named `track` too, so the presence of that key says nothing about the shape.
 
 Requests: one for the playlist (metadata plus the first page of rows), then every remaining
-page by offset. Offsets are known once the total is, so all pages of all playlists are fetched
-concurrently through one bounded pool, rather than by following `next` one page at a time.
+page by offset. Offsets are known once the total is, so pages of all playlists are fetched
+concurrently through one bounded pool, rather than by following `next` one page at a time; at
+most 2 x concurrency requests are queued at once, and a total above MAX_PLAYLIST_ROWS is
+refused before any page is.
 """
 
 from __future__ import annotations
 
 import gc
 import threading
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -29,6 +31,8 @@ from spotify_assets.lib.spotify_client import (
 from spotify_assets.lib.timestamps import iso_z
 
 PAGE_SIZE = 50  # the 2026 maximum for /items
+# Spotify caps a playlist at 10,000 tracks; a larger reported total is a broken or hostile answer.
+MAX_PLAYLIST_ROWS = 100_000
 DOCUMENT_SCHEMA_VERSION = 1
 EDITORIAL_PREFIX = "37i9dQZ"  # Spotify-owned editorial and algorithmic playlists
 
@@ -69,6 +73,10 @@ class PlaylistSource(Protocol):
 
 class MalformedPayload(Exception):
     """The API answered 200 with something that is not the documented shape."""
+
+
+class PlaylistTooLarge(Exception):
+    """The playlist reports more rows than MAX_PLAYLIST_ROWS: refused before any page is queued."""
 
 
 @dataclass
@@ -186,6 +194,8 @@ def failure_reason(err: Exception, playlist_id: str) -> dict[str, Any]:
         return {"kind": "unavailable", "status": None, "message": str(err)}
     if isinstance(err, MalformedPayload):
         return {"kind": "malformed", "status": None, "message": str(err)}
+    if isinstance(err, PlaylistTooLarge):
+        return {"kind": "too_large", "status": None, "message": str(err)}
     raise err
 
 
@@ -219,6 +229,8 @@ class _Playlist:
     requests: int = 0
     error: dict[str, Any] | None = None
     endpoints: set[str] = field(default_factory=set)
+    todo: range | None = None  # offsets still to queue; None until the metadata is asked for
+    in_flight: int = 0  # requests of this playlist in the pool
 
 
 class PlaylistExtractor:
@@ -234,8 +246,10 @@ class PlaylistExtractor:
         log: Callable[[str], None] | None = None,
         warn: Callable[[str], None] | None = None,
         clock: Callable[[], str] = iso_z,
+        max_rows: int = MAX_PLAYLIST_ROWS,
     ):
         self.source = source
+        self.max_rows = max_rows
         self.concurrency = max(1, concurrency)
         self.page_size = page_size
         self.market = market
@@ -255,35 +269,50 @@ class PlaylistExtractor:
         work = [_Playlist(pid, self._clock()) for pid in playlist_ids]
         self._done, self._total = 0, len(work)
         snapshots: dict[str, PlaylistSnapshot] = {}
+        # Jobs wait here and only `2 x concurrency` are handed to the pool at once: pages are
+        # queued as offsets (a range), never as a future per page up front. Metadata jobs come
+        # first, and each playlist's pages join as soon as its metadata is in, so one playlist
+        # backing off does not hold the others up.
+        jobs: deque[_Playlist] = deque(work)
+        in_flight: dict[Future, tuple[_Playlist, int | None]] = {}
+        limit = 2 * self.concurrency
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="spotify") as pool:
-            metadata = {pool.submit(self._fetch_playlist, p): p for p in work}
-            pages: list[tuple[_Playlist, list[tuple[int, Future]]]] = []
-            # Each playlist's pages are queued as soon as its metadata is in, so one playlist
-            # backing off does not hold the others up.
-            for future in as_completed(metadata):
-                playlist = metadata[future]
-                self._settle(playlist, future)
-                if playlist.error is None:
-                    offsets = self._missing_offsets(playlist)
-                    pages.append((playlist, [(o, pool.submit(self._fetch_page, playlist, o)) for o in offsets]))
-                else:
-                    snapshots[playlist.playlist_id] = self._finish(playlist)
-            for playlist, futures in pages:
-                for offset, future in futures:
+            while jobs or in_flight:
+                while jobs and len(in_flight) < limit:
+                    playlist = jobs[0]
+                    if playlist.todo is None:  # metadata not asked for yet
+                        jobs.popleft()
+                        playlist.todo = range(0)
+                        in_flight[pool.submit(self._fetch_playlist, playlist)] = (playlist, None)
+                        playlist.in_flight += 1
+                    elif playlist.error is not None or not playlist.todo:
+                        jobs.popleft()
+                    else:
+                        offset, playlist.todo = playlist.todo[0], playlist.todo[1:]
+                        in_flight[pool.submit(self._fetch_page, playlist, offset)] = (playlist, offset)
+                        playlist.in_flight += 1
+                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in done:
+                    playlist, offset = in_flight.pop(future)
+                    playlist.in_flight -= 1
+                    result = self._settle(playlist, future)
                     if playlist.error is not None:
-                        future.cancel()
-                        continue
-                    rows = self._settle(playlist, future)
-                    if rows is not None:
-                        playlist.pages[offset] = rows
-                snapshots[playlist.playlist_id] = self._finish(playlist)
+                        playlist.todo = range(0)
+                    elif offset is None:
+                        playlist.todo = self._missing_offsets(playlist)
+                        if playlist.todo:
+                            jobs.append(playlist)
+                    elif result is not None:
+                        playlist.pages[offset] = result
+                    if playlist.in_flight == 0 and not playlist.todo and playlist.playlist_id not in snapshots:
+                        snapshots[playlist.playlist_id] = self._finish(playlist)
         return [snapshots[p.playlist_id] for p in work]
 
     def _settle(self, playlist: _Playlist, future: Future) -> Any:
         """The future's result; a playlist-level failure is recorded instead of raised."""
         try:
             return future.result()
-        except (SpotifyHttpError, SpotifyUnavailable, RateLimitExceeded, MalformedPayload) as err:
+        except (SpotifyHttpError, SpotifyUnavailable, RateLimitExceeded, MalformedPayload, PlaylistTooLarge) as err:
             if playlist.error is None:
                 playlist.error = failure_reason(err, playlist.playlist_id)
             return None
@@ -306,15 +335,21 @@ class PlaylistExtractor:
         playlist.meta = meta
         playlist.container = container_key
         playlist.total = _int(container.get("total"), f"playlist {playlist.playlist_id}: {container_key}.total")
+        if playlist.total > self.max_rows:
+            # Checked before a single page is queued: a bogus total must not become a million requests.
+            raise PlaylistTooLarge(
+                f"playlist {playlist.playlist_id} reports {playlist.total:,} rows, more than the {self.max_rows:,} "
+                "this pipeline reads (MAX_PLAYLIST_ROWS; Spotify caps playlists at 10,000 tracks): not read"
+            )
         playlist.endpoints.add(f"/playlists/{{id}}")
         rows = container.get("items")
         # Development Mode gives other users' playlists as metadata only: no embedded rows.
         if isinstance(rows, list) and rows:
             playlist.pages[_int(container.get("offset", 0), "offset")] = rows
 
-    def _missing_offsets(self, playlist: _Playlist) -> list[int]:
+    def _missing_offsets(self, playlist: _Playlist) -> range:
         have = sum(len(rows) for rows in playlist.pages.values())
-        return list(range(have, playlist.total, self.page_size))
+        return range(have, playlist.total, self.page_size)
 
     def _fetch_page(self, playlist: _Playlist, offset: int) -> list[dict[str, Any]]:
         path = self._items_path

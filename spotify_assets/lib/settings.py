@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Literal, overload
-from urllib.parse import urlsplit
 
 from spotify_assets.lib.spotify_client import (
     DEFAULT_ACCOUNTS_URL,
     DEFAULT_API_URL,
     parse_playlist_refs,
+    url_problem,
 )
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -53,6 +53,7 @@ class SpotifySettings:
     max_retry_after_s: float = 60.0
     max_attempts: int = 5
     timeout_s: float = 10.0
+    deadline_s: float = 30.0  # a whole request, connect plus body
     concurrency: int = 8
     max_window_lag_hours: float = 24.0
 
@@ -192,11 +193,14 @@ def _spotify_settings(reader: _Reader) -> SpotifySettings:
         api_url=reader.url("SPOTIFY_API_URL", DEFAULT_API_URL),
         accounts_url=reader.url("SPOTIFY_ACCOUNTS_URL", DEFAULT_ACCOUNTS_URL),
         market=reader.market("SPOTIFY_MARKET"),
-        max_retry_after_s=reader.number("SPOTIFY_MAX_RETRY_AFTER_SECONDS", 60.0, minimum=0),
-        max_attempts=int(reader.number("SPOTIFY_MAX_ATTEMPTS", 5, minimum=1, integer=True)),
-        timeout_s=reader.number("SPOTIFY_REQUEST_TIMEOUT_SECONDS", 10.0, minimum=0.1),
+        # Upper bounds keep every wait of a run finite and sane: a run sleeps at most
+        # attempts x (deadline + retry-after) per request.
+        max_retry_after_s=reader.number("SPOTIFY_MAX_RETRY_AFTER_SECONDS", 60.0, minimum=0, maximum=300),
+        max_attempts=int(reader.number("SPOTIFY_MAX_ATTEMPTS", 5, minimum=1, maximum=10, integer=True)),
+        timeout_s=reader.number("SPOTIFY_REQUEST_TIMEOUT_SECONDS", 10.0, minimum=0.1, maximum=60),
+        deadline_s=reader.number("SPOTIFY_REQUEST_DEADLINE_SECONDS", 30.0, minimum=1, maximum=120),
         concurrency=int(reader.number("SPOTIFY_CONCURRENCY", 8, minimum=1, maximum=64, integer=True)),
-        max_window_lag_hours=reader.number("SPOTIFY_ASSETS_MAX_WINDOW_LAG_HOURS", 24.0, minimum=0),
+        max_window_lag_hours=reader.number("SPOTIFY_ASSETS_MAX_WINDOW_LAG_HOURS", 24.0, minimum=0, maximum=168),
     )
     playlist_ids: list[str] = []
     if playlists_raw:
@@ -321,9 +325,9 @@ class _Reader:
         raw = self.text(name)
         if raw is None:
             return default
-        parts = urlsplit(raw)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            self.problems.append(f"{name}{'' if secret else f'={raw!r}'} is not an http(s) URL")
+        problem = url_problem(raw)  # scheme, host, and a port in 1-65535: errors no retry fixes
+        if problem:
+            self.problems.append(f"{name}{'' if secret else f'={raw!r}'} {problem}")
             return default
         return raw.rstrip("/")
 

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 import requests
 import spotipy
+import urllib3
 from requests.adapters import HTTPAdapter
 from spotipy.cache_handler import MemoryCacheHandler
 from spotipy.oauth2 import SpotifyClientCredentials, SpotifyOAuth, SpotifyOauthError
@@ -81,6 +82,23 @@ class SpotifyUnavailable(SpotifyError):
     """Transient failures (5xx, resets, timeouts, broken bodies) outlasted the retry budget."""
 
 
+class DeadlineExceeded(SpotifyUnavailable):
+    """Requests kept outlasting the per-request deadline (a server trickling its answer)."""
+
+
+class SpotifyRequestInvalid(SpotifyError):
+    """The request cannot be sent at all (a malformed URL, a port out of range): not retried."""
+
+
+class _InvalidRequest(Exception):
+    """requests' InvalidURL and kin, re-raised as something spotipy does not swallow: they are
+    ValueErrors, which spotipy takes for an undecodable body and turns into None."""
+
+
+class _DeadlineHit(requests.Timeout):
+    """One request ran past its deadline; retried like a timeout, reported as DeadlineExceeded."""
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """How long we are willing to wait, and how often we try again."""
@@ -90,6 +108,7 @@ class RetryPolicy:
     backoff_base_s: float = 0.5
     backoff_max_s: float = 30.0
     timeout_s: float = 10.0
+    deadline_s: float = 30.0  # connect plus the whole body, per request
 
     def backoff(self, attempt: int, rand: Callable[[], float]) -> float:
         """Exponential backoff with "equal jitter": half fixed, half random."""
@@ -121,6 +140,84 @@ def _path_of(url: str) -> str:
     return urlsplit(url).path or url
 
 
+class _DeadlineSession(requests.Session):
+    """A Session whose every request ends within `deadline_s`, connect plus the whole body.
+
+    requests' timeout bounds each socket read, so a server sending one byte every few seconds
+    holds a call forever. Here the body is read in whatever pieces arrive (`read1`), the clock
+    checked between pieces, and every socket wait capped by the time left. (The status line and
+    headers are read by http.client with the per-read timeout only.)
+    """
+
+    def __init__(self, deadline_s: float):
+        super().__init__()
+        self.deadline_s = deadline_s
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        deadline = time.monotonic() + self.deadline_s
+        timeout = kwargs.get("timeout")
+        cap = self.deadline_s if not isinstance(timeout, (int, float)) else min(float(timeout), self.deadline_s)
+        kwargs["timeout"] = cap
+        kwargs["stream"] = True
+        try:
+            response = super().request(method, url, *args, **kwargs)
+        except _INVALID_REQUEST as err:
+            raise _InvalidRequest(str(err)) from None
+        late = _DeadlineHit(
+            f"{method!s} {_path_of(str(url))} did not finish within the {self.deadline_s:g} s deadline "
+            "(SPOTIFY_REQUEST_DEADLINE_SECONDS)"
+        )
+        try:
+            chunks: list[bytes] = []
+            raw = response.raw
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise late
+                _set_read_timeout(raw, min(cap, left))
+                try:
+                    chunk = raw.read1(1 << 16, decode_content=True)
+                except urllib3.exceptions.ReadTimeoutError as err:
+                    if time.monotonic() >= deadline - 0.05:
+                        raise late from None
+                    raise requests.exceptions.ReadTimeout(err) from None
+                except urllib3.exceptions.DecodeError as err:
+                    raise requests.exceptions.ContentDecodingError(err) from None
+                except (urllib3.exceptions.ProtocolError, OSError) as err:
+                    raise requests.exceptions.ChunkedEncodingError(err) from None
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            response._content = b"".join(chunks)
+            response._content_consumed = True
+        except BaseException:
+            response.close()
+            raise
+        response.close()  # the body is in hand: hand the connection back to the pool
+        return response
+
+
+def _set_read_timeout(raw: Any, seconds: float) -> None:
+    """Cap the next socket wait of a streaming urllib3 response (best effort)."""
+    sock = getattr(getattr(raw, "connection", None), "sock", None)
+    if sock is not None:
+        sock.settimeout(max(seconds, 0.01))
+
+
+def url_problem(url: str) -> str | None:
+    """Why `url` cannot be requested (scheme, host, port), or None when it can."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises for a port out of range or not a number
+    except ValueError as err:
+        return f"is not a valid URL ({err})"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "is not an http(s) URL with a host"
+    if port == 0:
+        return "has port 0, which cannot be connected to"
+    return None
+
+
 class SpotifyApi:
     """Thread-safe GETs against the Web API with bounded, jittered retries.
 
@@ -142,6 +239,10 @@ class SpotifyApi:
         log: Callable[[str], None] | None = None,
     ):
         self.api_url = api_url.rstrip("/")
+        for name, url in (("SPOTIFY_API_URL", api_url), ("SPOTIFY_ACCOUNTS_URL", accounts_url)):
+            problem = url_problem(url)
+            if problem:
+                raise SpotifyRequestInvalid(f"{name}={url!r} {problem}")
         self._log = log or _logger.warning
         self.policy = policy
         self._sleep = sleep
@@ -151,7 +252,7 @@ class SpotifyApi:
         self._token_generation = 0
         self._counts: dict[str, int] = {"retries": 0, "token_renewals": 0}
 
-        self._session = requests.Session()
+        self._session = _DeadlineSession(policy.deadline_s)
         adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max(pool_size, 2), max_retries=0)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
@@ -272,7 +373,8 @@ class SpotifyApi:
             if outcome.renew_token:
                 raise SpotifyAuthError(f"HTTP 401 from {display} again after renewing the token")
             if attempt >= policy.max_attempts:
-                raise SpotifyUnavailable(f"{display}: {outcome.failure}, gave up after {attempt} attempts")
+                error = DeadlineExceeded if outcome.deadline else SpotifyUnavailable
+                raise error(f"{display}: {outcome.failure}, gave up after {attempt} attempts")
             self._count("retries")
             wait = outcome.retry_after_s
             if wait is None:
@@ -298,6 +400,7 @@ class _Outcome:
     failure: str
     retry_after_s: float | None = None  # None: exponential backoff
     renew_token: bool = False
+    deadline: bool = False  # the request ran past SPOTIFY_REQUEST_DEADLINE_SECONDS
 
 
 def _classify(err: Exception, display: str, policy: RetryPolicy) -> _Outcome:
@@ -323,8 +426,11 @@ def _classify(err: Exception, display: str, policy: RetryPolicy) -> _Outcome:
             f"Spotify's accounts service refused the credentials ({err.error or 'no reason given'}); "
             "check SPOTIFY_CLIENT_ID, SPOTIFY_CLIENT_SECRET and SPOTIFY_REFRESH_TOKEN"
         ) from None
+    if isinstance(err, (_InvalidRequest, *_INVALID_REQUEST)):
+        # A malformed URL or a port out of range fails the same way every time.
+        raise SpotifyRequestInvalid(f"{display}: the request cannot be sent ({err}); check SPOTIFY_API_URL and SPOTIFY_ACCOUNTS_URL") from None
     if isinstance(err, (requests.RequestException, _Transient)):
-        return _Outcome(_describe_transport_error(err))
+        return _Outcome(_describe_transport_error(err), deadline=isinstance(err, _DeadlineHit))
     raise err
 
 
@@ -342,7 +448,18 @@ def _oauth_status(err: SpotifyOauthError) -> int | None:
     return getattr(response, "status_code", None)
 
 
+_INVALID_REQUEST = (
+    requests.exceptions.InvalidURL,
+    requests.exceptions.InvalidSchema,
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidHeader,
+    urllib3.exceptions.LocationParseError,
+)
+
+
 def _describe_transport_error(err: BaseException) -> str:
+    if isinstance(err, _DeadlineHit):
+        return str(err)
     if isinstance(err, requests.Timeout):
         return "timed out"
     if isinstance(err, requests.exceptions.ChunkedEncodingError):

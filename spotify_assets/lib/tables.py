@@ -203,7 +203,7 @@ PLAYLISTS = Table(
         Column("followers", "bigint", "followers at snapshot time"),
         Column("url", "string", "open.spotify.com link"),
         Column("status", "string", "ok; failed (the API refused or gave up); unreadable (stored document is malformed)", nullable=False),
-        Column("error_kind", "string", "why it is not ok (forbidden, not_found, rate_limited, …)"),
+        Column("error_kind", "string", "why it is not ok (forbidden, not_found, rate_limited, too_large, …)"),
         Column("error_message", "string", "what went wrong and what to do"),
         Column("rows_total", "int", "rows the API reported for the playlist"),
         Column("rows_read", "int", "rows read and stored"),
