@@ -55,7 +55,9 @@ def check_alerts_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
     # Each destination on its own: a failed delivery waits in the cursor for its retry (with a
     # backoff, then a recorded give-up) and the cursor moves on, so one dead destination holds
     # back neither the others nor the alerts after it.
-    delivery = alerts.Delivery(destinations, state, record_path=settings.alerts_file, log=context.log)
+    delivery = alerts.Delivery(
+        destinations, state, record_path=settings.alerts_file, log=context.log, now=time.time()
+    )
     delivery.retry_due()
     current = state
     for step in plan.steps:
