@@ -634,6 +634,9 @@ def post_with_deadline(url: str, body: bytes, headers: Mapping[str, str], timeou
     started = time.monotonic()
     watchdog.start()
     try:
+        connection.connect()
+        if expired.is_set():  # the deadline passed while connecting: the watchdog found no socket
+            raise TimeoutError
         connection.request("POST", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""), body, headers)
         response = connection.getresponse()
         response.read(65536)  # the answer's start: enough to end the exchange, bounded
