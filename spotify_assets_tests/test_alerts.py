@@ -196,6 +196,26 @@ def instance():
         yield inst
 
 
+class Clock:
+    """The sensor's wall clock (retry times), moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def time(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    c = Clock()
+    monkeypatch.setattr(alerts_defs, "time", c)
+    return c
+
+
 def use_webhook(monkeypatch: pytest.MonkeyPatch, receiver: Receiver) -> None:
     monkeypatch.setenv("SPOTIFY_ASSETS_ALERT_WEBHOOK", receiver.url + WEBHOOK_PATH)
 
@@ -309,7 +329,7 @@ def test_an_unreachable_webhook_is_named_without_its_token(instance, monkeypatch
     monkeypatch.setenv("SPOTIFY_ASSETS_ALERT_WEBHOOK", f"http://127.0.0.1:{port}{WEBHOOK_PATH}")
     run(instance, W1, duplicates=2)
     result = tick(instance)
-    assert f"webhook http://127.0.0.1:{port}: ConnectionError" in result.skip
+    assert f"webhook http://127.0.0.1:{port}: ConnectionRefusedError" in result.skip
     assert_no_secret(result.said())
     assert "hooks/T000" not in result.said()
 
@@ -356,7 +376,7 @@ def test_slack_gets_a_readable_message_and_the_token_only_in_its_header(instance
     assert len(slack.requests) == 1
 
 
-def test_with_slack_and_a_webhook_a_failing_one_does_not_repeat_the_other(instance, receiver, slack, monkeypatch) -> None:
+def test_with_slack_and_a_webhook_a_failing_one_does_not_repeat_the_other(instance, receiver, slack, clock, monkeypatch) -> None:
     use_webhook(monkeypatch, receiver)
     monkeypatch.setenv("SLACK_BOT_TOKEN", SLACK_TOKEN)
     monkeypatch.setenv("SPOTIFY_ASSETS_SLACK_CHANNEL", "#data-alerts")
@@ -367,6 +387,7 @@ def test_with_slack_and_a_webhook_a_failing_one_does_not_repeat_the_other(instan
     cursor = tick(instance, cursor).cursor  # the webhook is still down
     assert (len(slack.requests), len(receiver.requests)) == (1, 2)
     receiver.status = 200
+    clock.advance(61)  # the third attempt is a minute after the second
     cursor = tick(instance, cursor).cursor
     cursor = tick(instance, cursor).cursor
     assert (len(slack.requests), len(receiver.requests)) == (1, 3)
@@ -502,3 +523,133 @@ def test_a_duplicated_song_in_the_real_pipeline_produces_exactly_one_alert(insta
     assert job.execute_in_process(partition_key=window, instance=instance, raise_on_error=False).success
     tick(instance, cursor)
     assert [(r.json()["status"], r.json()["check"]) for r in receiver.requests[1:]] == [("resolved", "unique_key")]
+
+
+# --- delivery: each destination on its own, bounded retries, recorded give-ups --------------
+
+
+class FakeDestination:
+    def __init__(self, name: str, fails: bool = False, takes_s: float = 0.0, clock: list[float] | None = None) -> None:
+        self.name, self.fails, self.takes_s, self.clock = name, fails, takes_s, clock
+        self.got: list[str] = []
+
+    def send(self, alert: alerts_lib.Alert) -> None:
+        self.got.append(alert.id)
+        if self.clock is not None:
+            self.clock[0] += self.takes_s
+        if self.fails:
+            raise alerts_lib.AlertDeliveryError(f"{self.name} answered HTTP 503")
+
+
+class Quiet:
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str]] = []
+
+    def info(self, m: str) -> None:
+        self.lines.append(("info", m))
+
+    def warning(self, m: str) -> None:
+        self.lines.append(("warning", m))
+
+    def error(self, m: str) -> None:
+        self.lines.append(("error", m))
+
+
+def an_alert(n: int) -> alerts_lib.Alert:
+    return alerts_lib.Alert.from_evaluation(ev(n, False, f"w{n}"), "failed", WEBSERVER)
+
+
+def test_a_failed_delivery_is_retried_next_tick_then_after_1_2_5_10_20_30_minutes_then_given_up(tmp_path) -> None:
+    dead, alive = FakeDestination("webhook dead", fails=True), FakeDestination("Slack #ok")
+    record = tmp_path / "alerts.jsonl"
+    log = Quiet()
+    state, now, tried_at = AlertState(), 1000.0, []
+    delivery = alerts_lib.Delivery([dead, alive], state, record_path=record, log=log, now=now)
+    delivery.send_new(an_alert(1))
+    tried_at.append(now)
+    for _ in range(200):  # ticks every 30 s
+        state = AlertState(pending=tuple(delivery.pending), gave_up=tuple(delivery.gave_up))
+        if not state.pending:
+            break
+        now += 30
+        before = len(dead.got)
+        delivery = alerts_lib.Delivery([dead, alive], state, record_path=record, log=log, now=now)
+        delivery.retry_due()
+        if len(dead.got) > before:
+            tried_at.append(now)
+    gaps = [round(b - a) for a, b in zip(tried_at, tried_at[1:])]
+    assert gaps == [30, 60, 120, 300, 600, 1200, 1800]  # next tick (30 s here), then the backoff
+    assert len(dead.got) == alerts_lib.MAX_ATTEMPTS == 8 and alive.got == [an_alert(1).id]
+    [gave_up] = state.gave_up
+    assert (gave_up.to, gave_up.attempts, gave_up.label) == ("webhook dead", 8, "songs/keys_unique, window w1")
+    [line] = record.read_text().splitlines()
+    assert json.loads(line)["undelivered_to"] == ["webhook dead"] and json.loads(line)["id"] == an_alert(1).id
+    errors = [m for level, m in log.lines if level == "error"]
+    assert len(errors) == 1 and "webhook dead" in errors[0] and an_alert(1).id in errors[0] and str(record) in errors[0]
+
+
+def test_pending_retries_are_bounded_and_the_oldest_is_given_up_with_a_record(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(alerts_lib, "MAX_PENDING", 3)
+    dead = FakeDestination("webhook dead", fails=True)
+    record = tmp_path / "alerts.jsonl"
+    delivery = alerts_lib.Delivery([dead], AlertState(), record_path=record, log=Quiet(), now=0.0)
+    for n in range(1, 6):
+        delivery.send_new(an_alert(n))
+    assert dead.got == [an_alert(1).id]  # one failure per destination per tick
+    assert [p.alert.id for p in delivery.pending] == [an_alert(n).id for n in (3, 4, 5)]
+    assert [json.loads(line)["id"] for line in record.read_text().splitlines()] == [an_alert(1).id, an_alert(2).id]
+
+
+def test_the_give_ups_kept_in_the_cursor_are_the_last_twenty(tmp_path) -> None:
+    gone = FakeDestination("webhook gone")
+    state = AlertState(pending=tuple(alerts_lib.Pending(an_alert(n), "webhook gone", 3, 0.0) for n in range(25)))
+    delivery = alerts_lib.Delivery([FakeDestination("Slack #ok")], state, record_path=tmp_path / "a.jsonl", log=Quiet(), now=1.0)
+    delivery.retry_due()  # the webhook is no longer configured: its deliveries are given up
+    assert gone.got == [] and delivery.pending == []
+    assert [g.alert_id for g in delivery.gave_up] == [an_alert(n).id for n in range(5, 25)]
+    assert len((tmp_path / "a.jsonl").read_text().splitlines()) == 25
+
+
+def test_a_tick_starts_no_send_after_its_budget_and_leaves_the_rest_for_the_next(tmp_path) -> None:
+    clock = [0.0]
+    slow = FakeDestination("webhook slow", takes_s=8.0, clock=clock)
+    delivery = alerts_lib.Delivery(
+        [slow], AlertState(), record_path=tmp_path / "a.jsonl", log=Quiet(), now=0.0, budget_s=20.0, monotonic=lambda: clock[0]
+    )
+    for n in range(1, 6):
+        if delivery.out_of_time():
+            break
+        delivery.send_new(an_alert(n))
+    assert len(slow.got) == 3 and clock[0] == 24.0  # started at 0, 8 and 16 s; none after 20 s
+
+
+def test_a_cursor_from_before_per_destination_retries_still_loads() -> None:
+    old = '{"after":41,"failing":[["songs","keys_unique","2026-01-01-00:00"]],"delivered":{"id":"41:songs:keys_unique","to":["Slack #x"]}}'
+    state = AlertState.from_cursor(old)
+    assert (state.after, state.failing, state.pending, state.gave_up) == (41, (("songs", "keys_unique", W1),), (), ())
+    assert state.delivered == alerts_lib.Delivered("41:songs:keys_unique", ("Slack #x",))
+    assert AlertState.from_cursor('{"after":3,"failing":[]}') == AlertState(after=3)
+
+
+def test_a_cursor_with_pending_retries_and_give_ups_round_trips() -> None:
+    state = AlertState(
+        after=7,
+        pending=(alerts_lib.Pending(an_alert(1), "webhook http://h", 2, 1234.5, "webhook http://h answered HTTP 503"),),
+        gave_up=(alerts_lib.GaveUp(an_alert(2).id, an_alert(2).label, "Slack #x", 8, "2026-01-01T00:00:00Z", "boom"),),
+    )
+    assert AlertState.from_cursor(state.to_cursor()) == state
+
+
+def test_a_half_delivered_alert_in_an_old_cursor_is_sent_only_where_it_was_missing(instance, receiver, slack, monkeypatch) -> None:
+    use_webhook(monkeypatch, receiver)
+    monkeypatch.setenv("SLACK_BOT_TOKEN", SLACK_TOKEN)
+    monkeypatch.setenv("SPOTIFY_ASSETS_SLACK_CHANNEL", "#data-alerts")
+    start = tick(instance).cursor
+    run(instance, W1, duplicates=2)
+    [evaluation] = [e for e in alerts_lib.read_evaluations(instance, AlertState.from_cursor(start).after)[0] if not e.passed]
+    alert_id = f"{evaluation.storage_id}:songs:keys_unique"
+    old = json.dumps({"after": AlertState.from_cursor(start).after, "failing": [], "delivered": {"id": alert_id, "to": ["Slack #data-alerts"]}})
+    result = tick(instance, old)
+    assert (len(slack.requests), len(receiver.requests)) == (0, 1)
+    assert receiver.requests[0].json()["id"] == alert_id
+    assert "delivered" not in json.loads(result.cursor)

@@ -10,6 +10,9 @@ No Dagster definitions here: `defs/alerts.py` holds the sensor that feeds this m
   alert once.
 * Destinations deliver an alert: a generic webhook, Slack (dagster-slack), or, with nothing
   configured, a JSON-lines file in the data directory.
+* `Delivery` sends one tick's alerts: each destination fails on its own (a failed delivery is
+  kept in the cursor as `Pending` and retried with a backoff; after `MAX_ATTEMPTS` it is given
+  up, logged and recorded in the alerts file), so a dead destination holds back nothing else.
 
 Secrets (the Slack token, the webhook URL, which usually embeds a token) are read from the
 environment when alerts are sent, and never put in a payload, a log line or an error message:
@@ -18,9 +21,14 @@ a webhook is named by its scheme and host only.
 
 from __future__ import annotations
 
+import base64
+import http.client
 import json
 import math
 import os
+import socket
+import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,14 +38,13 @@ from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 import dagster as dg
-import requests
 
 from spotify_assets.lib.settings import Settings
 from spotify_assets.lib.timestamps import iso_z
 
 SOURCE = "spotify-assets"
 SLACK_API_URL = "https://slack.com/api/"  # tests point this at a fake Slack on loopback
-REQUEST_TIMEOUT_S = 10.0
+REQUEST_TIMEOUT_S = 10.0  # a whole request: connect, send, the answer (a deadline, not per read)
 DETAIL_MAX_CHARS = 1000
 SUMMARY_MAX_CHARS = 300
 
@@ -46,6 +53,14 @@ MAX_FAILING_KEYS = 1000  # beyond this the oldest failing keys are forgotten (cu
 MAX_ALERTS_PER_TICK = 25  # the rest are sent on the next ticks, in order
 MAX_EVALUATIONS_PER_TICK = 5000
 REPLAY_LOOKBACK_S = 24 * 3600  # a sensor without a cursor looks at the last day
+
+# Failed deliveries: retried on the next tick, then after 1, 2, 5, 10, 20 and 30 minutes; the
+# 8th failure gives up (about an hour and ten minutes after the first).
+RETRY_DELAYS_S = (0, 60, 120, 300, 600, 1200, 1800)
+MAX_ATTEMPTS = len(RETRY_DELAYS_S) + 1
+MAX_PENDING = 50  # deliveries waiting for a retry; beyond it the oldest is given up (cursor size)
+MAX_GAVE_UP_KEPT = 20  # the last give-ups, kept in the cursor for people to see
+TICK_SEND_BUDGET_S = 20.0  # no send starts after this long in one tick
 
 _PARTITION_TAG = "dagster/partition"
 _RANGE_START_TAG = "dagster/asset_partition_range_start"
@@ -185,6 +200,18 @@ class Alert:
             webserver_url=webserver_url.rstrip("/"),
         )
 
+    def to_doc(self) -> dict[str, Any]:
+        """Every field, as JSON (a pending retry keeps its alert in the cursor)."""
+        doc = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        doc["asset_path"], doc["details"] = list(self.asset_path), dict(self.details)
+        return doc
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> Alert:
+        values = {name: doc[name] for name in cls.__dataclass_fields__}
+        values["asset_path"], values["details"] = tuple(values["asset_path"]), dict(values["details"])
+        return cls(**values)
+
     @property
     def run_url(self) -> str | None:
         return f"{self.webserver_url}/runs/{self.run_id}" if self.run_id else None
@@ -269,20 +296,63 @@ class Delivered:
 
 
 @dataclass(frozen=True)
+class Pending:
+    """A delivery of `alert` to the destination named `to` that failed `attempts` times (0: not
+    tried yet, its destination had already failed in that tick); tried again from `next_at`
+    (epoch seconds)."""
+
+    alert: Alert
+    to: str
+    attempts: int
+    next_at: float
+    error: str = ""
+
+    def to_doc(self) -> dict[str, Any]:
+        return {"alert": self.alert.to_doc(), "to": self.to, "attempts": self.attempts, "next_at": self.next_at, "error": self.error}
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> Pending:
+        return cls(Alert.from_doc(doc["alert"]), str(doc["to"]), int(doc["attempts"]), float(doc["next_at"]), str(doc.get("error", "")))
+
+
+@dataclass(frozen=True)
+class GaveUp:
+    """An alert never delivered to one destination (it is in the alerts file instead)."""
+
+    alert_id: str
+    label: str
+    to: str
+    attempts: int
+    at: str  # ISO time of the give-up
+    error: str
+
+    def to_doc(self) -> dict[str, Any]:
+        return {"id": self.alert_id, "label": self.label, "to": self.to, "attempts": self.attempts, "at": self.at, "error": self.error}
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> GaveUp:
+        return cls(str(doc["id"]), str(doc.get("label", "")), str(doc["to"]), int(doc["attempts"]), str(doc["at"]), str(doc.get("error", "")))
+
+
+@dataclass(frozen=True)
 class AlertState:
     """What the sensor cursor remembers between ticks and across restarts.
 
     `after`: the event log storage id of the last evaluation handled. `failing`: the (asset,
     check, window) keys whose failure was announced and that have not passed since, oldest
     first. `replay`: the first ticks of a sensor without a cursor, which announce what is
-    failing now among the evaluations after `after` (see `plan_alerts`). `delivered`: an alert
-    that reached some destinations but not all, so a retry skips those.
+    failing now among the evaluations after `after` (see `plan_alerts`). `pending`: failed
+    deliveries waiting for a retry, oldest first; `gave_up`: the last deliveries given up.
+    `delivered` is read from cursors written before per-destination retries: an alert that
+    reached some destinations but not all, so its first send skips those.
     """
 
     after: int = -1
     failing: tuple[CheckKey, ...] = ()
     replay: bool = False
     delivered: Delivered | None = None
+    pending: tuple[Pending, ...] = ()
+    gave_up: tuple[GaveUp, ...] = ()
 
     def to_cursor(self) -> str:
         doc: dict[str, Any] = {"after": self.after, "failing": [list(key) for key in self.failing]}
@@ -290,6 +360,10 @@ class AlertState:
             doc["replay"] = True
         if self.delivered:
             doc["delivered"] = {"id": self.delivered.alert_id, "to": list(self.delivered.to)}
+        if self.pending:
+            doc["pending"] = [p.to_doc() for p in self.pending]
+        if self.gave_up:
+            doc["gave_up"] = [g.to_doc() for g in self.gave_up]
         return json.dumps(doc, separators=(",", ":"))
 
     @classmethod
@@ -309,8 +383,10 @@ class AlertState:
                 failing=failing,
                 replay=bool(doc.get("replay", False)),
                 delivered=Delivered(str(delivered["id"]), tuple(delivered["to"])) if delivered else None,
+                pending=tuple(Pending.from_doc(p) for p in doc.get("pending", [])),
+                gave_up=tuple(GaveUp.from_doc(g) for g in doc.get("gave_up", [])),
             )
-        except (ValueError, TypeError, KeyError) as err:
+        except (ValueError, TypeError, KeyError, AttributeError) as err:
             raise ValueError(
                 f"the asset_check_alerts cursor is not one this sensor wrote ({err}): clear it, or set it "
                 "to an event log storage id to start after that event"
@@ -497,9 +573,14 @@ def _url_secrets(url: str) -> list[str]:
 
 @dataclass(frozen=True)
 class WebhookDestination:
-    """POSTs the payload as JSON. Any answer but 2xx is an error (redirects are not followed)."""
+    """POSTs the payload as JSON. Any answer but 2xx is an error (redirects are not followed).
+
+    The whole request (connect, send, the answer) has a deadline of `timeout_s`: a receiver
+    that trickles its answer a byte at a time is cut off, not waited for.
+    """
 
     url: str = field(repr=False)
+    timeout_s: float = field(default=REQUEST_TIMEOUT_S, compare=False)
 
     @property
     def name(self) -> str:
@@ -510,19 +591,63 @@ class WebhookDestination:
 
     def send(self, alert: Alert) -> None:
         body = json.dumps(alert.payload()).encode()
+        headers = {"Content-Type": "application/json", "User-Agent": f"{SOURCE}-alerts"}
         try:
-            response = requests.post(
-                self.url,
-                data=body,
-                headers={"Content-Type": "application/json", "User-Agent": f"{SOURCE}-alerts"},
-                timeout=REQUEST_TIMEOUT_S,
-                allow_redirects=False,
-            )
-        except requests.RequestException as err:
-            # requests names the URL's path (and so its token) in its messages
+            status = post_with_deadline(self.url, body, headers, self.timeout_s)
+        except TimeoutError:
+            raise AlertDeliveryError(f"{self.name}: no complete answer within {self.timeout_s:g} s") from None
+        except (OSError, http.client.HTTPException, ValueError) as err:
+            # messages may name the URL's path (and so its token)
             raise AlertDeliveryError(f"{self.name}: {type(err).__name__}: {_scrub(str(err), _url_secrets(self.url))}") from None
-        if not 200 <= response.status_code < 300:
-            raise AlertDeliveryError(f"{self.name} answered HTTP {response.status_code}")
+        if not 200 <= status < 300:
+            raise AlertDeliveryError(f"{self.name} answered HTTP {status}")
+
+
+def post_with_deadline(url: str, body: bytes, headers: Mapping[str, str], timeout_s: float) -> int:
+    """POST `body` and return the HTTP status, within `timeout_s` in all (TimeoutError after).
+
+    A socket timeout bounds each read only; a watchdog shuts the socket down at the deadline,
+    so a receiver that answers one byte at a time cannot hold the sensor.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("not an http(s) URL")
+    connection_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    connection = connection_class(parts.hostname, parts.port, timeout=timeout_s)
+    expired = threading.Event()
+
+    def cut_off() -> None:
+        expired.set()
+        sock = connection.sock
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    headers = dict(headers)
+    if parts.username is not None:  # user:password@host, as requests sends it
+        credentials = f"{parts.username}:{parts.password or ''}".encode()
+        headers["Authorization"] = "Basic " + base64.b64encode(credentials).decode()
+    watchdog = threading.Timer(timeout_s, cut_off)
+    watchdog.daemon = True
+    started = time.monotonic()
+    watchdog.start()
+    try:
+        connection.connect()
+        if expired.is_set():  # the deadline passed while connecting: the watchdog found no socket
+            raise TimeoutError
+        connection.request("POST", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""), body, headers)
+        response = connection.getresponse()
+        response.read(65536)  # the answer's start: enough to end the exchange, bounded
+        return response.status
+    except (OSError, http.client.HTTPException):
+        if expired.is_set() or time.monotonic() - started >= timeout_s:
+            raise TimeoutError from None
+        raise
+    finally:
+        watchdog.cancel()
+        connection.close()
 
 
 @dataclass(frozen=True)
@@ -548,6 +673,7 @@ class SlackDestination:
         client = SlackResource(token=token).get_client()
         client.base_url = self.base_url or SLACK_API_URL
         client.timeout = int(REQUEST_TIMEOUT_S)
+        client.retry_handlers = []  # the sensor retries, with a backoff; one try per tick here
         try:
             client.chat_postMessage(
                 channel=self.channel, text=alert.text(), blocks=slack_blocks(alert), unfurl_links=False, unfurl_media=False
@@ -618,3 +744,148 @@ def unconfigured_warning(path: Path) -> str:
         "SPOTIFY_ASSETS_ALERT_WEBHOOK (a URL that receives the JSON payload), or SLACK_BOT_TOKEN and "
         "SPOTIFY_ASSETS_SLACK_CHANNEL, to be notified."
     )
+
+
+# --- sending: each destination on its own, bounded retries, then a recorded give-up -----------
+
+
+def record_undelivered(path: Path, alert: Alert, to: str, error: str) -> None:
+    """Append the payload of an alert given up for `to` to the alerts file, so it is not lost:
+    the documented payload plus `undelivered_to` and `delivery_error`. Raises OSError."""
+    record = alert.payload() | {"undelivered_to": [to], "delivery_error": error}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as out:
+        out.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+Log = Any  # a logger: .info / .warning / .error (the sensor's context.log)
+
+
+class Delivery:
+    """One tick's sending. Each (alert, destination) is delivered, or kept as `Pending` and
+    retried later, or given up after MAX_ATTEMPTS; so a destination that fails never holds
+    back another destination, nor the alerts after it.
+
+    Within a tick, a destination that failed is not tried again (alerts for it wait for the
+    next ticks, without counting an attempt), and no send starts once `budget_s` is spent.
+    """
+
+    def __init__(
+        self,
+        destinations: Sequence[Destination],
+        state: AlertState,
+        *,
+        record_path: Path,
+        log: Log,
+        now: float | None = None,
+        budget_s: float = TICK_SEND_BUDGET_S,
+        monotonic: Any = time.monotonic,
+    ) -> None:
+        self.destinations = list(destinations)
+        self.pending: list[Pending] = list(state.pending)
+        self.gave_up: list[GaveUp] = list(state.gave_up)
+        self.record_path = record_path
+        self.log = log
+        self.now = time.time() if now is None else now
+        self._monotonic = monotonic
+        self._deadline = monotonic() + budget_s
+        self.failed_now: set[str] = set()  # destinations that failed in this tick
+        self.sent: list[tuple[Alert, str]] = []
+        self.failures: list[str] = []  # what the tick reports
+        self.new_give_ups: list[GaveUp] = []
+
+    def out_of_time(self) -> bool:
+        return self._monotonic() >= self._deadline
+
+    def retry_due(self) -> None:
+        """Try again, oldest first, the pending deliveries whose time has come."""
+        names = {d.name: d for d in self.destinations}
+        waiting, self.pending = self.pending, []
+        for item in waiting:
+            if item.to not in names:
+                self._give_up(item.alert, item.to, item.attempts, f"{item.to} is no longer configured")
+            elif item.next_at > self.now or item.to in self.failed_now or self.out_of_time():
+                self.pending.append(item)
+            else:
+                self._attempt(item.alert, names[item.to], item.attempts)
+
+    def send_new(self, alert: Alert, skip: Iterable[str] = ()) -> None:
+        """Send a new alert to every destination (but those in `skip`, already reached)."""
+        for destination in self.destinations:
+            if destination.name in skip:
+                continue
+            if destination.name in self.failed_now or self.out_of_time():
+                reason = "not tried: " + (
+                    f"{destination.name} failed earlier in this tick" if destination.name in self.failed_now
+                    else "the tick's sending time was spent"
+                )
+                self._keep(Pending(alert, destination.name, 0, self.now, reason))
+                continue
+            self._attempt(alert, destination, 0)
+
+    def _attempt(self, alert: Alert, destination: Destination, attempts_before: int) -> None:
+        try:
+            destination.send(alert)
+        except AlertDeliveryError as err:
+            self.failed_now.add(destination.name)
+            attempts = attempts_before + 1
+            if attempts >= MAX_ATTEMPTS:
+                self._give_up(alert, destination.name, attempts, str(err))
+                return
+            delay = RETRY_DELAYS_S[attempts - 1]
+            when = "on the next tick" if delay == 0 else f"in {delay // 60} min"
+            self.failures.append(f"delivery failed for {alert.label} ({err}); retried {when}")
+            self.log.warning(
+                f"could not deliver the {alert.status} alert for {alert.label} to {destination.name}: {err}. "
+                f"Attempt {attempts} of {MAX_ATTEMPTS}: it is retried {when}."
+            )
+            self._keep(Pending(alert, destination.name, attempts, self.now + delay, str(err)))
+            return
+        self.sent.append((alert, destination.name))
+        retried = f" (attempt {attempts_before + 1})" if attempts_before else ""
+        self.log.info(f"sent the {alert.status} alert for {alert.label} to {destination.name}{retried}")
+
+    def _keep(self, item: Pending) -> None:
+        self.pending.append(item)
+        while len(self.pending) > MAX_PENDING:
+            oldest = self.pending.pop(0)
+            self._give_up(
+                oldest.alert, oldest.to, oldest.attempts,
+                f"more than {MAX_PENDING} deliveries waiting for a retry; last error: {oldest.error or 'none'}",
+            )
+
+    def _give_up(self, alert: Alert, to: str, attempts: int, error: str) -> None:
+        record = GaveUp(alert.id, alert.label, to, attempts, _iso(self.now), error)
+        self.new_give_ups.append(record)
+        self.gave_up = (self.gave_up + [record])[-MAX_GAVE_UP_KEPT:]
+        try:
+            record_undelivered(self.record_path, alert, to, error)
+            kept = f"its payload is in {self.record_path} with undelivered_to"
+        except OSError as err:
+            kept = f"and it could not be written to {self.record_path} either ({err})"
+        self.log.error(
+            f"gave up delivering the {alert.status} alert {alert.id} ({alert.label}) to {to} after "
+            f"{attempts} attempt{'s' if attempts != 1 else ''}: {error}; {kept}"
+        )
+
+    def summary(self) -> str:
+        """The tick's SkipReason: what was sent, what failed and when it is retried, what was given up."""
+        parts = []
+        alerts_sent: dict[str, Alert] = {}
+        for alert, _ in self.sent:
+            alerts_sent.setdefault(alert.id, alert)
+        if alerts_sent:
+            parts.append(_sent_summary(list(alerts_sent.values())))
+        parts.extend(self.failures)
+        for g in self.new_give_ups:
+            parts.append(f"gave up on {g.label} for {g.to} after {g.attempts} attempts, recorded in {self.record_path}")
+        if self.pending:
+            parts.append(f"{len(self.pending)} deliver{'ies' if len(self.pending) != 1 else 'y'} waiting for a retry")
+        return "; ".join(parts)
+
+
+def _sent_summary(sent: Sequence[Alert]) -> str:
+    """`sent 1 alert (failed: songs/unique_key, window 2026-01-01-00:00)`."""
+    shown = "; ".join(f"{a.status}: {a.label}" for a in sent[:3])
+    more = f"; and {len(sent) - 3} more" if len(sent) > 3 else ""
+    return f"sent {len(sent)} alert{'s' if len(sent) != 1 else ''} ({shown}{more})"
