@@ -3,6 +3,7 @@ each file once, a broken file named and isolated, zips opened, the IP address ne
 locally (files, DuckDB) and in production (moto's S3, fakesnow's Snowflake)."""
 
 import io
+import json
 import re
 import shutil
 import zipfile
@@ -89,8 +90,15 @@ def test_each_file_is_ingested_once_and_a_broken_one_is_named_and_isolated() -> 
         again = _run(instance)
         assert again.success
         meta = _streams_meta(again)
+        # rewritten files (new tags) and the copies are read again; every play is already there
         assert meta["plays_added"] == 0 and meta["dagster/row_count"] == SAMPLE_PLAYS
-        assert meta["files_already_ingested"] == len([n for n in files if "Video" not in n]) + 2
+        audio_files = len([n for n in files if "Video" not in n])
+        assert meta["files_read"] == audio_files + 2 and meta["files_already_ingested"] == 0
+        assert meta["duplicates_skipped"] == meta["rows_read"] == SAMPLE_PLAYS + 2 * len(json.loads(data))
+        # nothing changed since: no file is read at all
+        unchanged = _streams_meta(_run(instance))
+        assert unchanged["files_read"] == 0 and unchanged["files_already_ingested"] == audio_files + 2
+        assert unchanged["plays_added"] == 0 and unchanged["dagster/row_count"] == SAMPLE_PLAYS
 
         # a new zip with a file not seen before is opened and ingested
         archive = io.BytesIO()

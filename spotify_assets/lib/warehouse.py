@@ -447,7 +447,7 @@ def duckdb_append_new(
             qualified = f"{schema}.{table}"
             frame = _filled(table, frame, fill, results)
             conn.execute(spec.duckdb_ddl(qualified))
-            before = conn.execute(f"SELECT count(*) FROM {qualified}").fetchone()[0]
+            before = conn.execute(f"SELECT count(*) FROM {qualified}").fetchall()[0][0]
             name = f"_append_{table}"
             conn.register(name, frame)
             try:
@@ -455,11 +455,11 @@ def duckdb_append_new(
                 conn.execute(
                     f"INSERT INTO {qualified} ({columns}) SELECT {columns} FROM {name} s "
                     f"WHERE {_not_present(qualified, 's', spec.key)}"
-                )
+                ).fetchall()
             finally:
                 with suppress(duckdb.Error):
                     conn.unregister(name)
-            after = conn.execute(f"SELECT count(*) FROM {qualified}").fetchone()[0]
+            after = conn.execute(f"SELECT count(*) FROM {qualified}").fetchall()[0][0]
             results[table] = AppendResult(int(after - before), int(after))
     return results
 
@@ -477,15 +477,15 @@ def duckdb_rewrite_table(conn: duckdb.DuckDBPyConnection, schema: str, table: st
         for column in spec.columns:
             if column.name not in present:
                 conn.execute(f"ALTER TABLE {qualified} ADD COLUMN {column.name} {column.sql_type('duckdb')}")
-        conn.execute(f"DELETE FROM {qualified}")
+        conn.execute(f"DELETE FROM {qualified}").fetchall()
         conn.register("_rewrite_frame", frame)
         try:
             columns = ", ".join(spec.column_names)
-            conn.execute(f"INSERT INTO {qualified} ({columns}) SELECT {columns} FROM _rewrite_frame")
+            conn.execute(f"INSERT INTO {qualified} ({columns}) SELECT {columns} FROM _rewrite_frame").fetchall()
         finally:
             with suppress(duckdb.Error):
                 conn.unregister("_rewrite_frame")
-        return int(conn.execute(f"SELECT count(*) FROM {qualified}").fetchone()[0])
+        return int(conn.execute(f"SELECT count(*) FROM {qualified}").fetchall()[0][0])
 
 
 def snowflake_append_new(
@@ -524,13 +524,13 @@ def snowflake_append_new(
                     column, other = fill[table]
                     cur.execute(f"UPDATE {temp} SET {column.upper()} = {int(results[other].rows_added)}")
                 cur.execute(f"SELECT count(*) FROM {qualified}")
-                before = int(cur.fetchone()[0])
+                before = int(cur.fetchall()[0][0])
                 cur.execute(
                     f"INSERT INTO {qualified} ({columns}) SELECT {columns} FROM {temp} s "
                     f"WHERE {_not_present(qualified, 's', tuple(c.upper() for c in spec.key))}"
                 )
                 cur.execute(f"SELECT count(*) FROM {qualified}")
-                after = int(cur.fetchone()[0])
+                after = int(cur.fetchall()[0][0])
                 results[table] = AppendResult(after - before, after)
         return results
     finally:
@@ -567,7 +567,7 @@ def snowflake_rewrite_table(
             cur.execute(f"DELETE FROM {qualified}")
             cur.execute(f"INSERT INTO {qualified} ({columns}) SELECT {columns} FROM {temp}")
             cur.execute(f"SELECT count(*) FROM {qualified}")
-            return int(cur.fetchone()[0])
+            return int(cur.fetchall()[0][0])
     finally:
         with suppress(Exception):
             cur.execute(f"DROP TABLE IF EXISTS {temp}")
