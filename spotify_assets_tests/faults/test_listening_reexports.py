@@ -173,8 +173,8 @@ def test_an_oversize_file_is_refused_by_name_and_the_others_load(monkeypatch: py
     # with a higher limit they load on the next run (refused files are not recorded as read)
     monkeypatch.setenv("SPOTIFY_ASSETS_LISTENING_MAX_FILE_MB", "8")
     meta, check = _ingest()
-    assert check.passed and meta["files_read"] == 2 and meta["plays_added"] == 4000
-    assert _counts() == (4070, 4070)
+    assert check.passed and meta["files_read"] == 2 and meta["plays_added"] == 8000  # two listeners
+    assert _counts() == (8070, 8070)
 
 
 def test_an_old_streams_table_is_upgraded_in_place_keeping_every_distinct_play() -> None:
