@@ -242,3 +242,36 @@ def test_production_s3_and_snowflake_add_only_new_plays(monkeypatch, s3_env, fak
     assert meta["files_read"] == 2 and meta["plays_added"] == 6 and count() == (75, 75)
     meta, _ = _ingest(resources)
     assert meta["files_read"] == 0 and meta["plays_added"] == 0 and count() == (75, 75)
+
+
+def test_an_old_snowflake_streams_table_is_upgraded_in_place(monkeypatch, s3_env, fakesnow_server, snowflake_database, emulator) -> None:
+    from datetime import datetime, timezone
+
+    import snowflake.connector
+
+    from spotify_assets_tests.production import configure
+    from spotify_assets_tests.snowflake_support import insert_rows
+
+    configure(monkeypatch, s3_env=s3_env, fakesnow_server=fakesnow_server, database=snowflake_database,
+              emulator=emulator, playlist_ids=["x" * 22])
+    everything = build_resources(load_settings())
+    resources = {"raw_store": everything["raw_store"], "warehouse": everything["warehouse"]}
+    old_columns = [c for c in STREAMS.columns if c.name != "play_id"]
+    table = f"{snowflake_database}.ANALYTICS.STREAMS"
+    with snowflake.connector.connect(**fakesnow_server, database=snowflake_database) as conn:
+        cur = conn.cursor()
+        cur.execute(f"CREATE SCHEMA {snowflake_database}.ANALYTICS")
+        cur.execute(f"USE SCHEMA {snowflake_database}.ANALYTICS")
+        cur.execute(f"CREATE TABLE {table} (" + ", ".join(f"{c.name} {c.sql_type('snowflake')}" for c in old_columns) + ")")
+        for name, n in (("ana/a/Streaming_History_Audio_2024_0.json", 30), ("ana/b/Streaming_History_Audio_2024_0.json", 34)):
+            frame = parse_export(orjson.dumps(_plays(n)), fmt="extended", listener="ana", source_file=name,
+                                 ingested_at=datetime(2026, 1, 1, tzinfo=timezone.utc), ip_hash_key=None)
+            insert_rows(conn, frame.drop(columns=["play_id"]).rename(columns=str.upper), "STREAMS")
+        cur.execute(f"SELECT COUNT(*) FROM {table}")
+        assert cur.fetchone()[0] == 64
+    meta, _ = _ingest(resources)  # nothing new dropped: the upgrade alone
+    assert meta["upgraded_rows_before"] == 64 and meta["upgraded_rows_after"] == 34
+    with snowflake.connector.connect(**fakesnow_server) as conn:
+        cur = conn.cursor()
+        cur.execute(f"SELECT COUNT(*), COUNT(DISTINCT PLAY_ID), COUNT(DISTINCT PLAYED_AT) FROM {table}")
+        assert tuple(cur.fetchone()) == (34, 34, 34)
