@@ -153,8 +153,12 @@ class _Member:
         self.archive, self.member, self.source_file, self.limit = archive, member, source_file, limit
 
     def read(self) -> bytes | Problem:
-        with self.archive.open(self.member) as handle:  # the size in the header may lie: bounded
-            return _read_bounded(handle, self.source_file, self.limit)
+        try:
+            with self.archive.open(self.member) as handle:  # the size in the header may lie: bounded
+                return _read_bounded(handle, self.source_file, self.limit)
+        except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError) as err:
+            # a damaged or encrypted member: this file is named, the others go on
+            return Problem(self.source_file, f"unreadable zip member: {err}")
 
 
 # --- the warehouse side ----------------------------------------------------------------------
@@ -256,9 +260,9 @@ def streams(context: dg.AssetExecutionContext, raw_store: RawSnapshotStore, ware
             continue
         data = body if isinstance(body, Problem) else body.read()
         if isinstance(data, Problem):
-            refused += 1
+            refused += data.refused
             failed.append({"file": data.source_file, "error": data.error})
-            context.log.error(f"listening export {data.source_file} refused: {data.error}")
+            context.log.error(f"listening export {data.source_file} {'refused' if data.refused else 'skipped'}: {data.error}")
             continue
         ingested_at = datetime.now(timezone.utc)
         try:
