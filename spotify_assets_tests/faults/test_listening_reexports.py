@@ -275,3 +275,17 @@ def test_an_old_snowflake_streams_table_is_upgraded_in_place(monkeypatch, s3_env
         cur = conn.cursor()
         cur.execute(f"SELECT COUNT(*), COUNT(DISTINCT PLAY_ID), COUNT(DISTINCT PLAYED_AT) FROM {table}")
         assert tuple(cur.fetchone()) == (34, 34, 34)
+
+
+def test_a_damaged_zip_member_is_named_and_the_others_load() -> None:
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_STORED) as z:
+        z.writestr("MyData/Streaming_History_Audio_2024_0.json", orjson.dumps(_plays(10)))
+        z.writestr("MyData/Streaming_History_Audio_2024_1.json", orjson.dumps(_plays(10, start=100)))
+    data = bytearray(archive.getvalue())
+    at = data.index(b"spotify:track:")  # inside the first member: its CRC no longer matches
+    data[at] = ord("X")
+    _drop("ana/my_spotify_data.zip", bytes(data))
+    meta, check = _ingest()
+    assert meta["plays_added"] == 10 and meta["files_unreadable"] == 1 and _counts() == (10, 10)
+    assert "ana/my_spotify_data.zip!MyData/Streaming_History_Audio_2024_0.json" in check.description
