@@ -71,8 +71,8 @@ def _resources() -> dict[str, Any]:
     }
 
 
-def _ingest(resources: dict[str, Any] | None = None) -> tuple[dict[str, Any], dg.AssetCheckEvaluation]:
-    result = dg.materialize([streams], resources=resources or _resources())
+def _ingest(resources: dict[str, Any] | None = None, instance: dg.DagsterInstance | None = None) -> tuple[dict[str, Any], dg.AssetCheckEvaluation]:
+    result = dg.materialize([streams], resources=resources or _resources(), instance=instance)
     assert result.success
     (event,) = result.get_asset_materialization_events()
     (check,) = result.get_asset_check_evaluations()
@@ -138,17 +138,19 @@ def test_a_file_overwritten_in_place_is_seen_by_the_sensor_and_adds_only_new_pla
     path = _drop("ana/Streaming_History_Audio_2024_0.json", orjson.dumps(_plays(369)))
     with dg.instance_for_test() as instance:
         context = dg.build_sensor_context(instance=instance, resources={"raw_store": resources["raw_store"]})
-        assert isinstance(listening_files_sensor(context), dg.RunRequest)
-        _ingest(resources)
+        first = listening_files_sensor(context)
+        assert isinstance(first, dg.RunRequest)
+        meta, _ = _ingest(resources, instance)
+        assert meta["plays_added"] == 369
         assert isinstance(listening_files_sensor(context), dg.SkipReason)
         # same name, new content (the whole history again with 5 new plays): before, no run
-        time.sleep(0.01)
         path.write_bytes(orjson.dumps(_plays(374)))
         request = listening_files_sensor(context)
-        assert isinstance(request, dg.RunRequest)
-        meta, _ = _ingest(resources)
-        assert meta["files_read"] == 1 and meta["plays_added"] == 5 and _counts() == (374, 374)
+        assert isinstance(request, dg.RunRequest) and request.run_key != first.run_key
+        meta, _ = _ingest(resources, instance)
+        assert meta["files_read"] == 1 and meta["plays_added"] == 5
         assert isinstance(listening_files_sensor(context), dg.SkipReason)
+    assert _counts() == (374, 374)
 
 
 def test_an_oversize_file_is_refused_by_name_and_the_others_load(monkeypatch: pytest.MonkeyPatch) -> None:
