@@ -21,7 +21,7 @@ import duckdb
 import orjson
 import pytest
 
-from spotify_assets.defs.listening import LISTENING_PREFIX, listening_files_sensor, streams
+from spotify_assets.defs.listening import LISTENING_PREFIX, streams
 from spotify_assets.defs.resources import DuckDBWarehouse, LocalRawSnapshotStore, build_resources, load_settings
 from spotify_assets.lib.listening import parse_export
 from spotify_assets.lib.tables import STREAMS
@@ -131,26 +131,6 @@ def test_a_listeners_repeated_exports_end_with_one_row_per_play() -> None:
             "SELECT COUNT(*) FROM (SELECT DISTINCT listener, played_at, track_uri, ms_played FROM analytics.streams)"
         ).fetchone()[0]
     assert distinct == 1175
-
-
-def test_a_file_overwritten_in_place_is_seen_by_the_sensor_and_adds_only_new_plays() -> None:
-    resources = _resources()
-    path = _drop("ana/Streaming_History_Audio_2024_0.json", orjson.dumps(_plays(369)))
-    with dg.instance_for_test() as instance:
-        context = dg.build_sensor_context(instance=instance, resources={"raw_store": resources["raw_store"]})
-        first = listening_files_sensor(context)
-        assert isinstance(first, dg.RunRequest)
-        meta, _ = _ingest(resources, instance)
-        assert meta["plays_added"] == 369
-        assert isinstance(listening_files_sensor(context), dg.SkipReason)
-        # same name, new content (the whole history again with 5 new plays): before, no run
-        path.write_bytes(orjson.dumps(_plays(374)))
-        request = listening_files_sensor(context)
-        assert isinstance(request, dg.RunRequest) and request.run_key != first.run_key
-        meta, _ = _ingest(resources, instance)
-        assert meta["files_read"] == 1 and meta["plays_added"] == 5
-        assert isinstance(listening_files_sensor(context), dg.SkipReason)
-    assert _counts() == (374, 374)
 
 
 def test_an_oversize_file_is_refused_by_name_and_the_others_load(monkeypatch: pytest.MonkeyPatch) -> None:
