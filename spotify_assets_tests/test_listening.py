@@ -15,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pandas as pd
 import pytest
 
@@ -54,7 +55,28 @@ def _expected(data: bytes, fmt: str, rows: list[dict[str, Any]], *, source_file:
         "ingested_at": "2026-11-21T08:30:00Z",
     }
     records = [{**dict.fromkeys(STREAMS.column_names), **common, **row, "source_row": i} for i, row in enumerate(rows)]
+    seen: dict[str, int] = {}
+    for record in records:
+        record["play_id"] = _play_id(record, seen)
     return STREAMS.conform(pd.DataFrame.from_records(records, columns=STREAMS.column_names))
+
+
+def _play_id(record: dict[str, Any], seen: dict[str, int]) -> str:
+    """The documented natural key, computed here independently of the code under test: family,
+    listener, end time to the microsecond, what was played, ms played, occurrence in the file."""
+    family = "account" if record["source_format"] == "account" else "extended"
+    ended = pd.Timestamp(record["played_at"]).tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    text = {k: record.get(k) or "" for k in ("track_uri", "episode_uri", "episode_name", "show_name", "artist_name", "track_name", "album_name")}
+    if text["track_uri"] or text["episode_uri"]:
+        what = "uri:" + (text["track_uri"] or text["episode_uri"])
+    elif text["episode_name"] or text["show_name"]:
+        what = f"episode:{text['show_name']}\x1e{text['episode_name']}"
+    else:
+        what = f"track:{text['artist_name']}\x1e{text['track_name']}\x1e{text['album_name']}"
+    base = "\x1f".join((family, record["listener"], ended, what, str(record["ms_played"])))
+    n = seen.get(base, 0)
+    seen[base] = n + 1
+    return hashlib.sha256(f"{base}\x1f{n}".encode()).hexdigest()[:32]
 
 
 def _cells(frame: pd.DataFrame) -> list[str]:
@@ -596,3 +618,47 @@ def test_sample_ip_addresses_are_documentation_addresses_and_never_stored(sample
     assert "synthetic-" not in everything  # the old format's username is dropped
     # The same address hashes alike across files and formats.
     assert frame.loc[frame["listener"] == "ana", "ip_hash"].value_counts().iloc[0] > 100
+
+
+# --- play_id: the natural key of a play --------------------------------------------------
+
+
+def _extended_play(ts: str, uri: str = "spotify:track:4uLU6hMCjMI75M1A2tKUQC", ms: int = 1000, **extra: Any) -> dict[str, Any]:
+    return {"ts": ts, "ms_played": ms, "spotify_track_uri": uri, "master_metadata_track_name": "T",
+            "master_metadata_album_artist_name": "A", "platform": "ios", **extra}
+
+
+def test_a_play_keeps_its_id_in_a_later_cumulative_export() -> None:
+    old = orjson.dumps([_extended_play("2024-01-01T10:00:00Z"), _extended_play("2024-01-01T10:05:00Z")])
+    new = orjson.dumps([_extended_play("2024-01-01T10:00:00Z"), _extended_play("2024-01-01T10:05:00Z"),
+                        _extended_play("2024-01-02T09:00:00Z")])
+    a = _parse(old, "extended", source_file="ana/Streaming_History_Audio_2024_0.json")
+    b = _parse(new, "extended", source_file="ana/Streaming_History_Audio_2024_0 (1).json")
+    assert a["play_id"].tolist() == b["play_id"].tolist()[:2] and b["play_id"].is_unique
+    # another listener's identical play is another play
+    assert set(_parse(old, "extended", listener="ben")["play_id"]).isdisjoint(a["play_id"])
+
+
+def test_identical_plays_in_one_file_are_distinct_and_stay_so_in_a_re_export() -> None:
+    # two zero-millisecond skips of one track ending in the same second are two plays
+    data = orjson.dumps([_extended_play("2024-01-01T10:00:00Z", ms=0), _extended_play("2024-01-01T10:00:00Z", ms=0)])
+    first = _parse(data, "extended")
+    assert first["play_id"].is_unique
+    assert _parse(data, "extended", source_file="ana/copy.json")["play_id"].tolist() == first["play_id"].tolist()
+    # the key uses the end time to the second: one second apart is another play
+    other = _parse(orjson.dumps([_extended_play("2024-01-01T10:00:01Z", ms=0)]), "extended")
+    assert other["play_id"].iloc[0] not in set(first["play_id"])
+
+
+def test_cross_format_extended_and_endsong_are_one_family_account_another() -> None:
+    play = _extended_play("2024-01-01T10:00:00Z", ms=61000, ip_addr="192.0.2.1")
+    endsong = dict(play, ip_addr_decrypted="192.0.2.1", username="ana", user_agent_decrypted="x")
+    del endsong["ip_addr"]
+    ext = _parse(orjson.dumps([play]), "extended")
+    old = _parse(orjson.dumps([endsong]), "endsong")
+    assert ext["play_id"].tolist() == old["play_id"].tolist()  # the same play counts once
+    account = _parse(orjson.dumps([{"endTime": "2024-01-01 10:00", "artistName": "A", "trackName": "T", "msPlayed": 61000}]), "account")
+    # minute precision, names only: not matched with the extended play (documented decision)
+    assert account["play_id"].iloc[0] != ext["play_id"].iloc[0]
+    assert _parse(orjson.dumps([{"endTime": "2024-01-01 10:00", "artistName": "A", "trackName": "T", "msPlayed": 61000}]),
+                  "account", source_file="ana/StreamingHistory_music_1.json")["play_id"].tolist() == account["play_id"].tolist()

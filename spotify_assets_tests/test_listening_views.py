@@ -20,6 +20,7 @@ import pytest
 import snowflake.connector
 
 from spotify_assets.defs.views import references, render, view_names, view_sql
+from spotify_assets.lib.listening import play_ids
 from spotify_assets.lib.tables import DECLARED_TABLES, STREAMS
 from spotify_assets.lib.warehouse import duckdb_replace, snowflake_replace
 from spotify_assets_tests.snowflake_support import insert_rows
@@ -98,6 +99,7 @@ def streams_frame() -> pd.DataFrame:
         )
     frame = pd.DataFrame(records, columns=STREAMS.column_names)
     frame["skipped"] = frame["skipped"].astype("boolean")
+    frame["play_id"] = play_ids(frame)
     return STREAMS.conform(frame)
 
 

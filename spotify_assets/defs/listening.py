@@ -2,45 +2,76 @@
 
 The Web API has no listening data; every Spotify user can download theirs (Account privacy ->
 Download your data). Drop the files, or the whole zip, into `listening/<listener>/` under the
-data directory (locally) or under the bucket's prefix (production). `streams` ingests every
-export file it has not ingested before (a file is known by the SHA-256 of its bytes, so
-dropping the same file again, under any name, changes nothing) and appends its plays to the
-`streams` table in one transaction. A malformed file is reported by name and skipped; the
-others are ingested. The `listening_files_sensor` starts `listening_job` when files appear.
+data directory (locally) or under the bucket's prefix (production).
+
+Plays are unique by play, not by file: Spotify's export always holds the whole history, so a
+new export repeats the old plays. Every play has a natural key, `play_id`
+(`lib/listening.play_ids`), and each file's plays are appended in ONE transaction with its row
+in the `listening_files` registry, inserting only plays whose `play_id` is not in `streams`:
+any re-export (cumulative, overlapping, the same file twice, under any name) adds only its new
+plays. A file is read again when its storage tag changes (overwritten in place), and the
+`listening_files_sensor` watches names and tags. A file over SPOTIFY_ASSETS_LISTENING_MAX_FILE_MB
+(a zip member by its own size) is refused by name and the others load; files are read one at
+a time, so memory holds one file's plays at most. A malformed file is reported by name and
+skipped; the others are ingested. A `streams` table from before `play_id` is upgraded in place
+on the next run, each distinct play kept once.
 """
 
 import hashlib
-import io
 import os
 import time
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import IO
 
 import dagster as dg
 import pandas as pd
 
+from spotify_assets.defs import io_managers
 from spotify_assets.defs.io_managers import column_schema, records_markdown
-from spotify_assets.defs.resources import RawSnapshotStore, Warehouse, warehouse_kind
+from spotify_assets.defs.resources import (
+    DuckDBWarehouse,
+    RawSnapshotStore,
+    SnowflakeWarehouse,
+    Warehouse,
+    load_settings,
+    warehouse_kind,
+)
 from spotify_assets.lib import listening
-from spotify_assets.lib.tables import STREAMS
+from spotify_assets.lib.tables import LISTENING_FILES, STREAMS
+from spotify_assets.lib.warehouse import (
+    AppendResult,
+    DuckDBDatabase,
+    duckdb_append_new,
+    duckdb_rewrite_table,
+    snowflake_append_new,
+    snowflake_rewrite_table,
+)
 
 LISTENING_PREFIX = "listening/"
 IP_HASH_KEY_ENV = "SPOTIFY_ASSETS_IP_HASH_KEY"
+MAX_FILE_SETTING = "SPOTIFY_ASSETS_LISTENING_MAX_FILE_MB"
 _STORAGE = warehouse_kind()
 
 
 @dataclass(frozen=True)
 class ExportFile:
+    """One export file to read: `read()` gives its bytes (at most `limit` + 1 of them)."""
+
     source_file: str  # relative to the listening folder; a zip member is `<zip>!<member>`
     listener: str
     fmt: str
-    data: bytes
+    tag: str  # changes with the content: the storage's tag (a zip member: the zip's, plus its CRC)
+    size: int
 
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.data).hexdigest()
+
+@dataclass(frozen=True)
+class Problem:
+    source_file: str
+    error: str | None  # None: an export file that is deliberately not ingested (video history)
+    refused: bool = False  # over the size limit
 
 
 def _listener(relative: str) -> str:
@@ -49,28 +80,141 @@ def _listener(relative: str) -> str:
     return parts[0] if len(parts) > 1 else "default"
 
 
-def export_files(backend, keys: list[str]) -> Iterator[ExportFile | tuple[str, str | None]]:  # type: ignore[no-untyped-def]
-    """The export files among `keys` (zips opened); (source_file, error) for an unreadable zip, and
-    (source_file, None) for an export file that is not ingested (video history)."""
-    for key in keys:
-        relative = key[len(LISTENING_PREFIX):]
+def _too_large(source_file: str, size: int, limit: int) -> Problem:
+    return Problem(
+        source_file,
+        f"{size / 2**20:.1f} MB is over the {limit // 2**20} MB limit for one listening file "
+        f"({MAX_FILE_SETTING}); not read. Raise the setting, or split the file",
+        refused=True,
+    )
+
+
+def _read_bounded(handle: IO[bytes], source_file: str, limit: int) -> bytes | Problem:
+    data = handle.read(limit + 1)
+    return _too_large(source_file, len(data), limit) if len(data) > limit else data
+
+
+def export_files(backend, limit: int) -> Iterator[tuple[ExportFile, bytes | Problem] | Problem]:  # type: ignore[no-untyped-def]
+    """The export files in the listening folder with their bytes, one at a time (zips opened
+    through the store's seekable stream, members read one by one); a file over `limit` bytes is
+    refused unread. Yields a Problem for an unreadable zip, a refused file, and an export file
+    that is not ingested (video history). `known(source_file, tag)` is checked by the caller."""
+    for info in backend.list_info(LISTENING_PREFIX):
+        relative = info.key[len(LISTENING_PREFIX):]
         name = relative.rsplit("/", 1)[-1]
         if name.lower().endswith(".zip"):
-            data = backend.get(key) or b""
-            try:
-                with zipfile.ZipFile(io.BytesIO(data)) as archive:
-                    for member in sorted(archive.namelist()):
-                        fmt = listening.detect_format(member.rsplit("/", 1)[-1])
-                        if fmt is not None:
-                            yield ExportFile(f"{relative}!{member}", _listener(relative), fmt, archive.read(member))
-            except (zipfile.BadZipFile, OSError) as err:
-                yield (relative, f"not a readable zip archive: {err}")
+            yield from _zip_members(backend, info, relative, limit)
             continue
         fmt = listening.detect_format(name)
-        if fmt is not None:
-            yield ExportFile(relative, _listener(relative), fmt, backend.get(key) or b"")
-        elif listening.skip_reason(name):
-            yield (relative, None)  # an export file we know and do not ingest (video history)
+        if fmt is None:
+            if listening.skip_reason(name):
+                yield Problem(relative, None)
+            continue
+        item = ExportFile(relative, _listener(relative), fmt, info.tag, info.size)
+        if info.size > limit:
+            yield item, _too_large(relative, info.size, limit)
+            continue
+        yield item, _Lazy(backend, info.key, relative, limit)  # type: ignore[misc]
+
+
+class _Lazy:
+    """Bytes read only when the caller wants them (files already ingested are never read)."""
+
+    def __init__(self, backend, key: str, source_file: str, limit: int):  # type: ignore[no-untyped-def]
+        self.backend, self.key, self.source_file, self.limit = backend, key, source_file, limit
+
+    def read(self) -> bytes | Problem:
+        with self.backend.open(self.key) as handle:
+            return _read_bounded(handle, self.source_file, self.limit)
+
+
+def _zip_members(backend, info, relative: str, limit: int):  # type: ignore[no-untyped-def]
+    try:
+        with backend.open(info.key) as handle, zipfile.ZipFile(handle) as archive:
+            for member in sorted(archive.infolist(), key=lambda m: m.filename):
+                base = member.filename.rsplit("/", 1)[-1]
+                fmt = listening.detect_format(base)
+                source_file = f"{relative}!{member.filename}"
+                if fmt is None:
+                    if listening.skip_reason(base):
+                        yield Problem(source_file, None)
+                    continue
+                item = ExportFile(source_file, _listener(relative), fmt, f"{info.tag}|{member.CRC:08x}|{member.file_size}", member.file_size)
+                if member.file_size > limit:
+                    yield item, _too_large(source_file, member.file_size, limit)
+                    continue
+                yield item, _Member(archive, member, source_file, limit)
+    except (zipfile.BadZipFile, OSError, EOFError) as err:
+        yield Problem(relative, f"not a readable zip archive: {err}")
+
+
+class _Member:
+    def __init__(self, archive: zipfile.ZipFile, member: zipfile.ZipInfo, source_file: str, limit: int):
+        self.archive, self.member, self.source_file, self.limit = archive, member, source_file, limit
+
+    def read(self) -> bytes | Problem:
+        try:
+            with self.archive.open(self.member) as handle:  # the size in the header may lie: bounded
+                return _read_bounded(handle, self.source_file, self.limit)
+        except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError) as err:
+            # a damaged or encrypted member: this file is named, the others go on
+            return Problem(self.source_file, f"unreadable zip member: {err}")
+
+
+# --- the warehouse side ----------------------------------------------------------------------
+
+
+# The registry row records how many plays its own transaction added.
+_FILL = {"listening_files": ("rows_added", "streams")}
+
+
+def _append(warehouse: Warehouse, frames: dict[str, pd.DataFrame]) -> dict[str, AppendResult]:
+    """Insert the plays not yet in `streams` and the registry row, in ONE transaction."""
+    if isinstance(warehouse, DuckDBWarehouse):
+        db = DuckDBDatabase(warehouse.database, lock_timeout_s=warehouse.lock_timeout_seconds)
+        with db.connect(write=True) as conn:
+            return duckdb_append_new(conn, warehouse.schema_name, frames, _FILL)
+    if isinstance(warehouse, SnowflakeWarehouse):
+        with warehouse.snowflake.get_connection() as conn:
+            return snowflake_append_new(
+                conn, warehouse.database, warehouse.schema_name, frames, _FILL, stage=io_managers.stage_frame
+            )
+    raise TypeError(f"no append for warehouse {type(warehouse).__name__}")
+
+
+def _rewrite(warehouse: Warehouse, table: str, frame: pd.DataFrame) -> int:
+    if isinstance(warehouse, DuckDBWarehouse):
+        db = DuckDBDatabase(warehouse.database, lock_timeout_s=warehouse.lock_timeout_seconds)
+        with db.connect(write=True) as conn:
+            return duckdb_rewrite_table(conn, warehouse.schema_name, table, frame)
+    if isinstance(warehouse, SnowflakeWarehouse):
+        with warehouse.snowflake.get_connection() as conn:
+            return snowflake_rewrite_table(conn, warehouse.database, warehouse.schema_name, table, frame, stage=io_managers.stage_frame)
+    raise TypeError(f"no rewrite for warehouse {type(warehouse).__name__}")
+
+
+def _columns(warehouse: Warehouse, table: str) -> set[str]:
+    listing, schema = warehouse.catalog
+    columns = listing.rsplit(".", 1)[0] + (".COLUMNS" if listing.isupper() else ".columns")
+    found = warehouse.query(
+        f"SELECT column_name FROM {columns} WHERE table_schema = '{schema}' AND lower(table_name) = '{table}'"
+    )
+    return {str(c).lower() for c in found["column_name"]}
+
+
+def upgrade_streams(warehouse: Warehouse, log) -> tuple[int, int] | None:  # type: ignore[no-untyped-def]
+    """A `streams` table from before `play_id`: give every row its play's id, keep each play
+    once (the first ingested), in one transaction. (rows before, rows after), or None."""
+    columns = _columns(warehouse, "streams")
+    if not columns or "play_id" in columns:
+        return None
+    old = warehouse.query(f"SELECT * FROM {warehouse.qualified('streams')}")
+    old = STREAMS.conform(old.drop(columns=[c for c in old.columns if c not in STREAMS.column_names]), partial=True)
+    old["play_id"] = listening.play_ids(old)
+    kept = old.sort_values(["ingested_at", "source_sha256", "source_row"], kind="stable").drop_duplicates("play_id")
+    after = _rewrite(warehouse, "streams", kept.sort_index()[STREAMS.column_names])
+    log.info(f"streams upgraded to one row per play: {len(old)} rows -> {after} plays ({len(old) - after} duplicates removed)")
+    return len(old), after
 
 
 @dg.asset(
@@ -83,75 +227,98 @@ def export_files(backend, keys: list[str]) -> Iterator[ExportFile | tuple[str, s
         dg.AssetCheckSpec(
             "exports_readable",
             asset="streams",
-            description="WARN. Every export file in the listening folder could be read; a malformed one is named with what is wrong.",
+            description="WARN. Every export file in the listening folder could be read; a malformed one, or one over the size limit, is named with what is wrong.",
         )
     ],
 )
 def streams(context: dg.AssetExecutionContext, raw_store: RawSnapshotStore, warehouse: Warehouse):
     backend = raw_store.backend()
-    keys = backend.list(LISTENING_PREFIX)
-    known: set[str] = set()
-    exists = "streams" in warehouse.tables()
-    if exists:
-        known = set(warehouse.query(f"SELECT DISTINCT source_sha256 FROM {warehouse.qualified('streams')}")["source_sha256"])
-    ingested_at = datetime.now(timezone.utc)
+    limit = load_settings().listening.max_file_mb * 2**20
+    upgraded = upgrade_streams(warehouse, context.log) if "streams" in warehouse.tables() else None
+    known: set[tuple[str, str]] = set()
+    if "listening_files" in warehouse.tables():
+        registry = warehouse.query(f"SELECT source_file, tag FROM {warehouse.qualified('listening_files')}")
+        known = set(zip(registry["source_file"], registry["tag"]))
     key = os.environ.get(IP_HASH_KEY_ENV, "").encode() or None
-    frames: list[pd.DataFrame] = []
     new: list[dict[str, object]] = []
     failed: list[dict[str, object]] = []
-    already = skipped = 0
+    already = skipped = refused = rows_read = rows_added = 0
+    table_rows: int | None = None
     started = time.perf_counter()
-    for item in export_files(backend, keys):
-        if isinstance(item, tuple):
-            source_file, error = item
-            if error is None:
+    for item in export_files(backend, limit):
+        if isinstance(item, Problem):
+            if item.error is None:
                 skipped += 1
-                context.log.info(f"listening export {source_file} not ingested: {listening.skip_reason(source_file)}")
+                context.log.info(f"listening export {item.source_file} not ingested: {listening.skip_reason(item.source_file)}")
             else:
-                failed.append({"file": source_file, "error": error})
-                context.log.error(f"listening export {source_file} skipped: {error}")
+                failed.append({"file": item.source_file, "error": item.error})
+                context.log.error(f"listening export {item.source_file} skipped: {item.error}")
             continue
-        sha = item.sha256
-        if sha in known:
+        export, body = item
+        if (export.source_file, export.tag) in known:
             already += 1
             continue
-        known.add(sha)  # the same bytes twice in one drop (a copy, or inside a zip) count once
+        data = body if isinstance(body, Problem) else body.read()
+        if isinstance(data, Problem):
+            refused += data.refused
+            failed.append({"file": data.source_file, "error": data.error})
+            context.log.error(f"listening export {data.source_file} {'refused' if data.refused else 'skipped'}: {data.error}")
+            continue
+        ingested_at = datetime.now(timezone.utc)
         try:
             frame = listening.parse_export(
-                item.data, fmt=item.fmt, listener=item.listener, source_file=item.source_file,
+                data, fmt=export.fmt, listener=export.listener, source_file=export.source_file,
                 ingested_at=ingested_at, ip_hash_key=key,
             )
         except listening.ExportError as err:
-            failed.append({"file": item.source_file, "error": str(err)})
-            context.log.error(f"listening export {item.source_file} skipped: {err}")
+            failed.append({"file": export.source_file, "error": str(err)})
+            context.log.error(f"listening export {export.source_file} skipped: {err}")
             continue
-        frames.append(frame)
-        new.append({"file": item.source_file, "listener": item.listener, "format": item.fmt, "plays": len(frame)})
-        context.log.info(f"listening export {item.source_file}: {len(frame)} plays ({item.fmt}, listener {item.listener})")
-    frame = pd.concat(frames, ignore_index=True) if frames else STREAMS.empty_frame()
-    if new or not exists:  # the first run creates the typed table, even with nothing to ingest
-        shas = sorted({f for f in frame["source_sha256"]})
-        where = f"source_sha256 IN ({', '.join(repr(s) for s in shas)})" if shas else "1 = 0"
-        result = warehouse.replace_rows("streams", frame, where)
-        table_rows = result.table_rows
-    else:
-        table_rows = int(warehouse.query(f"SELECT COUNT(*) AS n FROM {warehouse.qualified('streams')}")["n"].iloc[0])
+        sha = hashlib.sha256(data).hexdigest()
+        del data
+        # The file's new plays and its registry row in ONE transaction: a crash leaves the file
+        # wholly recorded or not at all, and the next run reads it again.
+        registry_row = pd.DataFrame([{
+            "source_file": export.source_file, "tag": export.tag, "sha256": sha, "size_bytes": export.size,
+            "rows_read": len(frame), "rows_added": 0, "ingested_at": ingested_at,
+        }])
+        added = _append(warehouse, {"streams": frame, "listening_files": registry_row})["streams"]
+        table_rows = added.table_rows
+        known.add((export.source_file, export.tag))
+        rows_read += len(frame)
+        rows_added += added.rows_added
+        new.append({"file": export.source_file, "listener": export.listener, "format": export.fmt,
+                    "plays": len(frame), "new plays": added.rows_added})
+        context.log.info(
+            f"listening export {export.source_file}: {len(frame)} plays, {added.rows_added} new "
+            f"({export.fmt}, listener {export.listener})"
+        )
+    if table_rows is None:  # nothing read: make sure both tables exist (typed), count the plays
+        table_rows = _append(warehouse, {"streams": STREAMS.empty_frame(), "listening_files": LISTENING_FILES.empty_frame()})["streams"].table_rows
     context.log.info(
-        f"streams: {len(new)} new export file(s) with {len(frame)} plays, {already} already ingested, "
-        f"{len(failed)} unreadable, in {time.perf_counter() - started:.2f} s; the table has {table_rows} plays"
+        f"streams: {len(new)} export file(s) read with {rows_read} plays, {rows_added} new and "
+        f"{rows_read - rows_added} already in the table; {already} file(s) unchanged since read, "
+        f"{refused} refused as too large, {len(failed) - refused} unreadable, in "
+        f"{time.perf_counter() - started:.2f} s; the table has {table_rows} plays"
     )
-    yield dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": table_rows,
-            "dagster/table_name": warehouse.qualified("streams"),
-            "plays_added": len(frame),
-            "files_ingested": dg.MetadataValue.md(records_markdown(new, width=200)),
-            "files_already_ingested": already,
-            "files_unreadable": len(failed),
-            "files_not_ingested": skipped,
-            "folder": backend.uri(LISTENING_PREFIX),
-        }
-    )
+    metadata: dict[str, object] = {
+        "dagster/row_count": table_rows,
+        "dagster/table_name": warehouse.qualified("streams"),
+        "plays_added": rows_added,
+        "rows_read": rows_read,
+        "duplicates_skipped": rows_read - rows_added,
+        "files_read": len(new),
+        "files_ingested": dg.MetadataValue.md(records_markdown(new, width=200)),
+        "files_already_ingested": already,
+        "files_unreadable": len(failed) - refused,
+        "files_refused": refused,
+        "files_not_ingested": skipped,
+        "max_file_mb": limit // 2**20,
+        "folder": backend.uri(LISTENING_PREFIX),
+    }
+    if upgraded is not None:
+        metadata["upgraded_rows_before"], metadata["upgraded_rows_after"] = upgraded
+    yield dg.MaterializeResult(metadata=metadata)
     yield dg.AssetCheckResult(
         check_name="exports_readable",
         passed=not failed,
@@ -174,10 +341,11 @@ listening_job = dg.define_asset_job(
 
 @dg.sensor(job=listening_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
 def listening_files_sensor(context: dg.SensorEvaluationContext, raw_store: RawSnapshotStore):
-    """Runs listening_job when the files in the listening folder change."""
-    keys = raw_store.backend().list(LISTENING_PREFIX)
-    digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16]
-    if not keys or digest == context.cursor:
+    """Runs listening_job when the files in the listening folder change: names or content (the
+    storage's tag changes when a file is overwritten in place)."""
+    infos = raw_store.backend().list_info(LISTENING_PREFIX)
+    digest = hashlib.sha256("\n".join(f"{i.key}\t{i.tag}" for i in infos).encode()).hexdigest()[:16]
+    if not infos or digest == context.cursor:
         return dg.SkipReason(f"no new files in {LISTENING_PREFIX}")
     context.update_cursor(digest)
     return dg.RunRequest(run_key=f"listening-{digest}")

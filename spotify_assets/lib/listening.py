@@ -25,6 +25,18 @@ and no error message ever quotes an IP address.
 
 A file is parsed whole or not at all: anything malformed raises `ExportError` naming the file,
 the row and the field.
+
+Plays are unique by play, not by file (`play_ids`). Spotify's export always holds the whole
+history, so a new export repeats every play of the old one; each play gets `play_id`, a hash of
+what identifies it in every export: the listener, when playback ended (full precision), what
+was played (the track or episode URI; without one, the artist and track names or the show and
+episode names), the milliseconds played, the format family, and its occurrence among identical
+plays in the same file (two zero-millisecond skips of one track in one minute are two plays, and
+a re-export holds both again). Cross-format decision: `extended` and `endsong` are one family (the
+same fields, to the second: the same play in both counts once); `account` is another: its end
+time is to the minute and it has names but no URIs, so its plays cannot be matched with an
+extended play's without merging distinct plays; the same play in account and extended files
+counts once per family. Drop one family per listener (the extended one when you have it).
 """
 
 from __future__ import annotations
@@ -202,8 +214,51 @@ def parse_export(
     columns["source_row"] = pd.array(list(range(n)), dtype="Int32")
     ingested = pd.Timestamp(ingested_at).tz_convert("UTC")
     columns["ingested_at"] = pd.Series([ingested] * n, dtype="datetime64[us, UTC]")
-    frame = pd.DataFrame(columns, index=pd.RangeIndex(n))
+    frame = pd.DataFrame({k: v for k, v in columns.items()}, index=pd.RangeIndex(n))
+    frame["play_id"] = play_ids(frame)
     return STREAMS.conform(frame[STREAMS.column_names])
+
+
+PLAY_ID_HEX_CHARS = 32
+
+
+def play_ids(frame: pd.DataFrame) -> list[str]:
+    """The natural key of each play (see the module notes): a hash of listener, end time,
+    what was played, ms played and format family, with the occurrence among identical plays of
+    the same file (`source_sha256`, in `source_row` order). Needs those columns only, so an old
+    table's rows get the same ids their files would give today."""
+    if frame.empty:
+        return []
+    n = len(frame)
+
+    def texts(name: str) -> list[str]:
+        if name not in frame.columns:
+            return [""] * n
+        return ["" if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v) for v in frame[name]]
+
+    track_uri, episode_uri = texts("track_uri"), texts("episode_uri")
+    episode, show = texts("episode_name"), texts("show_name")
+    artist, track, album = texts("artist_name"), texts("track_name"), texts("album_name")
+    played = pd.to_datetime(frame["played_at"], utc=True).dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ").tolist()
+    ms = ["" if pd.isna(v) else str(int(v)) for v in frame["ms_played"]]
+    listener = [str(v) for v in frame["listener"]]
+    family = [ACCOUNT if f == ACCOUNT else EXTENDED for f in frame["source_format"]]
+    sha = list(frame["source_sha256"])
+    rows = [int(v) for v in frame["source_row"]]
+    seen: dict[tuple[str, str], int] = {}
+    out = [""] * n
+    for i in sorted(range(n), key=lambda i: (sha[i], rows[i])):
+        if track_uri[i] or episode_uri[i]:
+            what = "uri:" + (track_uri[i] or episode_uri[i])
+        elif episode[i] or show[i]:
+            what = f"episode:{show[i]}\x1e{episode[i]}"
+        else:
+            what = f"track:{artist[i]}\x1e{track[i]}\x1e{album[i]}"
+        base = "\x1f".join((family[i], listener[i], played[i], what, ms[i]))
+        k = seen.get((sha[i], base), 0)
+        seen[(sha[i], base)] = k + 1
+        out[i] = hashlib.sha256(f"{base}\x1f{k}".encode()).hexdigest()[:PLAY_ID_HEX_CHARS]
+    return out
 
 
 # --------------------------------------------------------------------------------------------

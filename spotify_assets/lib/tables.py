@@ -321,14 +321,30 @@ STREAMS = Table(
         Column("incognito_mode", "bool", "played in a private session"),
         Column("source_format", "string", "extended, endsong or account", nullable=False),
         Column("source_file", "string", "the export file, relative to the listening folder", nullable=False),
-        Column("source_sha256", "string", "SHA-256 of the file's bytes: a file is ingested once", nullable=False),
+        Column("source_sha256", "string", "SHA-256 of the bytes of the file the play was first read from", nullable=False),
         Column("source_row", "int", "0-based position of the play in its file", nullable=False),
         Column("ingested_at", "timestamp", "when the file was ingested (UTC)", nullable=False),
+        Column("play_id", "string", "natural key of the play (lib/listening.play_ids): the table holds each play once, whatever re-exports held it", nullable=False),
     ),
-    ("source_sha256", "source_row"),
+    ("play_id",),
 )
 
-LISTENING_TABLES: dict[str, Table] = {STREAMS.name: STREAMS}
+LISTENING_FILES = Table(
+    "listening_files",
+    "One row per listening-export file (or zip member) read into streams: which content, how many plays it held, how many were new.",
+    (
+        Column("source_file", "string", "the export file, relative to the listening folder; a zip member is `<zip>!<member>`", nullable=False),
+        Column("tag", "string", "the storage's content tag when read (S3 ETag; locally mtime, size, inode): a new tag is read again", nullable=False),
+        Column("sha256", "string", "SHA-256 of the file's bytes", nullable=False),
+        Column("size_bytes", "bigint", "size of the file", nullable=False),
+        Column("rows_read", "bigint", "plays in the file", nullable=False),
+        Column("rows_added", "bigint", "plays not in streams before: the others were already there", nullable=False),
+        Column("ingested_at", "timestamp", "when the file was read (UTC)", nullable=False),
+    ),
+    ("source_file", "tag"),
+)
+
+LISTENING_TABLES: dict[str, Table] = {STREAMS.name: STREAMS, LISTENING_FILES.name: LISTENING_FILES}
 
 # Every table written with a declared schema: the windowed tables, the model's, the listening history.
 DECLARED_TABLES: dict[str, Table] = {**TABLES, **MODEL_TABLES, **LISTENING_TABLES}

@@ -399,3 +399,176 @@ def _affected(cur: Any) -> int:
         return int(cur.rowcount)
     row = cur.fetchone()
     return int(row[0]) if row else 0
+
+
+# --- Appending new rows by key (the listening history) -------------------------------------
+#
+# `streams` is unique by play, not by file: each export file's plays are appended in ONE
+# transaction together with the file's registry row, inserting only rows whose key is not in
+# the table yet, so any re-export (cumulative, overlapping, the same file twice) adds only new
+# plays, and a crash leaves the file either wholly recorded or not at all.
+
+
+@dataclass
+class AppendResult:
+    rows_added: int  # rows of the frame that were not in the table (by key)
+    table_rows: int  # rows in the table after the write
+
+
+def _not_present(qualified: str, source: str, key: tuple[str, ...]) -> str:
+    match = " AND ".join(f"t.{c} = s.{c}" for c in key)
+    return f"NOT EXISTS (SELECT 1 FROM {qualified} t WHERE {match})"
+
+
+# fill: {table: (column, other table)}: before `table`'s rows go in, `column` is set to the rows
+# added to `other table` (written earlier in the same call), so a registry row records the
+# count of the very transaction that added them.
+AppendFill = Mapping[str, tuple[str, str]]
+
+
+def _filled(table: str, frame: pd.DataFrame, fill: AppendFill | None, results: Mapping[str, AppendResult]) -> pd.DataFrame:
+    if fill and table in fill:
+        column, other = fill[table]
+        frame = frame.assign(**{column: results[other].rows_added})
+    return DECLARED_TABLES[table].conform(frame)
+
+
+def duckdb_append_new(
+    conn: duckdb.DuckDBPyConnection, schema: str, frames: Mapping[str, pd.DataFrame], fill: AppendFill | None = None
+) -> dict[str, AppendResult]:
+    """In ONE transaction, insert into each declared table (in order) the rows of its frame
+    whose key (the declaration's) is not in the table yet; tables are created from their
+    declarations."""
+    results: dict[str, AppendResult] = {}
+    with transaction(conn):
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        for table, frame in frames.items():
+            spec = DECLARED_TABLES[table]
+            qualified = f"{schema}.{table}"
+            frame = _filled(table, frame, fill, results)
+            conn.execute(spec.duckdb_ddl(qualified))
+            before = conn.execute(f"SELECT count(*) FROM {qualified}").fetchall()[0][0]
+            name = f"_append_{table}"
+            conn.register(name, frame)
+            try:
+                columns = ", ".join(spec.column_names)
+                conn.execute(
+                    f"INSERT INTO {qualified} ({columns}) SELECT {columns} FROM {name} s "
+                    f"WHERE {_not_present(qualified, 's', spec.key)}"
+                ).fetchall()
+            finally:
+                with suppress(duckdb.Error):
+                    conn.unregister(name)
+            after = conn.execute(f"SELECT count(*) FROM {qualified}").fetchall()[0][0]
+            results[table] = AppendResult(int(after - before), int(after))
+    return results
+
+
+def duckdb_rewrite_table(conn: duckdb.DuckDBPyConnection, schema: str, table: str, frame: pd.DataFrame) -> int:
+    """Upgrade a declared table in place, in ONE transaction: add the declared columns it lacks,
+    then replace all its rows with `frame`. Returns the rows it holds after."""
+    spec = DECLARED_TABLES[table]
+    qualified = f"{schema}.{table}"
+    frame = spec.conform(frame)
+    with transaction(conn):
+        present = {r[0].lower() for r in conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?", [schema, table]
+        ).fetchall()}
+        for column in spec.columns:
+            if column.name not in present:
+                conn.execute(f"ALTER TABLE {qualified} ADD COLUMN {column.name} {column.sql_type('duckdb')}")
+        conn.execute(f"DELETE FROM {qualified}").fetchall()
+        conn.register("_rewrite_frame", frame)
+        try:
+            columns = ", ".join(spec.column_names)
+            conn.execute(f"INSERT INTO {qualified} ({columns}) SELECT {columns} FROM _rewrite_frame").fetchall()
+        finally:
+            with suppress(duckdb.Error):
+                conn.unregister("_rewrite_frame")
+        return int(conn.execute(f"SELECT count(*) FROM {qualified}").fetchall()[0][0])
+
+
+def snowflake_append_new(
+    conn: Any,
+    database: str,
+    schema: str,
+    frames: Mapping[str, pd.DataFrame],
+    fill: AppendFill | None = None,
+    stage: StageFn = stage_with_write_pandas,
+) -> dict[str, AppendResult]:
+    """`duckdb_append_new` for Snowflake: every frame is staged first (DDL commits implicitly),
+    then ONE transaction inserts the rows whose key is not in each table yet (a `fill` column
+    is set in the staged rows inside that transaction)."""
+    cur = conn.cursor()
+    temps: list[str] = []
+    try:
+        ensure_snowflake_schema(cur, database, schema)
+        staged: list[tuple[str, str, str]] = []
+        for table, frame in frames.items():
+            spec = DECLARED_TABLES[table]
+            qualified = f"{database}.{schema}.{table}".upper()
+            cur.execute(spec.snowflake_ddl(qualified))
+            cur.execute(f"USE SCHEMA {database}.{schema}".upper())
+            temp = f"{table}__append_{uuid.uuid4().hex[:12]}".upper()
+            cur.execute(f"CREATE TEMPORARY TABLE {temp} LIKE {qualified}")
+            temps.append(temp)
+            upper = spec.conform(frame).rename(columns=lambda c: str(c).upper())
+            stage(conn, upper, temp)
+            staged.append((table, qualified, temp))
+        results: dict[str, AppendResult] = {}
+        with transaction(cur):
+            for table, qualified, temp in staged:
+                spec = DECLARED_TABLES[table]
+                columns = ", ".join(c.upper() for c in spec.column_names)
+                if fill and table in fill:
+                    column, other = fill[table]
+                    cur.execute(f"UPDATE {temp} SET {column.upper()} = {int(results[other].rows_added)}")
+                cur.execute(f"SELECT count(*) FROM {qualified}")
+                before = int(cur.fetchall()[0][0])
+                cur.execute(
+                    f"INSERT INTO {qualified} ({columns}) SELECT {columns} FROM {temp} s "
+                    f"WHERE {_not_present(qualified, 's', tuple(c.upper() for c in spec.key))}"
+                )
+                cur.execute(f"SELECT count(*) FROM {qualified}")
+                after = int(cur.fetchall()[0][0])
+                results[table] = AppendResult(after - before, after)
+        return results
+    finally:
+        for temp in temps:
+            with suppress(Exception):
+                cur.execute(f"DROP TABLE IF EXISTS {temp}")
+        cur.close()
+
+
+def snowflake_rewrite_table(
+    conn: Any, database: str, schema: str, table: str, frame: pd.DataFrame, stage: StageFn = stage_with_write_pandas
+) -> int:
+    """`duckdb_rewrite_table` for Snowflake: the missing columns are added (DDL, nullable, each
+    commits by itself: harmless), the rows staged, then ONE transaction replaces all rows."""
+    spec = DECLARED_TABLES[table]
+    qualified = f"{database}.{schema}.{table}".upper()
+    frame = spec.conform(frame)
+    cur = conn.cursor()
+    temp = f"{table}__rewrite_{uuid.uuid4().hex[:12]}".upper()
+    try:
+        cur.execute(
+            f"SELECT column_name FROM {database.upper()}.INFORMATION_SCHEMA.COLUMNS "
+            f"WHERE table_schema = '{schema.upper()}' AND table_name = '{table.upper()}'"
+        )
+        present = {str(r[0]).lower() for r in cur.fetchall()}
+        for column in spec.columns:
+            if column.name not in present:
+                cur.execute(f"ALTER TABLE {qualified} ADD COLUMN {column.name.upper()} {column.sql_type('snowflake')}")
+        cur.execute(f"USE SCHEMA {database}.{schema}".upper())
+        cur.execute(f"CREATE TEMPORARY TABLE {temp} LIKE {qualified}")
+        stage(conn, frame.rename(columns=lambda c: str(c).upper()), temp)
+        columns = ", ".join(c.upper() for c in spec.column_names)
+        with transaction(cur):
+            cur.execute(f"DELETE FROM {qualified}")
+            cur.execute(f"INSERT INTO {qualified} ({columns}) SELECT {columns} FROM {temp}")
+            cur.execute(f"SELECT count(*) FROM {qualified}")
+            return int(cur.fetchall()[0][0])
+    finally:
+        with suppress(Exception):
+            cur.execute(f"DROP TABLE IF EXISTS {temp}")
+        cur.close()
