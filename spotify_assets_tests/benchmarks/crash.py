@@ -24,11 +24,12 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=40)
     parser.add_argument("--seed", type=int, default=12)
     parser.add_argument("--no-recover", action="store_true", help="skip the clean run after each kill")
+    parser.add_argument("--recovery", choices=("full", "tables"), default="full", help="the run after each kill: the whole job or up to the six tables")
     args = parser.parse_args()
     os.environ.setdefault("SPOTIFY_ASSETS_DATA_DIR", tempfile.mkdtemp(prefix="crash-data-"))
     root = Path(tempfile.mkdtemp(prefix="crash-bench-"))
     began = time.monotonic()
-    crash = Crash(root, args.seed)
+    crash = Crash(root, args.seed, args.recovery)
     try:
         crash.start()
         print(f"old window {crash.old_counts}\nnew window {crash.new_counts}")

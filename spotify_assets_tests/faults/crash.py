@@ -14,8 +14,8 @@ Points are found by a clean calibration run (which records every event), so the 
 tests what a user can see (the tables, the raw window), not how the code gets there. After
 each kill: the six tables agree (every song's album, every credit's song and artist, every
 playlist row's song and playlist exist) and their counts are the old window's or the new
-one's; every document the raw manifest names reads whole and matches its sha256. Then one
-clean run gives exactly the new window's counts.
+one's; every document the raw manifest names reads whole and matches its sha256; the stored
+model, if any, loads. Then one clean run gives exactly the new window's counts.
 
 A zygote keeps it fast: this process imports Dagster and the project once and forks one child
 per run (a fresh import takes 10-30 s here). The emulator serves from a thread of the parent.
@@ -42,6 +42,7 @@ import duckdb
 TABLES = ("songs", "albums", "artists", "song_artists", "playlists", "playlist_tracks")
 # A small forest: the model store is what is tested, not the model (training is most of a run)
 RUN_CONFIG = {"ops": {"popularity_model_training": {"config": {"n_estimators": 5, "cv_folds": 2}}}}
+RECOVERY_ASSETS = ("raw_playlist_snapshots", *TABLES)
 KINDS = ("http", "raw", "manifest", "sql", "model", "time")
 
 
@@ -149,7 +150,7 @@ def _install_hooks(recorder: _Recorder) -> None:
     os.replace = dying_replace  # type: ignore[assignment]
 
 
-def _child(env: dict[str, str], partition_key: str, events: Path, point: KillPoint | None) -> None:
+def _child(env: dict[str, str], partition_key: str, events: Path, point: KillPoint | None, selection: tuple[str, ...] | None) -> None:
     """In the forked child: run the pipeline for the window, then leave without cleanup."""
     code = 3
     try:
@@ -182,6 +183,7 @@ def _child(env: dict[str, str], partition_key: str, events: Path, point: KillPoi
                     instance=dg.DagsterInstance.ephemeral(),
                     raise_on_error=False,
                     run_config=RUN_CONFIG,
+                    asset_selection=[dg.AssetKey(k) for k in selection] if selection else None,
                 )
             )
         materialized = sorted(e.asset_key.to_user_string() for e in result.get_asset_materialization_events())
@@ -297,6 +299,20 @@ def raw_problems(data_dir: Path, partition_key: str) -> list[str]:
     return problems
 
 
+def model_problems(data_dir: Path) -> list[str]:
+    """The stored model, if any, must load whole (the old one or the new one)."""
+    import pickle
+
+    path = data_dir / "models" / "popularity_model"
+    if not path.exists():
+        return []
+    try:
+        pickle.loads(path.read_bytes())
+    except Exception as err:  # noqa: BLE001 - a torn model is exactly what we look for
+        return [f"{path}: {err!r}"]
+    return []
+
+
 @dataclass
 class Outcome:
     point: KillPoint
@@ -321,6 +337,9 @@ class Crash:
 
     root: Path
     seed: int = 12
+    # the run after each kill: "full" (the whole job) or "tables" (extraction and the six tables
+    # only, what the counts need: a third of a run, so that the CI test stays short)
+    recovery: str = "full"
     emulator: Any = None
     partition_key: str = ""
     template: Path = field(init=False)
@@ -391,7 +410,9 @@ class Crash:
     def _errors(self, data_dir: Path) -> list[str]:
         return [e.get("error", "") for e in read_events(data_dir / "events.jsonl") if e.get("event") == "error"]
 
-    def _run(self, data_dir: Path, point: KillPoint | None, timeout_s: float = 180.0) -> tuple[int | None, list[dict[str, Any]]]:
+    def _run(
+        self, data_dir: Path, point: KillPoint | None, timeout_s: float = 180.0, selection: tuple[str, ...] | None = None
+    ) -> tuple[int | None, list[dict[str, Any]]]:
         """Fork a child that runs the window in `data_dir`; its exit (-9: killed) and its events."""
         data_dir.mkdir(parents=True, exist_ok=True)
         (data_dir / "dagster_home").mkdir(exist_ok=True)
@@ -401,7 +422,7 @@ class Crash:
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:
-            _child(self._env(data_dir), self.partition_key, events, point)
+            _child(self._env(data_dir), self.partition_key, events, point, selection)
         deadline = time.monotonic() + timeout_s
         while True:
             done, status = os.waitpid(pid, os.WNOHANG)
@@ -465,21 +486,23 @@ class Crash:
         counts = table_counts(db)
         tables = "old" if counts == self.old_counts else "new" if counts == self.new_counts else "none" if counts is None else "mixed"
         found_orphans = orphans(db) if counts is not None else {}
-        problems = raw_problems(data_dir, self.partition_key)
+        problems = raw_problems(data_dir, self.partition_key) + model_problems(data_dir)
         recovered, recovery_counts = False, None
         if recover:
-            rcode, _ = self._run(data_dir, None)
+            rcode, _ = self._run(data_dir, None, selection=RECOVERY_ASSETS if self.recovery == "tables" else None)
             recovery_counts = table_counts(db)
             recovered = rcode == 0 and recovery_counts == self.new_counts and not orphans(db)
         shutil.rmtree(data_dir, ignore_errors=True)
         return Outcome(point, killed, code, tables, counts, found_orphans, problems, recovered, recovery_counts, time.monotonic() - began)
 
 
-def run(kills: int, seed: int = 12, root: Path | None = None, report: Callable[[Outcome], None] | None = None) -> tuple[Crash, list[Outcome]]:
+def run(
+    kills: int, seed: int = 12, root: Path | None = None, report: Callable[[Outcome], None] | None = None, recovery: str = "full"
+) -> tuple[Crash, list[Outcome]]:
     """Start the zygote, kill at `kills` (or more, to cover every point) points, return the outcomes."""
     own = root is None
     root = root or Path(tempfile.mkdtemp(prefix="crash-"))
-    crash = Crash(root, seed)
+    crash = Crash(root, seed, recovery)
     outcomes = []
     try:
         crash.start()
