@@ -150,14 +150,13 @@ def _install_hooks(recorder: _Recorder) -> None:
     os.replace = dying_replace  # type: ignore[assignment]
 
 
-def _child(env: dict[str, str], partition_key: str, events: Path, point: KillPoint | None, selection: tuple[str, ...] | None) -> None:
+def _child(job: Any, partition_key: str, events: Path, point: KillPoint | None, selection: tuple[str, ...] | None) -> None:
     """In the forked child: run the pipeline for the window, then leave without cleanup."""
     code = 3
     try:
         log = os.open(events.with_name("run.log"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         os.dup2(log, 1)  # Dagster's debug log goes to a file, not the test's output
         os.dup2(log, 2)
-        os.environ.update(env)
         recorder = _Recorder(events, point)
         _install_hooks(recorder)
         if point is not None and point.kind == "time":
@@ -168,17 +167,13 @@ def _child(env: dict[str, str], partition_key: str, events: Path, point: KillPoi
             timer.start()
         import dagster as dg
 
-        from spotify_assets.definitions import defs
-
         import joblib
 
         recorder.write(event="start", t=time.monotonic())
         # scikit-learn's n_jobs=-1 would start fresh worker processes in every child (seconds each)
         with joblib.parallel_config(backend="threading"):
             result = (
-                defs()
-                .resolve_job_def("spotify_pipeline_job")
-                .execute_in_process(
+                job.execute_in_process(
                     partition_key=partition_key,
                     instance=dg.DagsterInstance.ephemeral(),
                     raise_on_error=False,
@@ -360,26 +355,46 @@ class Crash:
         self.partition_key = snapshot_windows.get_partition_keys()[-1]
         self.emulator = SpotifyEmulator(dev_mode_fields=False).start()
         self._serve("old")
+        # Every run uses the same data directory (reset from a copy before each), so that the
+        # definitions are built once, here, and every forked child inherits the job.
+        self.live = self.root / "live"
         self.template = self.root / "old"
-        code, _ = self._run(self.template, None)
-        self.old_counts = table_counts(self._duckdb(self.template)) or {}
+        self._saved_env = {name: os.environ.get(name) for name in self._env(self.live)}
+        os.environ.update(self._env(self.live))
+        from spotify_assets.definitions import defs
+
+        self.job = defs().resolve_job_def("spotify_pipeline_job")
+        self._reset(None)
+        code, _ = self._run(None)
+        self.old_counts = table_counts(self._duckdb(self.live)) or {}
         if code != 0 or not self.old_counts:
-            raise RuntimeError(f"the old window's run failed (exit {code}): {self._errors(self.template)}")
+            raise RuntimeError(f"the old window's run failed (exit {code}): {self._errors(self.live)}")
+        shutil.copytree(self.live, self.template)
         self._serve("new")
-        clean = self.root / "clean"
-        shutil.copytree(self.template, clean)
+        self._reset(self.template)
         began = time.monotonic()
-        code, self.calibration = self._run(clean, None)
+        code, self.calibration = self._run(None)
         self.run_seconds = time.monotonic() - began
-        self.new_counts = table_counts(self._duckdb(clean)) or {}
+        self.new_counts = table_counts(self._duckdb(self.live)) or {}
         if code != 0:
-            raise RuntimeError(f"the new window's clean run failed (exit {code}): {self._errors(clean)}")
-        shutil.rmtree(clean)
+            raise RuntimeError(f"the new window's clean run failed (exit {code}): {self._errors(self.live)}")
         return self
+
+    def _reset(self, source: Path | None) -> None:
+        shutil.rmtree(self.live, ignore_errors=True)
+        if source is None:
+            self.live.mkdir(parents=True)
+        else:
+            shutil.copytree(source, self.live)
 
     def stop(self) -> None:
         if self.emulator is not None:
             self.emulator.stop()
+        for name, value in getattr(self, "_saved_env", {}).items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
     def __enter__(self) -> Crash:
         return self.start()
@@ -411,9 +426,10 @@ class Crash:
         return [e.get("error", "") for e in read_events(data_dir / "events.jsonl") if e.get("event") == "error"]
 
     def _run(
-        self, data_dir: Path, point: KillPoint | None, timeout_s: float = 180.0, selection: tuple[str, ...] | None = None
+        self, point: KillPoint | None, timeout_s: float = 180.0, selection: tuple[str, ...] | None = None
     ) -> tuple[int | None, list[dict[str, Any]]]:
-        """Fork a child that runs the window in `data_dir`; its exit (-9: killed) and its events."""
+        """Fork a child that runs the window in the live data directory; its exit (-9: killed) and its events."""
+        data_dir = self.live
         data_dir.mkdir(parents=True, exist_ok=True)
         (data_dir / "dagster_home").mkdir(exist_ok=True)
         events = data_dir / "events.jsonl"
@@ -422,7 +438,7 @@ class Crash:
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:
-            _child(self._env(data_dir), self.partition_key, events, point, selection)
+            _child(self.job, self.partition_key, events, point, selection)
         deadline = time.monotonic() + timeout_s
         while True:
             done, status = os.waitpid(pid, os.WNOHANG)
@@ -477,10 +493,9 @@ class Crash:
 
     def kill(self, point: KillPoint, *, recover: bool = True) -> Outcome:
         began = time.monotonic()
-        self._runs_dir = self.root / "kills"
-        data_dir = self.root / "kills" / f"k{self._runs:04d}"
-        shutil.copytree(self.template, data_dir)
-        code, events = self._run(data_dir, point)
+        data_dir = self.live
+        self._reset(self.template)
+        code, events = self._run(point)
         killed = code == -signal.SIGKILL and any(e.get("event") == "kill" for e in events)
         db = self._duckdb(data_dir)
         counts = table_counts(db)
@@ -489,10 +504,9 @@ class Crash:
         problems = raw_problems(data_dir, self.partition_key) + model_problems(data_dir)
         recovered, recovery_counts = False, None
         if recover:
-            rcode, _ = self._run(data_dir, None, selection=RECOVERY_ASSETS if self.recovery == "tables" else None)
+            rcode, _ = self._run(None, selection=RECOVERY_ASSETS if self.recovery == "tables" else None)
             recovery_counts = table_counts(db)
             recovered = rcode == 0 and recovery_counts == self.new_counts and not orphans(db)
-        shutil.rmtree(data_dir, ignore_errors=True)
         return Outcome(point, killed, code, tables, counts, found_orphans, problems, recovered, recovery_counts, time.monotonic() - began)
 
 
