@@ -27,8 +27,10 @@ def test_every_kill_leaves_the_tables_agreeing_and_a_clean_run_recovers(tmp_path
     for table in TABLES:  # a DELETE and an INSERT of each table
         hit = [o.point.label.split()[0] for o in outcomes if o.point.kind == "sql" and f".{table} " in o.point.label]
         assert sorted(hit) == ["DELETE", "INSERT"], f"kills inside the write of {table}: {hit}"
-    # every kill happened (the child died by its own SIGKILL at the point, not before, not after)
-    assert [str(o.point) for o in outcomes if not o.killed] == []
+    # every kill at an event happened (the child died by its own SIGKILL there, not before, not
+    # after); a random time may fall after a run that went faster than the calibration's
+    assert [str(o.point) for o in outcomes if not o.killed and o.point.kind != "time"] == []
+    assert any(o.killed for o in outcomes if o.point.kind == "time")
 
     disagreeing = [(str(o.point), o.counts, o.orphans, o.raw_problems) for o in outcomes if not o.agree]
     assert disagreeing == [], f"{len(disagreeing)} of {len(outcomes)} kills left the tables disagreeing"
