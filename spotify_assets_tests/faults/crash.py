@@ -477,11 +477,11 @@ class Crash:
         points += [KillPoint("manifest", e["n"], label=e["label"]) for e in seen["manifest"]]
         points += sql_points
         points += [KillPoint("model", e["n"], label=e["label"]) for e in seen["model"]]
-        points += [KillPoint("time", delay_s=round(rng.uniform(0.05, 0.9 * self.run_seconds), 2)) for _ in range(2)]
+        points += [KillPoint("time", delay_s=round(rng.uniform(0.05, 0.5 * self.run_seconds), 2)) for _ in range(2)]
         pool = [KillPoint(k, e["n"], label=e["label"][:40]) for k in ("http", "raw", "manifest", "sql", "model") for e in seen[k]]
         while len(points) < kills:
             if rng.random() < 0.3 or not pool:
-                points.append(KillPoint("time", delay_s=round(rng.uniform(0.05, 0.9 * self.run_seconds), 2)))
+                points.append(KillPoint("time", delay_s=round(rng.uniform(0.05, 0.5 * self.run_seconds), 2)))
             else:
                 points.append(rng.choice(pool))
         return points
