@@ -29,26 +29,15 @@ from typing import IO
 import dagster as dg
 import pandas as pd
 
-from spotify_assets.defs import io_managers
 from spotify_assets.defs.io_managers import column_schema, records_markdown
 from spotify_assets.defs.resources import (
-    DuckDBWarehouse,
     RawSnapshotStore,
-    SnowflakeWarehouse,
     Warehouse,
     load_settings,
     warehouse_kind,
 )
 from spotify_assets.lib import listening
 from spotify_assets.lib.tables import LISTENING_FILES, STREAMS
-from spotify_assets.lib.warehouse import (
-    AppendResult,
-    DuckDBDatabase,
-    duckdb_append_new,
-    duckdb_rewrite_table,
-    snowflake_append_new,
-    snowflake_rewrite_table,
-)
 
 LISTENING_PREFIX = "listening/"
 IP_HASH_KEY_ENV = "SPOTIFY_ASSETS_IP_HASH_KEY"
@@ -168,30 +157,6 @@ class _Member:
 _FILL = {"listening_files": ("rows_added", "streams")}
 
 
-def _append(warehouse: Warehouse, frames: dict[str, pd.DataFrame]) -> dict[str, AppendResult]:
-    """Insert the plays not yet in `streams` and the registry row, in ONE transaction."""
-    if isinstance(warehouse, DuckDBWarehouse):
-        db = DuckDBDatabase(warehouse.database, lock_timeout_s=warehouse.lock_timeout_seconds)
-        with db.connect(write=True) as conn:
-            return duckdb_append_new(conn, warehouse.schema_name, frames, _FILL)
-    if isinstance(warehouse, SnowflakeWarehouse):
-        with warehouse.snowflake.get_connection() as conn:
-            return snowflake_append_new(
-                conn, warehouse.database, warehouse.schema_name, frames, _FILL, stage=io_managers.stage_frame
-            )
-    raise TypeError(f"no append for warehouse {type(warehouse).__name__}")
-
-
-def _rewrite(warehouse: Warehouse, table: str, frame: pd.DataFrame) -> int:
-    if isinstance(warehouse, DuckDBWarehouse):
-        db = DuckDBDatabase(warehouse.database, lock_timeout_s=warehouse.lock_timeout_seconds)
-        with db.connect(write=True) as conn:
-            return duckdb_rewrite_table(conn, warehouse.schema_name, table, frame)
-    if isinstance(warehouse, SnowflakeWarehouse):
-        with warehouse.snowflake.get_connection() as conn:
-            return snowflake_rewrite_table(conn, warehouse.database, warehouse.schema_name, table, frame, stage=io_managers.stage_frame)
-    raise TypeError(f"no rewrite for warehouse {type(warehouse).__name__}")
-
 
 def _columns(warehouse: Warehouse, table: str) -> set[str]:
     listing, schema = warehouse.catalog
@@ -212,7 +177,7 @@ def upgrade_streams(warehouse: Warehouse, log) -> tuple[int, int] | None:  # typ
     old = STREAMS.conform(old.drop(columns=[c for c in old.columns if c not in STREAMS.column_names]), partial=True)
     old["play_id"] = listening.play_ids(old)
     kept = old.sort_values(["ingested_at", "source_sha256", "source_row"], kind="stable").drop_duplicates("play_id")
-    after = _rewrite(warehouse, "streams", kept.sort_index()[STREAMS.column_names])
+    after = warehouse.rewrite_table("streams", kept.sort_index()[STREAMS.column_names])
     log.info(f"streams upgraded to one row per play: {len(old)} rows -> {after} plays ({len(old) - after} duplicates removed)")
     return len(old), after
 
@@ -282,7 +247,7 @@ def streams(context: dg.AssetExecutionContext, raw_store: RawSnapshotStore, ware
             "source_file": export.source_file, "tag": export.tag, "sha256": sha, "size_bytes": export.size,
             "rows_read": len(frame), "rows_added": 0, "ingested_at": ingested_at,
         }])
-        added = _append(warehouse, {"streams": frame, "listening_files": registry_row})["streams"]
+        added = warehouse.append_new({"streams": frame, "listening_files": registry_row}, _FILL)["streams"]
         table_rows = added.table_rows
         known.add((export.source_file, export.tag))
         rows_read += len(frame)
@@ -294,7 +259,7 @@ def streams(context: dg.AssetExecutionContext, raw_store: RawSnapshotStore, ware
             f"({export.fmt}, listener {export.listener})"
         )
     if table_rows is None:  # nothing read: make sure both tables exist (typed), count the plays
-        table_rows = _append(warehouse, {"streams": STREAMS.empty_frame(), "listening_files": LISTENING_FILES.empty_frame()})["streams"].table_rows
+        table_rows = warehouse.append_new({"streams": STREAMS.empty_frame(), "listening_files": LISTENING_FILES.empty_frame()}, _FILL)["streams"].table_rows
     context.log.info(
         f"streams: {len(new)} export file(s) read with {rows_read} plays, {rows_added} new and "
         f"{rows_read - rows_added} already in the table; {already} file(s) unchanged since read, "

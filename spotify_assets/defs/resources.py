@@ -31,14 +31,19 @@ from spotify_assets.lib.spotify_client import (
     SpotifyApi,
 )
 from spotify_assets.lib.warehouse import (
+    AppendResult,
     DuckDBDatabase,
     Window,
     WriteResult,
+    duckdb_append_new,
     duckdb_replace,
     duckdb_replace_window,
+    duckdb_rewrite_table,
     ensure_snowflake_schema,
+    snowflake_append_new,
     snowflake_replace,
     snowflake_replace_window,
+    snowflake_rewrite_table,
     transaction,
 )
 
@@ -206,6 +211,15 @@ class Warehouse(dg.ConfigurableResource):
         table created from its declaration if missing): all of them change, or none."""
         raise NotImplementedError
 
+    def append_new(self, frames: dict[str, pd.DataFrame], fill: dict[str, tuple[str, str]]) -> dict[str, AppendResult]:
+        """In ONE transaction, insert the rows of each table in `frames` whose key is not yet
+        present (`fill`: a column set to how many rows another table's insert added)."""
+        raise NotImplementedError
+
+    def rewrite_table(self, table: str, frame: pd.DataFrame) -> int:
+        """Replace every row of declared `table` by `frame` (its declared columns), in one step."""
+        raise NotImplementedError
+
     @property
     def catalog(self) -> tuple[str, str]:
         """Where the schema's tables are listed, and the schema's name there."""
@@ -256,6 +270,14 @@ class DuckDBWarehouse(Warehouse):
         with self._db().connect(write=True) as conn:
             return duckdb_replace_window(conn, self.schema_name, frames, window)
 
+    def append_new(self, frames: dict[str, pd.DataFrame], fill: dict[str, tuple[str, str]]) -> dict[str, AppendResult]:
+        with self._db().connect(write=True) as conn:
+            return duckdb_append_new(conn, self.schema_name, frames, fill)
+
+    def rewrite_table(self, table: str, frame: pd.DataFrame) -> int:
+        with self._db().connect(write=True) as conn:
+            return duckdb_rewrite_table(conn, self.schema_name, table, frame)
+
     @property
     def catalog(self) -> tuple[str, str]:
         return "information_schema.tables", self.schema_name
@@ -304,6 +326,18 @@ class SnowflakeWarehouse(Warehouse):
         with self.snowflake.get_connection() as conn:
             return snowflake_replace_window(
                 conn, self.database, self.schema_name, frames, window, stage=io_managers.stage_frame
+            )
+
+    def append_new(self, frames: dict[str, pd.DataFrame], fill: dict[str, tuple[str, str]]) -> dict[str, AppendResult]:
+        with self.snowflake.get_connection() as conn:
+            return snowflake_append_new(
+                conn, self.database, self.schema_name, frames, fill, stage=io_managers.stage_frame
+            )
+
+    def rewrite_table(self, table: str, frame: pd.DataFrame) -> int:
+        with self.snowflake.get_connection() as conn:
+            return snowflake_rewrite_table(
+                conn, self.database, self.schema_name, table, frame, stage=io_managers.stage_frame
             )
 
     @property
