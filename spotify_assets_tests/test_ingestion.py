@@ -12,12 +12,12 @@ import dagster as dg
 import pytest
 
 from spotify_assets.defs.ingestion import raw_playlist_snapshots
-from spotify_assets.defs.partitions import snapshot_windows
 from spotify_assets.defs.resources import build_resources, load_settings
 from spotify_assets.lib.sample_catalogue import sample_playlist_ids, sample_playlists
 from spotify_assets.lib.snapshot_store import LocalBackend, S3Backend, SnapshotStore
 from spotify_assets_tests.emulator import SpotifyEmulator
 from spotify_assets_tests.fixtures import playlist
+from spotify_assets_tests.pipeline_env import api_env, current_window
 
 W1 = "2026-11-20-16:00"
 W2 = "2026-11-21-00:00"
@@ -75,20 +75,6 @@ def test_rematerializing_a_window_replaces_it_and_touches_no_other() -> None:
     assert store.backend.list(store.window_prefix(W2)) == sorted(e["key"] for e in second.documents.values())
     assert {k: store.backend.get(k) for k in store.backend.list(store.window_prefix(W1))} == other
     assert store.windows() == [W1, W2]
-
-
-def api_env(monkeypatch: pytest.MonkeyPatch, emu: SpotifyEmulator, playlist_ids: list[str]) -> None:
-    monkeypatch.setenv("SPOTIFY_CLIENT_ID", emu.client_id)
-    monkeypatch.setenv("SPOTIFY_CLIENT_SECRET", emu.client_secret)
-    monkeypatch.setenv("SPOTIFY_API_URL", emu.api_url)
-    monkeypatch.setenv("SPOTIFY_ACCOUNTS_URL", emu.accounts_url)
-    monkeypatch.setenv("SPOTIFY_PLAYLISTS", ",".join(f"spotify:playlist:{pid}" for pid in playlist_ids))
-    monkeypatch.setenv("SPOTIFY_MAX_ATTEMPTS", "2")
-
-
-def current_window() -> str:
-    """The window that closed most recently: the one a live API run may still stand for."""
-    return snapshot_windows.get_partition_keys()[-1]
 
 
 def test_some_playlists_failing_is_recorded_and_the_rest_are_kept(

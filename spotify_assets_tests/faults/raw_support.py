@@ -9,25 +9,12 @@ import pytest
 
 from spotify_assets.defs.checks import raw_quality_checks
 from spotify_assets.defs.ingestion import raw_playlist_snapshots
-from spotify_assets.defs.partitions import snapshot_windows
 from spotify_assets.defs.resources import build_resources, load_settings
 from spotify_assets.defs.tables import normalized_tables
 from spotify_assets.lib.snapshot_store import LocalBackend, SnapshotStore
 from spotify_assets_tests.emulator import SpotifyEmulator
-
-
-def api_env(monkeypatch: pytest.MonkeyPatch, emu: SpotifyEmulator, playlist_ids: list[str]) -> None:
-    monkeypatch.setenv("SPOTIFY_CLIENT_ID", emu.client_id)
-    monkeypatch.setenv("SPOTIFY_CLIENT_SECRET", emu.client_secret)
-    monkeypatch.setenv("SPOTIFY_API_URL", emu.api_url)
-    monkeypatch.setenv("SPOTIFY_ACCOUNTS_URL", emu.accounts_url)
-    monkeypatch.setenv("SPOTIFY_PLAYLISTS", ",".join(f"spotify:playlist:{pid}" for pid in playlist_ids))
-    monkeypatch.setenv("SPOTIFY_MAX_ATTEMPTS", "2")
-
-
-def current_window() -> str:
-    """The window that closed most recently (a live API run may only stand for a recent one)."""
-    return snapshot_windows.get_partition_keys()[-1]
+from spotify_assets_tests.fixtures import playlist
+from spotify_assets_tests.pipeline_env import api_env, current_window
 
 
 def run(partition_key: str, *, tables: bool = True, checks: bool = False, raise_on_error: bool = True):
@@ -75,3 +62,19 @@ def playlist_errors() -> dict[str, str | None]:
     wh = load_settings().warehouse
     with duckdb.connect(str(wh.duckdb_path), read_only=True) as conn:
         return dict(conn.execute(f"select playlist_id, error_message from {wh.schema}.playlists").fetchall())
+
+
+def captured_window(
+    monkeypatch: pytest.MonkeyPatch, emulator: SpotifyEmulator, sizes: dict[str, int]
+) -> tuple[str, list[str]]:
+    """Serve playlists of `sizes` (label -> rows), configure them, and run the newest window
+    once: the window and the playlist ids, in the order of `sizes`."""
+    ids = []
+    for label, n in sizes.items():
+        meta, rows = playlist(label, n)
+        emulator.add_playlist(meta, rows)
+        ids.append(meta["id"])
+    api_env(monkeypatch, emulator, ids)
+    window = current_window()
+    run(window)
+    return window, ids

@@ -18,29 +18,19 @@ from spotify_assets.lib import snapshot_store
 from spotify_assets.lib.snapshot_store import ManifestError
 from spotify_assets_tests.emulator import SpotifyEmulator
 from spotify_assets_tests.faults.raw_support import (
-    api_env,
-    current_window,
+    captured_window,
     only_tables,
     playlist_errors,
     playlist_statuses,
     rows_by_playlist,
-    run,
     store,
 )
-from spotify_assets_tests.fixtures import playlist
 
 DEEP = 200_000
 
 
 def _window(monkeypatch: pytest.MonkeyPatch, emulator: SpotifyEmulator) -> tuple[str, list[str]]:
-    ids = []
-    for label, n in (("bad-a", 30), ("bad-b", 20), ("bad-c", 10)):
-        meta, rows = playlist(label, n)
-        emulator.add_playlist(meta, rows)
-        ids.append(meta["id"])
-    api_env(monkeypatch, emulator, ids)
-    window = current_window()
-    run(window)
+    window, ids = captured_window(monkeypatch, emulator, {"bad-a": 30, "bad-b": 20, "bad-c": 10})
     assert rows_by_playlist() == dict(zip(ids, (30, 20, 10)))
     return window, ids
 

@@ -19,8 +19,7 @@ import pytest
 from spotify_assets.defs.io_managers import ModelFilesIOManager
 from spotify_assets.lib.snapshot_store import GRACE, LocalBackend, SnapshotStore, write_atomically
 from spotify_assets_tests.emulator import SpotifyEmulator
-from spotify_assets_tests.faults.raw_support import api_env, current_window, raw_metadata, rows_by_playlist, run, store
-from spotify_assets_tests.fixtures import playlist
+from spotify_assets_tests.faults.raw_support import captured_window, raw_metadata, rows_by_playlist, run, store
 
 OLD = time.time() - GRACE.total_seconds() - 60
 
@@ -34,14 +33,7 @@ def _tmp_files(root: Path) -> list[Path]:
 
 
 def test_a_later_run_removes_stale_temporaries_and_dead_versions(monkeypatch: pytest.MonkeyPatch, emulator: SpotifyEmulator) -> None:
-    ids = []
-    for label, n in (("left-a", 30), ("left-b", 12)):
-        meta, rows = playlist(label, n)
-        emulator.add_playlist(meta, rows)
-        ids.append(meta["id"])
-    api_env(monkeypatch, emulator, ids)
-    window = current_window()
-    run(window)
+    window, ids = captured_window(monkeypatch, emulator, {"left-a": 30, "left-b": 12})
     s = store()
     root = Path(s.backend.root)
     first = s.read_manifest(window)

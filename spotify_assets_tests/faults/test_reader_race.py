@@ -19,7 +19,7 @@ import pytest
 from spotify_assets.lib.normalize import normalize_window
 from spotify_assets.lib.snapshot_store import LocalBackend, SnapshotStore, VersionCollected
 from spotify_assets_tests.emulator import SpotifyEmulator
-from spotify_assets_tests.faults.raw_support import api_env, current_window, only_tables, rows_by_playlist, run, store
+from spotify_assets_tests.faults.raw_support import captured_window, only_tables, rows_by_playlist, store
 from spotify_assets_tests.fixtures import document, playlist
 
 W = "2026-11-20-08:00"
@@ -111,14 +111,7 @@ def test_a_reader_whose_version_is_collected_starts_again(tmp_path: Path) -> Non
 
 
 def test_normalized_tables_reads_while_the_window_is_rewritten(monkeypatch: pytest.MonkeyPatch, emulator: SpotifyEmulator) -> None:
-    ids = []
-    for label, n in SIZES.items():
-        meta, rows = playlist(label, n)
-        emulator.add_playlist(meta, rows)
-        ids.append(meta["id"])
-    api_env(monkeypatch, emulator, ids)
-    window = current_window()
-    run(window)
+    window, ids = captured_window(monkeypatch, emulator, SIZES)
     s = store()
     docs = {d["playlist_id"]: d for d in s.read_window(window)}
     stop = threading.Event()
