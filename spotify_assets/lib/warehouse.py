@@ -377,12 +377,16 @@ def _snowflake_swap(
                 results[table] = WriteResult(replaced, int(cur.fetchone()[0]))
         return results
     finally:
-        for temp in temps:
-            # Only tidiness: a temporary table goes with the session anyway, and a failed DROP
-            # must not hide the error that brought us here.
-            with suppress(Exception):
-                cur.execute(f"DROP TABLE IF EXISTS {temp}")
-        cur.close()
+        _drop_and_close(cur, temps)
+
+
+def _drop_and_close(cur: Any, temps: list[str]) -> None:
+    for temp in temps:
+        # Only tidiness: a temporary table goes with the session anyway, and a failed DROP
+        # must not hide the error that brought us here.
+        with suppress(Exception):
+            cur.execute(f"DROP TABLE IF EXISTS {temp}")
+    cur.close()
 
 
 def ensure_snowflake_schema(cur: Any, database: str, schema: str) -> None:
@@ -534,10 +538,7 @@ def snowflake_append_new(
                 results[table] = AppendResult(after - before, after)
         return results
     finally:
-        for temp in temps:
-            with suppress(Exception):
-                cur.execute(f"DROP TABLE IF EXISTS {temp}")
-        cur.close()
+        _drop_and_close(cur, temps)
 
 
 def snowflake_rewrite_table(
@@ -569,6 +570,4 @@ def snowflake_rewrite_table(
             cur.execute(f"SELECT count(*) FROM {qualified}")
             return int(cur.fetchall()[0][0])
     finally:
-        with suppress(Exception):
-            cur.execute(f"DROP TABLE IF EXISTS {temp}")
-        cur.close()
+        _drop_and_close(cur, [temp])
