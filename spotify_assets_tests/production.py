@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from spotify_assets.defs import io_managers
+from spotify_assets import production
 from spotify_assets_tests.emulator import SpotifyEmulator
 from spotify_assets_tests.snowflake_support import insert_rows
 
@@ -41,6 +41,6 @@ def configure(
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(io_managers, "stage_frame", insert_rows)
+    monkeypatch.setattr(production, "stage_frame", insert_rows)
     with snowflake.connector.connect(**fakesnow_server) as conn:
         conn.cursor().execute(f"CREATE DATABASE {database}")

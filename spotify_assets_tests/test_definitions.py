@@ -8,8 +8,9 @@ import dagster as dg
 
 from spotify_assets.definitions import defs
 from spotify_assets.defs.partitions import snapshot_windows
-from spotify_assets.defs.io_managers import WarehouseDuckDBIOManager, WarehouseSnowflakeIOManager
-from spotify_assets.defs.resources import LocalRawSnapshotStore, S3RawSnapshotStore, SnowflakeWarehouse, SpotifyResource
+from spotify_assets.defs.io_managers import WarehouseDuckDBIOManager
+from spotify_assets.defs.resources import LocalRawSnapshotStore, SpotifyResource
+from spotify_assets.production import S3RawSnapshotStore, SnowflakeWarehouse, WarehouseSnowflakeIOManager
 
 
 def test_project_loads_with_defaults() -> None:
@@ -47,6 +48,48 @@ def test_production_binds_the_same_keys_to_s3(monkeypatch) -> None:
     assert isinstance(io, WarehouseSnowflakeIOManager) and io.database == "SPOTIFY" and io.schema_ == "ANALYTICS"
     assert isinstance(io.password, dg.EnvVar) and "pw" not in repr(io.password)
     assert isinstance(resources["warehouse"], SnowflakeWarehouse)
+
+
+_HEAVY = ("snowflake.", "dagster_snowflake", "dagster_aws", "boto3", "botocore")
+_LOADED_MODULES = """
+import sys
+from spotify_assets.definitions import defs
+defs().get_repository_def()
+print(" ".join(sorted(m for m in sys.modules if m.startswith({heavy!r}))))
+"""
+
+
+def _modules_after_load(env: dict[str, str]) -> set[str]:
+    """The production-only modules a fresh process has imported once it loaded the definitions."""
+    import os
+    import subprocess
+    import sys
+
+    code = _LOADED_MODULES.format(heavy=_HEAVY)
+    done = subprocess.run(
+        [sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True, text=True, timeout=180
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return set(done.stdout.split())
+
+
+def test_the_local_deployment_imports_no_cloud_module(tmp_path) -> None:
+    # Every step of a daemon-launched run loads the code location afresh: the local
+    # deployment must not pay seconds for Snowflake and AWS modules it never uses.
+    loaded = _modules_after_load({"SPOTIFY_ASSETS_DATA_DIR": str(tmp_path)})
+    assert loaded == set(), f"the local deployment imported {sorted(loaded)[:10]}"
+
+
+def test_production_imports_what_it_uses(tmp_path) -> None:
+    loaded = _modules_after_load({
+        "SPOTIFY_ASSETS_DATA_DIR": str(tmp_path),
+        "SPOTIFY_ASSETS_DEPLOYMENT": "production",
+        "SPOTIFY_ASSETS_S3_BUCKET": "bucket",
+        "SNOWFLAKE_ACCOUNT": "acct",
+        "SNOWFLAKE_USER": "svc",
+        "SNOWFLAKE_PASSWORD": "pw",
+    })
+    assert {"dagster_snowflake", "dagster_aws", "snowflake.connector"} <= loaded
 
 
 def test_windows_are_8_hours_in_utc_with_hourly_keys() -> None:

@@ -1,4 +1,5 @@
-"""IO managers for the warehouse tables: DuckDB locally, Snowflake in production.
+"""IO managers for the warehouse tables: DuckDB locally, Snowflake in production (its manager
+is in `spotify_assets/production.py`, imported only by that deployment).
 
 Both build on the upstream integrations (dagster-duckdb-pandas, dagster-snowflake-pandas)
 and keep their table naming, schema handling and reads, but write through
@@ -18,7 +19,7 @@ import pickle
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import dagster as dg
 import pandas as pd
@@ -26,8 +27,6 @@ from dagster._core.definitions.partitions.utils import TimeWindow
 from dagster._core.storage.db_io_manager import DbClient, DbIOManager, DbTypeHandler, TableSlice
 from dagster._core.storage.fs_io_manager import PickledObjectFilesystemIOManager
 from dagster_duckdb_pandas import DuckDBPandasIOManager
-from dagster_snowflake import SnowflakeResource
-from dagster_snowflake_pandas import SnowflakePandasIOManager
 
 from spotify_assets.lib import warehouse
 from spotify_assets.lib.tables import DECLARED_TABLES
@@ -210,43 +209,6 @@ class WarehouseDuckDBIOManager(DuckDBPandasIOManager):
 
     def create_io_manager(self, context) -> DbIOManager:
         return _io_manager(_DuckDBClient(self.lock_timeout_seconds), self.database, self.schema_, "WarehouseDuckDBIOManager")
-
-
-# --- Snowflake ------------------------------------------------------------------------------
-
-# How rows reach Snowflake (PUT + COPY INTO). Tests against an emulator without file transfer
-# replace this one step; see spotify_assets_tests/snowflake_support.py.
-stage_frame: warehouse.StageFn = warehouse.stage_with_write_pandas
-
-
-class _SnowflakeClient(_WindowClient):
-    dialect = "snowflake"
-
-    def qualified(self, table_slice: TableSlice) -> str:
-        return f"{table_slice.database}.{table_slice.schema}.{table_slice.table}"
-
-    @contextmanager
-    def connect(self, context, table_slice: TableSlice) -> Iterator[Any]:  # type: ignore[override]
-        config = {k: v for k, v in (context.resource_config or {}).items() if k != "schema"}
-        with SnowflakeResource(schema=table_slice.schema, **config).get_connection(raw_conn=False) as conn:
-            yield conn
-
-    def replace(self, connection, table_slice, frame, window):  # type: ignore[no-untyped-def]
-        return warehouse.snowflake_replace(
-            connection, cast(str, table_slice.database), table_slice.schema, table_slice.table, frame, window, stage=stage_frame
-        )
-
-    def fetch(self, connection, sql: str) -> pd.DataFrame:
-        with connection.cursor() as cur:
-            cur.execute(sql)
-            return cur.fetch_pandas_all()
-
-
-class WarehouseSnowflakeIOManager(SnowflakePandasIOManager):
-    """Pandas DataFrames to and from Snowflake tables, one window per write, atomically."""
-
-    def create_io_manager(self, context) -> DbIOManager:
-        return _io_manager(_SnowflakeClient(), self.database, self.schema_, "WarehouseSnowflakeIOManager")
 
 
 # --- the model store ----------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """The one place that decides the deployment and builds its resources.
 
 `SPOTIFY_ASSETS_DEPLOYMENT=local` (the default): raw snapshots are files under the data
-directory. `production`: raw snapshots in S3. Every deployment binds the same resource keys,
-so asset code never asks where it runs. Settings are validated when the definitions load.
+directory, tables in DuckDB. `production`: raw snapshots in S3, tables in Snowflake, built by
+`spotify_assets/production.py`, which only that deployment imports. Every deployment binds
+the same resource keys, so asset code never asks where it runs. Settings are validated when the definitions load.
 """
 
 import functools
@@ -14,15 +15,12 @@ from typing import Literal
 
 import dagster as dg
 import pandas as pd
-from dagster_aws.s3 import S3PickleIOManager, S3Resource
-from dagster_snowflake import SnowflakeResource
 
-from spotify_assets.defs import io_managers  # io_managers.stage_frame: the bulk-load step, replaceable in tests
-from spotify_assets.defs.io_managers import ModelFilesIOManager, WarehouseDuckDBIOManager, WarehouseSnowflakeIOManager
+from spotify_assets.defs.io_managers import ModelFilesIOManager, WarehouseDuckDBIOManager
 from spotify_assets.lib.extract import PlaylistSource
 from spotify_assets.lib.sample_source import SampleSource
-from spotify_assets.lib.settings import Settings, SnowflakeSettings
-from spotify_assets.lib.snapshot_store import Backend, LocalBackend, S3Backend, SnapshotStore
+from spotify_assets.lib.settings import Settings
+from spotify_assets.lib.snapshot_store import Backend, LocalBackend, SnapshotStore
 from spotify_assets.lib.spotify_client import (
     DEFAULT_ACCOUNTS_URL,
     DEFAULT_API_URL,
@@ -39,11 +37,6 @@ from spotify_assets.lib.warehouse import (
     duckdb_replace,
     duckdb_replace_window,
     duckdb_rewrite_table,
-    ensure_snowflake_schema,
-    snowflake_append_new,
-    snowflake_replace,
-    snowflake_replace_window,
-    snowflake_rewrite_table,
     transaction,
 )
 
@@ -159,17 +152,6 @@ class LocalRawSnapshotStore(RawSnapshotStore):
         return LocalBackend(self.base_dir)
 
 
-class S3RawSnapshotStore(RawSnapshotStore):
-    """Raw files as objects under an S3 bucket and prefix (AWS_* variables honoured)."""
-
-    bucket: str
-    prefix: str = ""
-    s3: S3Resource
-
-    def backend(self) -> Backend:
-        return S3Backend(self.s3.get_client(), self.bucket, self.prefix)
-
-
 class Warehouse(dg.ConfigurableResource):
     """The SQL warehouse the tables live in, for what is not a DataFrame: views, previews."""
 
@@ -283,68 +265,6 @@ class DuckDBWarehouse(Warehouse):
         return "information_schema.tables", self.schema_name
 
 
-class SnowflakeWarehouse(Warehouse):
-    """Snowflake, through dagster-snowflake's resource."""
-
-    snowflake: SnowflakeResource
-    database: str
-    schema_name: str = "ANALYTICS"
-
-    @property
-    def dialect(self) -> str:
-        return "snowflake"
-
-    @property
-    def schema_ref(self) -> str:
-        return f"{self.database}.{self.schema_name}".upper()
-
-    def execute(self, statements: list[str]) -> None:
-        # CREATE VIEW is DDL: Snowflake commits each one by itself.
-        with self.snowflake.get_connection() as conn, conn.cursor() as cur:
-            ensure_snowflake_schema(cur, self.database, self.schema_name)
-            for statement in statements:
-                cur.execute(statement)
-
-    @contextmanager
-    def reader(self) -> Iterator[Callable[[str], pd.DataFrame]]:
-        with self.snowflake.get_connection() as conn:
-
-            def read(sql: str) -> pd.DataFrame:
-                with conn.cursor() as cur:
-                    cur.execute(sql)
-                    return _lower_case(cur.fetch_pandas_all())
-
-            yield read
-
-    def replace_rows(self, table: str, frame: pd.DataFrame, where: str) -> WriteResult:
-        with self.snowflake.get_connection() as conn:
-            return snowflake_replace(
-                conn, self.database, self.schema_name, table, frame, None, stage=io_managers.stage_frame, where=where
-            )
-
-    def replace_window(self, frames: dict[str, pd.DataFrame], window: Window) -> dict[str, WriteResult]:
-        with self.snowflake.get_connection() as conn:
-            return snowflake_replace_window(
-                conn, self.database, self.schema_name, frames, window, stage=io_managers.stage_frame
-            )
-
-    def append_new(self, frames: dict[str, pd.DataFrame], fill: dict[str, tuple[str, str]]) -> dict[str, AppendResult]:
-        with self.snowflake.get_connection() as conn:
-            return snowflake_append_new(
-                conn, self.database, self.schema_name, frames, fill, stage=io_managers.stage_frame
-            )
-
-    def rewrite_table(self, table: str, frame: pd.DataFrame) -> int:
-        with self.snowflake.get_connection() as conn:
-            return snowflake_rewrite_table(
-                conn, self.database, self.schema_name, table, frame, stage=io_managers.stage_frame
-            )
-
-    @property
-    def catalog(self) -> tuple[str, str]:
-        return f"{self.database}.INFORMATION_SCHEMA.TABLES".upper(), self.schema_name.upper()
-
-
 def _env(name: str) -> str | dg.EnvVar | None:
     # Secrets go in as EnvVar: resolved at run time, shown in the UI by name, never by value.
     return dg.EnvVar(name) if os.environ.get(name, "").strip() else None
@@ -370,57 +290,13 @@ def spotify_resource(settings: Settings) -> SpotifyResource:
     )
 
 
-def raw_store_resource(settings: Settings) -> RawSnapshotStore:
-    if settings.deployment == "production":
-        assert settings.s3 is not None
-        return S3RawSnapshotStore(bucket=settings.s3.bucket, prefix=settings.s3.prefix, s3=S3Resource())
-    return LocalRawSnapshotStore(base_dir=str(settings.data_dir))
-
-
-def _snowflake_connection(sf: SnowflakeSettings) -> dict[str, object]:
-    """Connection fields shared by the Snowflake IO manager and resource; secrets as EnvVar."""
-    fields: dict[str, object] = {
-        "account": sf.account,
-        "user": sf.user,
-        "database": sf.database,
-        # the field is named like the auth kind, and read from SNOWFLAKE_<KIND>
-        sf.auth: dg.EnvVar(f"SNOWFLAKE_{sf.auth.upper()}"),
-    }
-    if sf.private_key_password:
-        fields["private_key_password"] = dg.EnvVar("SNOWFLAKE_PRIVATE_KEY_PASSWORD")
-    if sf.warehouse:
-        fields["warehouse"] = sf.warehouse
-    if sf.role:
-        fields["role"] = sf.role
-    extra: dict[str, object] = {}
-    if sf.host:
-        extra["host"] = sf.host
-    if sf.port:
-        extra["port"] = sf.port
-    if sf.protocol != "https":
-        extra["protocol"] = sf.protocol
-    if extra:
-        fields["additional_snowflake_connection_args"] = extra
-    return fields
-
-
-def warehouse_resources(settings: Settings) -> dict[str, object]:
-    """The IO manager that stores the tables, and the warehouse the views are created in."""
+def local_resources(settings: Settings) -> dict[str, object]:
+    """The local deployment: raw files and models under the data directory, tables in DuckDB."""
     wh = settings.warehouse
-    if settings.deployment == "production":
-        assert settings.snowflake is not None
-        sf = settings.snowflake
-        connection = _snowflake_connection(sf)
-        return {
-            "warehouse_io_manager": WarehouseSnowflakeIOManager(schema=sf.schema, **connection),  # type: ignore[arg-type]
-            "warehouse": SnowflakeWarehouse(
-                snowflake=SnowflakeResource(schema=sf.schema, **connection),  # type: ignore[arg-type]
-                database=sf.database,
-                schema_name=sf.schema,
-                recent_release_days=wh.recent_release_days,
-            ),
-        }
     return {
+        "raw_store": LocalRawSnapshotStore(base_dir=str(settings.data_dir)),
+        # pickles, one file per model asset, under <data dir>/models/
+        "model_io_manager": ModelFilesIOManager(base_dir=str(settings.data_dir / "models")),
         "warehouse_io_manager": WarehouseDuckDBIOManager(database=str(wh.duckdb_path), schema=wh.schema),
         "warehouse": DuckDBWarehouse(
             database=str(wh.duckdb_path), schema_name=wh.schema, recent_release_days=wh.recent_release_days
@@ -428,25 +304,11 @@ def warehouse_resources(settings: Settings) -> dict[str, object]:
     }
 
 
-def model_io_manager(settings: Settings) -> dg.ConfigurableIOManagerFactory:
-    """Where trained models are kept: `<data dir>/models/` locally, `s3://<bucket>/<prefix>/models/`
-    in production (pickles, one file or object per model asset)."""
-    if settings.deployment == "production":
-        assert settings.s3 is not None
-        prefix = "/".join(p for p in (settings.s3.prefix.strip("/"), "models") if p)
-        return S3PickleIOManager(s3_resource=S3Resource(), s3_bucket=settings.s3.bucket, s3_prefix=prefix)
-    return ModelFilesIOManager(base_dir=str(settings.data_dir / "models"))
-
-
 def build_resources(settings: Settings) -> dict[str, object]:
-    return {
-        "spotify": spotify_resource(settings),
-        "raw_store": raw_store_resource(settings),
-        "model_io_manager": model_io_manager(settings),
-        **warehouse_resources(settings),
-    }
+    """Every resource key bound for the selected deployment. Production's modules (S3,
+    Snowflake: seconds to import) are imported only when it is the one selected."""
+    if settings.deployment == "production":
+        from spotify_assets import production
 
-
-@dg.definitions
-def resources() -> dg.Definitions:
-    return dg.Definitions(resources=build_resources(load_settings()))
+        return {"spotify": spotify_resource(settings), **production.resources(settings)}
+    return {"spotify": spotify_resource(settings), **local_resources(settings)}

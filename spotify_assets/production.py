@@ -1,0 +1,189 @@
+"""The production deployment's resources: raw snapshots and models in S3, tables in Snowflake.
+
+Imported only when `SPOTIFY_ASSETS_DEPLOYMENT=production` is selected (by
+`defs/resources.py`): dagster-snowflake (through snowflake.core) and dagster-aws take seconds
+to import, and every step process of a daemon-launched run loads the code location again,
+so the local deployment never pays for them.
+"""
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, cast
+
+import dagster as dg
+import pandas as pd
+from dagster._core.storage.db_io_manager import DbIOManager, TableSlice
+from dagster_aws.s3 import S3PickleIOManager, S3Resource
+from dagster_snowflake import SnowflakeResource
+from dagster_snowflake_pandas import SnowflakePandasIOManager
+
+from spotify_assets.defs.io_managers import _io_manager, _WindowClient
+from spotify_assets.defs.resources import RawSnapshotStore, Warehouse, _lower_case
+from spotify_assets.lib import warehouse
+from spotify_assets.lib.settings import Settings, SnowflakeSettings
+from spotify_assets.lib.snapshot_store import Backend, S3Backend
+from spotify_assets.lib.warehouse import (
+    AppendResult,
+    Window,
+    WriteResult,
+    ensure_snowflake_schema,
+    snowflake_append_new,
+    snowflake_replace,
+    snowflake_replace_window,
+    snowflake_rewrite_table,
+)
+
+# How rows reach Snowflake (PUT + COPY INTO). Tests against an emulator without file transfer
+# replace this one step; see spotify_assets_tests/snowflake_support.py.
+stage_frame: warehouse.StageFn = warehouse.stage_with_write_pandas
+
+
+class _SnowflakeClient(_WindowClient):
+    dialect = "snowflake"
+
+    def qualified(self, table_slice: TableSlice) -> str:
+        return f"{table_slice.database}.{table_slice.schema}.{table_slice.table}"
+
+    @contextmanager
+    def connect(self, context, table_slice: TableSlice) -> Iterator[Any]:  # type: ignore[override]
+        config = {k: v for k, v in (context.resource_config or {}).items() if k != "schema"}
+        with SnowflakeResource(schema=table_slice.schema, **config).get_connection(raw_conn=False) as conn:
+            yield conn
+
+    def replace(self, connection, table_slice, frame, window):  # type: ignore[no-untyped-def]
+        return warehouse.snowflake_replace(
+            connection, cast(str, table_slice.database), table_slice.schema, table_slice.table, frame, window, stage=stage_frame
+        )
+
+    def fetch(self, connection, sql: str) -> pd.DataFrame:
+        with connection.cursor() as cur:
+            cur.execute(sql)
+            return cur.fetch_pandas_all()
+
+
+class WarehouseSnowflakeIOManager(SnowflakePandasIOManager):
+    """Pandas DataFrames to and from Snowflake tables, one window per write, atomically."""
+
+    def create_io_manager(self, context) -> DbIOManager:
+        return _io_manager(_SnowflakeClient(), self.database, self.schema_, "WarehouseSnowflakeIOManager")
+
+
+class S3RawSnapshotStore(RawSnapshotStore):
+    """Raw files as objects under an S3 bucket and prefix (AWS_* variables honoured)."""
+
+    bucket: str
+    prefix: str = ""
+    s3: S3Resource
+
+    def backend(self) -> Backend:
+        return S3Backend(self.s3.get_client(), self.bucket, self.prefix)
+
+
+class SnowflakeWarehouse(Warehouse):
+    """Snowflake, through dagster-snowflake's resource."""
+
+    snowflake: SnowflakeResource
+    database: str
+    schema_name: str = "ANALYTICS"
+
+    @property
+    def dialect(self) -> str:
+        return "snowflake"
+
+    @property
+    def schema_ref(self) -> str:
+        return f"{self.database}.{self.schema_name}".upper()
+
+    def execute(self, statements: list[str]) -> None:
+        # CREATE VIEW is DDL: Snowflake commits each one by itself.
+        with self.snowflake.get_connection() as conn, conn.cursor() as cur:
+            ensure_snowflake_schema(cur, self.database, self.schema_name)
+            for statement in statements:
+                cur.execute(statement)
+
+    @contextmanager
+    def reader(self) -> Iterator[Callable[[str], pd.DataFrame]]:
+        with self.snowflake.get_connection() as conn:
+
+            def read(sql: str) -> pd.DataFrame:
+                with conn.cursor() as cur:
+                    cur.execute(sql)
+                    return _lower_case(cur.fetch_pandas_all())
+
+            yield read
+
+    def replace_rows(self, table: str, frame: pd.DataFrame, where: str) -> WriteResult:
+        with self.snowflake.get_connection() as conn:
+            return snowflake_replace(
+                conn, self.database, self.schema_name, table, frame, None, stage=stage_frame, where=where
+            )
+
+    def replace_window(self, frames: dict[str, pd.DataFrame], window: Window) -> dict[str, WriteResult]:
+        with self.snowflake.get_connection() as conn:
+            return snowflake_replace_window(
+                conn, self.database, self.schema_name, frames, window, stage=stage_frame
+            )
+
+    def append_new(self, frames: dict[str, pd.DataFrame], fill: dict[str, tuple[str, str]]) -> dict[str, AppendResult]:
+        with self.snowflake.get_connection() as conn:
+            return snowflake_append_new(
+                conn, self.database, self.schema_name, frames, fill, stage=stage_frame
+            )
+
+    def rewrite_table(self, table: str, frame: pd.DataFrame) -> int:
+        with self.snowflake.get_connection() as conn:
+            return snowflake_rewrite_table(
+                conn, self.database, self.schema_name, table, frame, stage=stage_frame
+            )
+
+    @property
+    def catalog(self) -> tuple[str, str]:
+        return f"{self.database}.INFORMATION_SCHEMA.TABLES".upper(), self.schema_name.upper()
+
+
+def _snowflake_connection(sf: SnowflakeSettings) -> dict[str, object]:
+    """Connection fields shared by the Snowflake IO manager and resource; secrets as EnvVar."""
+    fields: dict[str, object] = {
+        "account": sf.account,
+        "user": sf.user,
+        "database": sf.database,
+        # the field is named like the auth kind, and read from SNOWFLAKE_<KIND>
+        sf.auth: dg.EnvVar(f"SNOWFLAKE_{sf.auth.upper()}"),
+    }
+    if sf.private_key_password:
+        fields["private_key_password"] = dg.EnvVar("SNOWFLAKE_PRIVATE_KEY_PASSWORD")
+    if sf.warehouse:
+        fields["warehouse"] = sf.warehouse
+    if sf.role:
+        fields["role"] = sf.role
+    extra: dict[str, object] = {}
+    if sf.host:
+        extra["host"] = sf.host
+    if sf.port:
+        extra["port"] = sf.port
+    if sf.protocol != "https":
+        extra["protocol"] = sf.protocol
+    if extra:
+        fields["additional_snowflake_connection_args"] = extra
+    return fields
+
+
+def resources(settings: Settings) -> dict[str, object]:
+    """The production bindings of the resource keys every deployment has (but `spotify`)."""
+    assert settings.s3 is not None and settings.snowflake is not None
+    sf = settings.snowflake
+    connection = _snowflake_connection(sf)
+    models_prefix = "/".join(p for p in (settings.s3.prefix.strip("/"), "models") if p)
+    return {
+        "raw_store": S3RawSnapshotStore(bucket=settings.s3.bucket, prefix=settings.s3.prefix, s3=S3Resource()),
+        "model_io_manager": S3PickleIOManager(
+            s3_resource=S3Resource(), s3_bucket=settings.s3.bucket, s3_prefix=models_prefix
+        ),
+        "warehouse_io_manager": WarehouseSnowflakeIOManager(schema=sf.schema, **connection),  # type: ignore[arg-type]
+        "warehouse": SnowflakeWarehouse(
+            snowflake=SnowflakeResource(schema=sf.schema, **connection),  # type: ignore[arg-type]
+            database=sf.database,
+            schema_name=sf.schema,
+            recent_release_days=settings.warehouse.recent_release_days,
+        ),
+    }
