@@ -24,12 +24,21 @@ def defs_modules() -> list:
     ]
 
 
-@dg.definitions
-def defs() -> dg.Definitions:
+def build_definitions(executor: dg.ExecutorDefinition | None = None) -> dg.Definitions:
+    """Everything under `defs/`, with the selected deployment's resources and `executor` for
+    every job (default: the project's, see `defs/execution.py`)."""
+    from spotify_assets.defs.execution import EXECUTOR
     from spotify_assets.defs.resources import build_resources, load_settings
 
     settings = load_settings()  # raises SettingsError naming every bad value, before anything runs
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dg.PreviewWarning)  # the module loader is marked preview
         found = dg.load_definitions_from_modules(defs_modules())
-    return dg.Definitions.merge(found, dg.Definitions(resources=build_resources(settings)))
+    return dg.Definitions.merge(
+        found, dg.Definitions(resources=build_resources(settings), executor=executor or EXECUTOR)
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return build_definitions()

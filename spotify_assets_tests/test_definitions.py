@@ -124,3 +124,13 @@ def test_schedule_job_covers_everything_downstream_of_the_snapshots() -> None:
         for k in dg.AssetSelection.assets("raw_playlist_snapshots").downstream().resolve(graph)
     }
     assert selected == downstream
+
+
+def test_every_job_runs_its_steps_in_the_run_process() -> None:
+    # A step process per step costs 5x the work here (benchmarks/daemon_path.py); the schedule,
+    # the sensor, backfills and the UI's "Materialize" all launch one of these jobs.
+    definitions = defs()
+    repository = definitions.get_repository_def()
+    names = [job.name for job in repository.get_all_jobs()]
+    assert {"spotify_pipeline_job", "listening_job", "raw_freshness_job"} <= set(names)
+    assert {name: repository.get_job(name).executor_def.name for name in names} == {name: "in_process" for name in names}

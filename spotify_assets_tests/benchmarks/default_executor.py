@@ -1,0 +1,14 @@
+"""The project's definitions with Dagster's default executor (`multi_or_in_process_executor`)
+instead of the project's in-process one: the reference runs of `daemon_path.py`.
+
+    dagster job execute -m spotify_assets_tests.benchmarks.default_executor -j spotify_pipeline_job ...
+"""
+
+import dagster as dg
+
+from spotify_assets.definitions import build_definitions
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return build_definitions(dg.multi_or_in_process_executor)
