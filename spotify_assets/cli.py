@@ -50,15 +50,21 @@ def run_demo(windows: int) -> int:
         os.environ.pop(name, None)
     os.environ["SPOTIFY_ASSETS_DEPLOYMENT"] = "local"
 
-    from spotify_assets.lib.settings import Settings, SettingsError
+    from spotify_assets.lib.settings import Settings, SettingsError, writable_problem
 
     try:
-        settings = Settings.from_env(os.environ)
+        settings = Settings.from_env(os.environ)  # the message the code location shows at load
     except SettingsError as err:
         print(err, file=sys.stderr)
         return 2
     data_dir = settings.data_dir
     dagster_home = Path(os.environ.get("DAGSTER_HOME") or data_dir / "dagster_home")
+    # the demo also writes Dagster's run storage: checked like the settings, named the same way
+    problem = writable_problem(dagster_home, directory=True)
+    if problem is not None:
+        source = f"DAGSTER_HOME={os.environ['DAGSTER_HOME']!r}" if os.environ.get("DAGSTER_HOME") else "SPOTIFY_ASSETS_DATA_DIR"
+        print(SettingsError([f"{source}: Dagster's run storage {dagster_home} {problem[1]}"]), file=sys.stderr)
+        return 2
     dagster_home.mkdir(parents=True, exist_ok=True)
     os.environ["DAGSTER_HOME"] = str(dagster_home)
 

@@ -148,3 +148,26 @@ def test_a_later_demo_fails_the_runs_a_killed_demo_left_started() -> None:
         status = {run.run_id: instance.get_run_by_id(run.run_id).status for run in (killed, live, elsewhere, daemon)}
         assert status == {killed.run_id: dg.DagsterRunStatus.FAILURE, live.run_id: started, elsewhere.run_id: started, daemon.run_id: started}
         assert fail_abandoned_runs(instance) == []  # once
+
+
+def test_demo_names_an_unwritable_data_dir_or_dagster_home_without_a_traceback(tmp_path: Path) -> None:
+    # A regular file where a directory must be created: unwritable for root too.
+    (tmp_path / "file").write_text("x")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPOTIFY_", "DAGSTER_HOME"))}
+    result = subprocess.run(
+        [sys.executable, "-m", "spotify_assets.cli", "demo", "--windows", "1"],
+        cwd=ROOT, env={**env, "SPOTIFY_ASSETS_DATA_DIR": str(tmp_path / "file" / "data")},
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    assert f"SPOTIFY_ASSETS_DATA_DIR={str(tmp_path / 'file' / 'data')!r}: the data directory" in result.stderr
+    assert f"{tmp_path / 'file'} is a file, not a directory" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    result = subprocess.run(
+        [sys.executable, "-m", "spotify_assets.cli", "demo", "--windows", "1"],
+        cwd=ROOT, env={**env, "SPOTIFY_ASSETS_DATA_DIR": str(tmp_path / "data"), "DAGSTER_HOME": str(tmp_path / "file" / "home")},
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"DAGSTER_HOME={str(tmp_path / 'file' / 'home')!r}: Dagster's run storage" in result.stderr
+    assert not (tmp_path / "data").exists()  # refused before anything was written

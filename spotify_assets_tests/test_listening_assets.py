@@ -167,7 +167,7 @@ def test_the_sensor_starts_the_job_when_the_folder_changes() -> None:
     assert sensor.job_name == "listening_job" and sensor.default_status == dg.DefaultSensorStatus.RUNNING
     raw_store = definitions.resources["raw_store"]
     with dg.instance_for_test() as instance:
-        context = dg.build_sensor_context(instance=instance, resources={"raw_store": raw_store})
+        context = dg.build_sensor_context(instance=instance, resources={"raw_store": raw_store, "warehouse": definitions.resources["warehouse"]})
         assert isinstance(listening_files_sensor(context), dg.SkipReason)  # empty folder
         _drop(sample_export_files())
         first = listening_files_sensor(context)
@@ -188,7 +188,7 @@ def test_a_file_overwritten_in_place_is_seen_by_the_sensor_and_adds_only_new_pla
     resources = _resources()
     path = _drop_file("ana/Streaming_History_Audio_2024_0.json", orjson.dumps(_plays(369)))
     with dg.instance_for_test() as instance:
-        context = dg.build_sensor_context(instance=instance, resources={"raw_store": resources["raw_store"]})
+        context = dg.build_sensor_context(instance=instance, resources=resources)
         first = listening_files_sensor(context)
         assert isinstance(first, dg.RunRequest)
         meta, _ = _ingest(resources, instance)
@@ -202,3 +202,72 @@ def test_a_file_overwritten_in_place_is_seen_by_the_sensor_and_adds_only_new_pla
         assert meta["files_read"] == 1 and meta["plays_added"] == 5
         assert isinstance(listening_files_sensor(context), dg.SkipReason)
     assert _counts() == (374, 374)
+
+
+def _exports_zip() -> bytes:
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("Spotify Account Data/StreamingHistory_music_9.json", b'[{"endTime": "2026-01-02 20:15", "artistName": "A", "trackName": "T", "msPlayed": 61000}]')
+    return archive.getvalue()
+
+
+def test_the_sensor_launches_nothing_on_an_up_to_date_instance_and_one_run_per_new_file() -> None:
+    """Issue 13: on the first tick after `dagster dev` started (no cursor), listening_job was
+    launched although every file was already ingested ("0 new export file(s)")."""
+    from spotify_assets.defs.listening import listening_files_sensor
+    from spotify_assets.lib.listening import detect_format
+    from spotify_assets_tests.faults.test_listening_reexports import _ingest, _resources
+
+    def runs(context: dg.SensorEvaluationContext) -> list[dg.RunRequest]:
+        return list(listening_files_sensor.evaluate_tick(context).run_requests or [])
+
+    resources = _resources()
+    files = sample_export_files()
+    _drop({**files, "erin/my_spotify_data.zip": _exports_zip(), "notes.txt": b"not an export"})
+    exports = len([n for n in files if detect_format(n)]) + 1  # video history and notes.txt are not read
+    with dg.instance_for_test() as instance:
+        assert _ingest(resources, instance)[0]["plays_added"] == SAMPLE_PLAYS + 1
+        # a fresh instance, an old-format cursor (issue 12's digest), a damaged one: all ingested, no run
+        for cursor in (None, "4f1c2a9e0b7d3c55", "{not json"):
+            context = dg.build_sensor_context(instance=instance, resources=resources, cursor=cursor)
+            assert runs(context) == [], cursor
+            assert len(json.loads(context.cursor)["seen"]) == exports
+        # from the cursor now: files that are not exports start nothing
+        _drop({"notes2.txt": b"x", "ana/Streaming_History_Video_2024.json": b"[]"})
+        assert runs(context) == []
+        # one new file: exactly one run, once
+        _drop({"dan/StreamingHistory_music_0.json": b'[{"endTime": "2026-01-03 08:00", "artistName": "B", "trackName": "U", "msPlayed": 90000}]'})
+        (first,) = runs(context)
+        assert runs(context) == []
+        # one file overwritten in place (new content, same name): exactly one run, another key
+        (name, data), *_ = [(n, d) for n, d in files.items() if detect_format(n)]
+        (_folder() / name).write_bytes(data + b" ")
+        (second,) = runs(context)
+        assert second.run_key != first.run_key and runs(context) == []
+        # a file removed: nothing to do
+        (_folder() / "notes.txt").unlink()
+        (_folder() / "dan/StreamingHistory_music_0.json").unlink()
+        assert runs(context) == [] and len(json.loads(context.cursor)["seen"]) == exports
+        # a fresh cursor over a warehouse that lacks one file: one run for it
+        _drop({"dan/StreamingHistory_music_1.json": b"[]"})
+        assert len(runs(dg.build_sensor_context(instance=instance, resources=resources))) == 1
+
+
+def test_the_sensor_says_so_when_it_cannot_read_what_is_ingested(monkeypatch) -> None:
+    from spotify_assets.defs import listening as listening_defs
+    from spotify_assets.lib.warehouse import DuckDBDatabase
+    from spotify_assets_tests.faults.test_listening_reexports import _ingest, _resources
+
+    resources = _resources()
+    _drop(sample_export_files())
+    monkeypatch.setattr(listening_defs, "SENSOR_LOCK_WAIT_S", 0.2)
+    with dg.instance_for_test() as instance:
+        _ingest(resources, instance)
+        context = dg.build_sensor_context(instance=instance, resources=resources)
+        # a run holds the warehouse: the tick says why it launches nothing, and keeps no cursor
+        with DuckDBDatabase(load_settings().warehouse.duckdb_path).connect(write=True):
+            skipped = listening_defs.listening_files_sensor(context)
+        assert isinstance(skipped, dg.SkipReason) and "could not read which export files are already ingested" in skipped.skip_message
+        assert "WarehouseLockTimeout" in skipped.skip_message and context.cursor is None
+        # the next tick reads it: everything is ingested, no run
+        assert isinstance(listening_defs.listening_files_sensor(context), dg.SkipReason) and context.cursor

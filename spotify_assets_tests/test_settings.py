@@ -200,3 +200,73 @@ def test_api_urls_that_can_never_work_are_refused_at_load(url: str, why: str) ->
     message = problems({"SPOTIFY_API_URL": url, "SPOTIFY_ACCOUNTS_URL": url})
     assert f"SPOTIFY_API_URL={url!r}" in message and f"SPOTIFY_ACCOUNTS_URL={url!r}" in message
     assert why in message
+
+
+# --- what the deployment writes, checked at load ------------------------------------------------
+
+
+def test_an_unwritable_data_dir_is_named_with_the_other_problems_once(tmp_path: Path) -> None:
+    # Works as root too (root writes through any mode bits): the data directory's parent is a
+    # regular file, so nothing can create it.
+    (tmp_path / "file").write_text("x")
+    data_dir = tmp_path / "file" / "data"
+    message = problems({"SPOTIFY_ASSETS_DATA_DIR": str(data_dir), "SPOTIFY_ASSETS_FIRST_WINDOW": "soon"})
+    assert "SPOTIFY_ASSETS_FIRST_WINDOW='soon'" in message  # all at once
+    assert f"SPOTIFY_ASSETS_DATA_DIR={str(data_dir)!r}: the data directory {data_dir} cannot be created" in message
+    assert f"{tmp_path / 'file'} is a file, not a directory" in message
+    # one cause, one line: not again for the DuckDB file, its lock, models/ or the alerts file
+    assert message.count(" - ") == 2, message
+
+
+def test_a_duckdb_path_that_cannot_be_written_names_its_own_variable(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "data").mkdir()
+    message = problems({"SPOTIFY_ASSETS_DATA_DIR": str(tmp_path / "data"), "SPOTIFY_ASSETS_DUCKDB_PATH": str(tmp_path / "file" / "w.duckdb")})
+    assert f"SPOTIFY_ASSETS_DUCKDB_PATH={str(tmp_path / 'file' / 'w.duckdb')!r}: the DuckDB warehouse" in message
+    assert "SPOTIFY_ASSETS_DATA_DIR" not in message
+    # the lock file beside the warehouse: a directory where the lock file goes
+    (tmp_path / "data" / "warehouse.duckdb.lock").mkdir()
+    message = problems({"SPOTIFY_ASSETS_DATA_DIR": str(tmp_path / "data")})
+    assert "SPOTIFY_ASSETS_DATA_DIR (warehouse.duckdb in the data directory): the DuckDB warehouse's lock file" in message
+    assert "is a directory, not a file" in message
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a mode 0o500 directory: the file-parent tests cover root")
+def test_a_read_only_data_dir_is_refused_by_mode(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir(mode=0o500)
+    try:
+        message = problems({"SPOTIFY_ASSETS_DATA_DIR": str(data_dir)})
+    finally:
+        data_dir.chmod(0o700)
+    assert f"SPOTIFY_ASSETS_DATA_DIR={str(data_dir)!r}: the data directory {data_dir} is not writable" in message
+
+
+def test_the_check_leaves_nothing_behind(tmp_path: Path) -> None:
+    # a missing data directory is judged by its parent, not created; the probe file is removed
+    s = Settings.from_env({"SPOTIFY_ASSETS_DATA_DIR": str(tmp_path / "new" / "data")})
+    assert s.data_dir == tmp_path / "new" / "data" and list(tmp_path.iterdir()) == []
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "warehouse.duckdb").write_bytes(b"db")
+    Settings.from_env({"SPOTIFY_ASSETS_DATA_DIR": str(tmp_path / "data")})
+    assert [p.name for p in (tmp_path / "data").iterdir()] == ["warehouse.duckdb"]
+    assert (tmp_path / "data" / "warehouse.duckdb").read_bytes() == b"db"
+
+
+def test_production_checks_only_what_it_writes_locally(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    unwritable = {**PRODUCTION, "SPOTIFY_ASSETS_DATA_DIR": str(tmp_path / "file" / "data")}
+    # with no alert destination, failed checks are written to the alerts file in the data dir
+    assert "SPOTIFY_ASSETS_DATA_DIR" in problems(unwritable)
+    assert "alerts file" in problems(unwritable)
+    # with Slack, nothing is written locally: raw files in S3, tables in Snowflake
+    s = Settings.from_env({**unwritable, "SLACK_BOT_TOKEN": "xoxb-1", "SPOTIFY_ASSETS_SLACK_CHANNEL": "#data"})
+    assert s.deployment == "production"
+
+
+def test_definitions_refuse_an_unwritable_data_dir_naming_the_variable(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    result = validate_workspace(tmp_path, SPOTIFY_ASSETS_DATA_DIR=str(tmp_path / "file" / "data"))
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "SPOTIFY_ASSETS_DATA_DIR=" in output and f"{tmp_path / 'file'} is a file, not a directory" in output

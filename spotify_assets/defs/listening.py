@@ -10,7 +10,8 @@ new export repeats the old plays. Every play has a natural key, `play_id`
 in the `listening_files` registry, inserting only plays whose `play_id` is not in `streams`:
 any re-export (cumulative, overlapping, the same file twice, under any name) adds only its new
 plays. A file is read again when its storage tag changes (overwritten in place), and the
-`listening_files_sensor` watches names and tags. A file over SPOTIFY_ASSETS_LISTENING_MAX_FILE_MB
+`listening_files_sensor` watches names and tags, and launches a run only for a file not yet
+seen or ingested. A file over SPOTIFY_ASSETS_LISTENING_MAX_FILE_MB
 (a zip member by its own size) is refused by name and the others load; files are read one at
 a time, so memory holds one file's plays at most. A malformed file is reported by name and
 skipped; the others are ingested. A `streams` table from before `play_id` is upgraded in place
@@ -18,12 +19,14 @@ on the next run, each distinct play kept once.
 """
 
 import hashlib
+import json
 import os
 import time
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import IO
 
 import dagster as dg
@@ -31,6 +34,7 @@ import pandas as pd
 
 from spotify_assets.defs.io_managers import column_schema, records_markdown
 from spotify_assets.defs.resources import (
+    DuckDBWarehouse,
     RawSnapshotStore,
     Warehouse,
     load_settings,
@@ -304,13 +308,89 @@ listening_job = dg.define_asset_job(
 )
 
 
+# The sensor's cursor: the identities (key and storage tag, hashed) of the export files present at
+# its last tick. Files that left the folder leave the cursor, so it grows with the folder only;
+# past the cap the rest count as new at every tick, and their run key repeats, so Dagster
+# launches no second run for them.
+CURSOR_VERSION = 2
+MAX_SEEN = 5000  # about 100 kB of cursor
+SENSOR_LOCK_WAIT_S = 5.0  # a run holding the DuckDB file: skip this tick rather than wait long
+
+
+def _identity(key: str, tag: str) -> str:
+    return hashlib.sha256(f"{key}\t{tag}".encode()).hexdigest()[:16]
+
+
+def _is_export(key: str) -> bool:
+    """Files a run would read: exports and zips (video history and other files are not)."""
+    name = key.rsplit("/", 1)[-1]
+    return name.lower().endswith(".zip") or listening.detect_format(name) is not None
+
+
+def _seen_from_cursor(cursor: str | None) -> set[str] | None:
+    """The identities in a cursor this sensor wrote; None without one, or for one it cannot
+    read (an older format, or edited by hand): the warehouse is asked instead."""
+    if not cursor:
+        return None
+    try:
+        state = json.loads(cursor)
+        if state.get("version") == CURSOR_VERSION and isinstance(state.get("seen"), list):
+            return {str(i) for i in state["seen"]}
+    except (ValueError, AttributeError):
+        pass
+    return None
+
+
+def _ingested(warehouse: Warehouse) -> set[tuple[str, str]]:
+    """(source_file, tag) of every file in the `listening_files` registry, read only: a missing
+    DuckDB file is not created, and a run holding it is waited for SENSOR_LOCK_WAIT_S at most."""
+    if isinstance(warehouse, DuckDBWarehouse):
+        if not Path(warehouse.database).exists():
+            return set()
+        warehouse = DuckDBWarehouse(
+            database=warehouse.database, schema_name=warehouse.schema_name, lock_timeout_seconds=SENSOR_LOCK_WAIT_S
+        )
+    listing, schema = warehouse.catalog
+    with warehouse.reader() as read:
+        names = read(f"SELECT table_name FROM {listing} WHERE table_schema = '{schema}'")["table_name"]
+        if "listening_files" not in {str(n).lower() for n in names}:
+            return set()
+        registry = read(f"SELECT source_file, tag FROM {warehouse.qualified('listening_files')}")
+    return set(zip(registry["source_file"].astype(str), registry["tag"].astype(str)))
+
+
+def _already_ingested(relative: str, tag: str, ingested: set[tuple[str, str]]) -> bool:
+    if not relative.lower().endswith(".zip"):
+        return (relative, tag) in ingested
+    # a zip's members are registered as `<zip>!<member>` with the tag `<zip tag>|<crc>|<size>`
+    return any(f.startswith(f"{relative}!") and t.startswith(f"{tag}|") for f, t in ingested)
+
+
 @dg.sensor(job=listening_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
-def listening_files_sensor(context: dg.SensorEvaluationContext, raw_store: RawSnapshotStore):
-    """Runs listening_job when the files in the listening folder change: names or content (the
-    storage's tag changes when a file is overwritten in place)."""
-    infos = raw_store.backend().list_info(LISTENING_PREFIX)
-    digest = hashlib.sha256("\n".join(f"{i.key}\t{i.tag}" for i in infos).encode()).hexdigest()[:16]
-    if not infos or digest == context.cursor:
-        return dg.SkipReason(f"no new files in {LISTENING_PREFIX}")
-    context.update_cursor(digest)
+def listening_files_sensor(context: dg.SensorEvaluationContext, raw_store: RawSnapshotStore, warehouse: Warehouse):
+    """Runs listening_job when an export file in the listening folder is new: a new name, or
+    new content (the storage's tag changes when a file is overwritten in place). Without a
+    cursor (the first tick on a new instance) the warehouse's `listening_files` registry says
+    which files are already ingested, so an up-to-date instance launches no run."""
+    present = {
+        _identity(i.key, i.tag): (i.key[len(LISTENING_PREFIX):], i.tag)
+        for i in raw_store.backend().list_info(LISTENING_PREFIX)
+        if _is_export(i.key)
+    }
+    seen = _seen_from_cursor(context.cursor)
+    if seen is None:
+        try:
+            ingested = _ingested(warehouse)
+        except Exception as err:  # the cursor stays unset: the next tick asks again
+            return dg.SkipReason(
+                f"could not read which export files are already ingested from the warehouse "
+                f"({type(err).__name__}: {str(err)[:300]}); asking again at the next tick"
+            )
+        seen = {ident for ident, (relative, tag) in present.items() if _already_ingested(relative, tag, ingested)}
+    new = sorted(present[i][0] for i in present if i not in seen)
+    context.update_cursor(json.dumps({"version": CURSOR_VERSION, "seen": sorted(present)[:MAX_SEEN]}))
+    if not new:
+        return dg.SkipReason(f"no new export file in {LISTENING_PREFIX}: {len(present)} file(s), all seen or ingested")
+    context.log.info(f"{len(new)} new or changed export file(s): {', '.join(new[:20])}")
+    digest = hashlib.sha256("\n".join(sorted(i for i in present if i not in seen)).encode()).hexdigest()[:16]
     return dg.RunRequest(run_key=f"listening-{digest}")

@@ -4,13 +4,17 @@
 value stops the code location from loading with a message naming the variable, instead of
 failing halfway through a run. Secrets are not kept here: the resources read them through
 `dg.EnvVar` at run time, so their values never reach the UI. This module only checks that
-they are set.
+they are set. The directories and files the deployment will write locally are checked here
+too (`path_problems`), each named by the variable that put it there.
 """
 
 from __future__ import annotations
 
+import errno
 import math
+import os
 import re
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -136,7 +140,9 @@ class Settings:
         return self.data_dir / "alerts.jsonl"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> Settings:
+    def from_env(cls, env: Mapping[str, str], *, check_paths: bool = True) -> Settings:
+        """The settings in `env`, or SettingsError listing every problem. `check_paths`: also
+        check that every local directory and file the deployment writes can be written."""
         reader = _Reader(env)
         deployment = reader.choice("SPOTIFY_ASSETS_DEPLOYMENT", ("local", "production"), "local")
         data_dir = Path(reader.text("SPOTIFY_ASSETS_DATA_DIR") or DEFAULT_DATA_DIR).expanduser()
@@ -163,12 +169,119 @@ class Settings:
                 prefix=(reader.text("SPOTIFY_ASSETS_S3_PREFIX") or "spotify-assets").strip("/"),
             )
             snowflake = _snowflake_settings(reader)
+        if check_paths:
+            reader.problems += path_problems(
+                deployment=deployment,
+                data_dir=data_dir,
+                data_dir_var=_source("SPOTIFY_ASSETS_DATA_DIR", reader, data_dir),
+                duckdb_path=warehouse.duckdb_path,
+                duckdb_var=_source("SPOTIFY_ASSETS_DUCKDB_PATH", reader, warehouse.duckdb_path)
+                if reader.text("SPOTIFY_ASSETS_DUCKDB_PATH")
+                else f"SPOTIFY_ASSETS_DATA_DIR ({warehouse.duckdb_path.name} in the data directory)",
+                alerts_to_file=not (alerts.webhook or alerts.slack_channel),
+            )
         if reader.problems:
             raise SettingsError(reader.problems)
         return cls(
             deployment, data_dir.resolve(), f"{first_window}-00:00", spotify, warehouse, s3, snowflake, quality, alerts,
             listening,
         )
+
+
+def _source(name: str, reader: _Reader, value: Path) -> str:
+    return f"{name}={reader.text(name)!r}" if reader.text(name) else f"{name} (unset: the default {value})"
+
+
+# --- what the deployment writes ----------------------------------------------------------------
+
+
+def path_problems(
+    *, deployment: str, data_dir: Path, data_dir_var: str, duckdb_path: Path, duckdb_var: str, alerts_to_file: bool
+) -> list[str]:
+    """Every local directory and file the deployment will write that this process cannot, each
+    named by the variable that set it. Locally: the data directory (raw snapshots, models,
+    dashboard, alerts file) and the DuckDB file with its lock; in production only the alerts
+    file, when alerts have no other destination (S3 and Snowflake are remote). A problem
+    shared by several paths (one unwritable parent) is reported once."""
+    data_dir = data_dir.resolve()
+    checks: list[tuple[str, str, Path, bool]] = []  # variable, what, path, is a directory
+    if deployment == "local":
+        checks += [(data_dir_var, "the data directory", data_dir, True)]
+        checks += [(data_dir_var, f"its {sub}/ directory", data_dir / sub, True) for sub in ("raw", "models", "dashboard")]
+        checks += [
+            (duckdb_var, "the DuckDB warehouse", duckdb_path, False),
+            (duckdb_var, "the DuckDB warehouse's lock file", duckdb_path.with_name(duckdb_path.name + ".lock"), False),
+        ]
+    if alerts_to_file:
+        checks.append((data_dir_var, "the alerts file", data_dir / "alerts.jsonl", False))
+    problems: list[str] = []
+    reported: set[Path] = set()
+    for variable, what, path, is_dir in checks:
+        found = writable_problem(path, directory=is_dir)
+        if found is not None and found[0] not in reported:
+            reported.add(found[0])
+            problems.append(f"{variable}: {what} {path} {found[1]}")
+    return problems
+
+
+def writable_problem(path: Path, *, directory: bool) -> tuple[Path, str] | None:
+    """Why this process could not create or write `path`: (the path at fault, why), or None.
+
+    Tested for real, with a probe file created and removed at once (root passes `os.access` on
+    a read-only mode, and a read-only file system shows only when written). Nothing is left
+    behind: a missing path is judged by its nearest existing parent, which a run would create
+    it in; an existing file is opened for writing, not changed.
+    """
+    try:
+        exists = path.exists()
+    except OSError as err:  # a parent this user may not enter: name it
+        blocked = next((a.parent for a in reversed(path.parents) if not _stats(a)), path.parent)
+        return blocked, f"cannot be reached: {blocked} cannot be entered by this user (uid {os.getuid()}): {err.strerror}"
+    if not exists:
+        parent = path.parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir():
+            return parent, f"cannot be created: {parent} is a file, not a directory"
+        reason = _probe(parent)
+        return (parent, f"cannot be created: {parent} {reason}") if reason else None
+    if directory != path.is_dir():
+        return path, "is a directory, not a file" if path.is_dir() else "is a file, not a directory"
+    if directory:
+        reason = _probe(path)
+        return (path, reason) if reason else None
+    try:
+        os.close(os.open(path, os.O_RDWR))
+    except OSError as err:
+        return path, _why(err)
+    reason = _probe(path.parent)  # a file is replaced, or gets a journal, beside itself
+    return (path.parent, f"cannot be written: its directory {path.parent} {reason}") if reason else None
+
+
+def _stats(path: Path) -> bool:
+    try:
+        path.stat()
+    except OSError:
+        return False
+    return True
+
+
+def _probe(directory: Path) -> str | None:
+    try:
+        fd, name = tempfile.mkstemp(prefix=".spotify-assets-write-check-", dir=directory)
+    except OSError as err:
+        return _why(err)
+    os.close(fd)
+    os.unlink(name)
+    return None
+
+
+def _why(err: OSError) -> str:
+    if err.errno == errno.EROFS:
+        return "is on a read-only file system"
+    if err.errno in (errno.EACCES, errno.EPERM):
+        return f"is not writable by this user (uid {os.getuid()}): permission denied"
+    return f"cannot be written: {err.strerror or err}"
 
 
 def _alert_settings(reader: _Reader) -> AlertSettings:
