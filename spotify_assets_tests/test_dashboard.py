@@ -317,6 +317,10 @@ def test_a_listener_is_synthetic_only_when_every_play_is_from_the_sample() -> No
     coverage = data_coverage({**frames, "listening_sources": sources})
     assert coverage.listeners == ("alice", "bob") and coverage.synthetic_listeners == ("bob",)
     assert coverage.listening_synthetic == "some" and coverage.playlists_synthetic == "all"
+    # an older sample's listener (other bytes) is still known by the sample's invented podcasts
+    older = pd.DataFrame([{"listener": "ana", "source_sha256": "e" * 64, "plays": 10, "synthetic_show_plays": 2},
+                          {"listener": "alice", "source_sha256": "d" * 64, "plays": 10, "synthetic_show_plays": 2}])
+    assert data_coverage({"listening_sources": older}).synthetic_listeners == ("ana",)
 
 
 def test_the_coverage_line_names_the_windows_and_listeners() -> None:

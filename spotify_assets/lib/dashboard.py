@@ -15,7 +15,8 @@ last_play, synthetic_show_plays) it names the snapshot windows and the listeners
 banner says which parts are the bundled synthetic sample. That is judged from the data itself,
 not from settings: a playlist is synthetic when it is one of the sample's or its name carries
 the sample's "Synthetic · " label; a listener when every play came from a byte-identical sample
-export file or from one of the sample's "Synthetic · " podcasts. Code values from the views
+export file, or (an older sample's files) when one of the sample's listeners played its invented
+"Synthetic · " podcasts. Code values from the views
 (release groups, rank bases, country codes, feature names) are shown in words.
 """
 
@@ -37,7 +38,7 @@ import pandas as pd
 
 from spotify_assets.lib.model import MODEL_LABELS
 from spotify_assets.lib.sample_catalogue import sample_playlist_ids
-from spotify_assets.lib.sample_listening import sample_export_files
+from spotify_assets.lib.sample_listening import SAMPLE_LISTENERS, sample_export_files
 
 GREEN = "#1db954"
 GREY = "#9aa5ad"
@@ -345,7 +346,9 @@ def data_coverage(frames: dict[str, pd.DataFrame]) -> Coverage:
         data = frame.assign(listener=frame["listener"].astype(str), plays=_numbers(frame["plays"]).fillna(0))
         listeners = tuple(sorted(data["listener"].unique()))
         from_sample = data["source_sha256"].isin(sample_export_sha256s()) if "source_sha256" in data.columns else False
-        shows = _numbers(data["synthetic_show_plays"]).fillna(0) > 0 if "synthetic_show_plays" in data.columns else False
+        # an older sample's files have other bytes: one of its listeners playing its invented podcasts
+        shows = ((_numbers(data["synthetic_show_plays"]).fillna(0) > 0) & data["listener"].isin(SAMPLE_LISTENERS)
+                 if "synthetic_show_plays" in data.columns else False)
         data = data.assign(sample_file=from_sample, sample_show=shows)
         per = data.groupby("listener").agg(all_files=("sample_file", "all"), any_show=("sample_show", "any"))
         synthetic_listeners = tuple(sorted(per.index[per["all_files"] | per["any_show"]]))
