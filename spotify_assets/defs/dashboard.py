@@ -61,9 +61,15 @@ def _synthetic_words(coverage) -> str:  # type: ignore[no-untyped-def]
     return "; ".join(shown) if shown else "no"
 
 
-def _stored_model(model_io_manager):  # type: ignore[no-untyped-def]
+def _stored_model(context: dg.AssetExecutionContext):  # type: ignore[no-untyped-def]
+    """The model the model IO manager stored, read through it (files locally, S3 in production).
+    The input context carries this run's log manager: `dg.build_input_context`, a test helper,
+    logged the IO manager's "Loading file from ..." to a console of its own at DEBUG level,
+    which the demo printed among its results."""
+    load = dg.InputContext(asset_key=dg.AssetKey("popularity_model"), log_manager=context.log,
+                           instance=context.instance)
     try:
-        return model_io_manager.load_input(dg.build_input_context(asset_key=dg.AssetKey("popularity_model")))
+        return context.resources.model_io_manager.load_input(load)
     except FileNotFoundError:
         return None
 
@@ -83,7 +89,7 @@ def dashboard(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     KPIs, as charts. Opens with the network cut off; the materialization links to it."""
     warehouse = context.resources.warehouse
     frames = _read_frames(warehouse, context.log.info)
-    model = _stored_model(context.resources.model_io_manager)
+    model = _stored_model(context)
     page = render_dashboard(
         frames, model, generated_at=datetime.now(timezone.utc),
         recent_release_days=getattr(warehouse, "recent_release_days", None),
