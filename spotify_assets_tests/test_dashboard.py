@@ -1,4 +1,5 @@
-"""The HTML dashboard: sections, charts, escaping, no external references, determinism."""
+"""The HTML dashboard: sections, charts, escaping, no external references, determinism; what it
+covers, whether it is synthetic, and legends in words."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spotify_assets.lib.dashboard import chart_count, render_dashboard, section_html
+from spotify_assets.lib.dashboard import chart_count, data_coverage, render_dashboard, sample_export_sha256s, section_html
+from spotify_assets.lib.model import FEATURES
+from spotify_assets.lib.sample_catalogue import sample_playlist_ids
 
 GENERATED = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 EVIL = "<script>alert(1)</script>"
@@ -144,7 +147,7 @@ PANELS = {
 def test_every_section_and_chart_is_there(document: str) -> None:
     assert document.startswith("<!DOCTYPE html>")
     assert '<meta charset="utf-8">' in document
-    assert "Generated at 2026-03-01T12:00:00+00:00" in document
+    assert "Generated at 2026-03-01 12:00 UTC" in document
     for heading in ("Playlist analytics", "Model quality", "Listening KPIs"):
         assert f"<h2>{heading}</h2>" in document
     for section, panels in PANELS.items():
@@ -161,7 +164,7 @@ def test_every_section_and_chart_is_there(document: str) -> None:
     # the model: version, labels, importances capped at ten
     assert "abc123def456" in document and "random forest" in document and "baseline: global mean" in document
     importances = _panel(document, "model-importances")
-    assert "feature_9" in importances and "feature_10" not in importances
+    assert "feature 9" in importances and "feature 10" not in importances
     # the evening peak is called out
     assert "18–21 h:" in _panel(document, "plays-by-hour")
 
@@ -247,3 +250,127 @@ def test_renders_headless_without_network(document: str, tmp_path: Path) -> None
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
         pytest.skip(f"chromium could not run here: {error}")
     assert png.exists() and png.stat().st_size > 10_000
+
+
+# -- what the page says it shows ---------------------------------------------------------------
+
+
+def _coverage_frames(*, synthetic_playlists: bool, synthetic_listening: bool) -> dict[str, pd.DataFrame]:
+    if synthetic_playlists:
+        ids = sample_playlist_ids()
+        names = [f"Synthetic · Playlist {i}" for i in range(len(ids))]
+    else:
+        ids = [f"real{i:018d}" for i in range(4)]
+        names = [f"Road trip {i}" for i in range(4)]
+    playlists = pd.DataFrame(
+        [{"window_start": w, "playlist_id": p, "name": n} for w in WINDOWS for p, n in zip(ids, names)]
+    )
+    hashes = sorted(sample_export_sha256s()) if synthetic_listening else [f"{i:064x}" for i in range(8)]
+    sources = pd.DataFrame(
+        [
+            {"listener": who, "source_sha256": hashes[i], "plays": 100,
+             "first_play": pd.Timestamp("2025-06-01 09:00", tz="UTC") + pd.Timedelta(days=i),
+             "last_play": pd.Timestamp("2026-10-31 22:00", tz="UTC") - pd.Timedelta(days=i), "synthetic_show_plays": 0}
+            for i, who in enumerate(["alice", "bob", "alice"])
+        ]
+    )
+    return {**_frames(), "playlists": playlists, "listening_sources": sources}
+
+
+def _header(page: str) -> str:
+    return page[page.index("<header>") : page.index("</header>")]
+
+
+def test_sample_data_is_labelled_synthetic() -> None:
+    page = render_dashboard(_coverage_frames(synthetic_playlists=True, synthetic_listening=True), _model(),
+                            generated_at=GENERATED)
+    banner = re.search(r'<div class="synthetic" id="synthetic-banner".*?</div>', page, re.DOTALL)
+    assert banner, "no synthetic banner"
+    text = banner.group(0)
+    assert "Synthetic data:" in text and "every playlist" in text and "alice, bob" in text
+    assert "Not real Spotify data" in text
+    # and every section says so where a reader scrolled past the banner
+    for section in ("playlist-analytics", "model-quality", "listening-kpis"):
+        assert 'class="badge"' in section_html(page, section), section
+
+
+def test_real_data_has_no_synthetic_banner() -> None:
+    page = render_dashboard(_coverage_frames(synthetic_playlists=False, synthetic_listening=False), _model(),
+                            generated_at=GENERATED)
+    assert "synthetic-banner" not in page and 'class="badge"' not in page
+    assert "ynthetic" not in _header(page)
+
+
+def test_partly_synthetic_data_says_which_part() -> None:
+    page = render_dashboard(_coverage_frames(synthetic_playlists=False, synthetic_listening=True), _model(),
+                            generated_at=GENERATED)
+    banner = re.search(r'<div class="synthetic" id="synthetic-banner".*?</div>', page, re.DOTALL)
+    assert banner and "Partly synthetic data:" in banner.group(0) and "playlist" not in banner.group(0)
+    assert 'class="badge"' in section_html(page, "listening-kpis")
+    assert 'class="badge"' not in section_html(page, "playlist-analytics")
+
+
+def test_a_listener_is_synthetic_only_when_every_play_is_from_the_sample() -> None:
+    frames = _coverage_frames(synthetic_playlists=True, synthetic_listening=True)
+    sources = frames["listening_sources"].copy()
+    sources.loc[2, "source_sha256"] = "f" * 64  # alice also dropped a file of her own
+    coverage = data_coverage({**frames, "listening_sources": sources})
+    assert coverage.listeners == ("alice", "bob") and coverage.synthetic_listeners == ("bob",)
+    assert coverage.listening_synthetic == "some" and coverage.playlists_synthetic == "all"
+    # an older sample's listener (other bytes) is still known by the sample's invented podcasts
+    older = pd.DataFrame([{"listener": "ana", "source_sha256": "e" * 64, "plays": 10, "synthetic_show_plays": 2},
+                          {"listener": "alice", "source_sha256": "d" * 64, "plays": 10, "synthetic_show_plays": 2}])
+    assert data_coverage({"listening_sources": older}).synthetic_listeners == ("ana",)
+
+
+def test_the_coverage_line_names_the_windows_and_listeners() -> None:
+    page = render_dashboard(_coverage_frames(synthetic_playlists=False, synthetic_listening=False), _model(),
+                            generated_at=GENERATED)
+    line = re.search(r'<p class="coverage" id="coverage">(.*?)</p>', page, re.DOTALL)
+    assert line, "no coverage line"
+    text = line.group(1)
+    assert "4 playlists in 5 windows" in text
+    assert "the first starting 2026-01-01 00:00 and the last 2026-01-02 08:00 UTC" in text
+    assert "Listeners: 2 (alice, bob)" in text and "plays from 2025-06-01 to 2026-10-31" in text
+
+    empty = render_dashboard({}, None, generated_at=GENERATED)
+    assert "Playlists: no snapshot window loaded yet." in empty
+    assert "Listeners: none (no listening export ingested yet)." in empty
+    assert "synthetic-banner" not in empty
+
+
+def _legend_and_axis_text(page: str) -> list[str]:
+    """Every text drawn in the charts (legends, axes, labels) and every table cell."""
+    texts = re.findall(r"<text[^>]*>(.*?)</text>", page, re.DOTALL)
+    texts += re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", page, re.DOTALL)
+    return [t.strip() for t in texts]
+
+
+def test_legends_and_labels_are_words_not_code_values() -> None:
+    frames = _frames()
+    frames["popularity_trends"] = pd.DataFrame(
+        [
+            {"window_start": w, "release_group": g, "song_count": 4, "avg_popularity": 40 + 5 * i}
+            for w in WINDOWS
+            for i, g in enumerate(("recent", "older", "straddles_cut", "unknown"))
+        ]
+    )
+    frames["current_top_songs"] = frames["current_top_songs"].assign(rank_basis="playlist_appearances", popularity=None)
+    frames["listening_by_country"] = pd.DataFrame({"conn_country": ["ES", "US", None], "streams": [10, 5, 2]})
+    model = _model()
+    model.importances = pd.Series({name: 1 / (i + 1) for i, name in enumerate(FEATURES)})
+    page = render_dashboard(frames, model, generated_at=GENERATED, recent_release_days=365)
+
+    shown = _legend_and_axis_text(page)
+    codes = {"straddles_cut", "recent", "older", "unknown", "playlist_appearances", "mae", "rmse", "r2",
+             "ES", "US", "None", "nan", *FEATURES}
+    assert not [t for t in shown if t in codes], [t for t in shown if t in codes]
+    assert not [t for t in shown if "_" in t and " " not in t], "a snake_case code value is shown"
+    trends = _panel(page, "popularity-trends")
+    for words in ("released in the last 365 days", "released earlier", "near the cut (year/month date only)",
+                  "release date unknown"):
+        assert words in trends, words
+    assert "playlist rows" in _panel(page, "current-top-songs")
+    country = _panel(page, "plays-by-country")
+    assert "Spain (ES)" in country and "United States (US)" in country and "country not given" in country
+    assert "song length" in _panel(page, "model-importances")

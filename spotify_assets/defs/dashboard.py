@@ -6,6 +6,11 @@ in production; the materialization says where. The model shown is the one stored
 report is written. Every chart is inline SVG: the file opens with
 the network cut off. A view that does not exist yet (no listening exports dropped, say) shows
 as "no data yet" instead of failing the report.
+
+The page also says what it covers: the `playlists` and `streams` tables are read for the
+snapshot windows, the listeners and the marks of the bundled synthetic sample, so the banner
+reflects the data shown whatever the settings say now (a warehouse filled by the demo stays
+labelled synthetic after real credentials are configured).
 """
 
 from datetime import datetime, timezone
@@ -14,7 +19,7 @@ import dagster as dg
 import pandas as pd
 
 from spotify_assets.defs.views import view_names
-from spotify_assets.lib.dashboard import chart_count, render_dashboard
+from spotify_assets.lib.dashboard import SYNTHETIC_LABEL, chart_count, data_coverage, render_dashboard
 
 DASHBOARD_KEY = "dashboard/index.html"
 _PLAYLIST_VIEWS = ("top_artists", "popularity_trends", "current_top_songs")
@@ -34,6 +39,13 @@ def _read_frames(warehouse, log) -> dict[str, pd.DataFrame]:  # type: ignore[no-
         f"JOIN {warehouse.qualified('current_top_songs')} AS t ON t.song_id = h.song_id "
         f"WHERE t.song_rank <= {_TOP_SONGS_WITH_HISTORY}"
     )
+    # what the page covers and which of it is synthetic (lib/dashboard.data_coverage)
+    queries["playlists"] = f"SELECT DISTINCT window_start, playlist_id, name FROM {warehouse.qualified('playlists')}"
+    queries["listening_sources"] = (
+        "SELECT listener, source_sha256, COUNT(*) AS plays, MIN(played_at) AS first_play, "
+        f"MAX(played_at) AS last_play, COUNT(CASE WHEN show_name LIKE '{SYNTHETIC_LABEL}%' THEN 1 END) "
+        f"AS synthetic_show_plays FROM {warehouse.qualified('streams')} GROUP BY listener, source_sha256"
+    )
     with warehouse.reader() as read:
         for name, sql in queries.items():
             try:
@@ -43,9 +55,21 @@ def _read_frames(warehouse, log) -> dict[str, pd.DataFrame]:  # type: ignore[no-
     return frames
 
 
-def _stored_model(model_io_manager):  # type: ignore[no-untyped-def]
+def _synthetic_words(coverage) -> str:  # type: ignore[no-untyped-def]
+    parts = {"playlists": coverage.playlists_synthetic, "listening": coverage.listening_synthetic}
+    shown = [f"{share} of the {part}" for part, share in parts.items() if share != "none"]
+    return "; ".join(shown) if shown else "no"
+
+
+def _stored_model(context: dg.AssetExecutionContext):  # type: ignore[no-untyped-def]
+    """The model the model IO manager stored, read through it (files locally, S3 in production).
+    The input context carries this run's log manager: `dg.build_input_context`, a test helper,
+    logged the IO manager's "Loading file from ..." to a console of its own at DEBUG level,
+    which the demo printed among its results."""
+    load = dg.InputContext(asset_key=dg.AssetKey("popularity_model"), log_manager=context.log,
+                           instance=context.instance)
     try:
-        return model_io_manager.load_input(dg.build_input_context(asset_key=dg.AssetKey("popularity_model")))
+        return context.resources.model_io_manager.load_input(load)
     except FileNotFoundError:
         return None
 
@@ -65,13 +89,20 @@ def dashboard(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     KPIs, as charts. Opens with the network cut off; the materialization links to it."""
     warehouse = context.resources.warehouse
     frames = _read_frames(warehouse, context.log.info)
-    model = _stored_model(context.resources.model_io_manager)
-    page = render_dashboard(frames, model, generated_at=datetime.now(timezone.utc)).encode("utf-8")
+    model = _stored_model(context)
+    page = render_dashboard(
+        frames, model, generated_at=datetime.now(timezone.utc),
+        recent_release_days=getattr(warehouse, "recent_release_days", None),
+    ).encode("utf-8")
+    coverage = data_coverage(frames)
     backend = context.resources.raw_store.backend()
     backend.put(DASHBOARD_KEY, page, content_type="text/html; charset=utf-8")
     location = backend.uri(DASHBOARD_KEY)
     charts = chart_count(page.decode("utf-8"))
-    context.log.info(f"dashboard: {charts} charts, {len(page) / 1e3:.0f} kB, written to {location}")
+    context.log.info(
+        f"dashboard: {charts} charts, {len(page) / 1e3:.0f} kB, {len(coverage.windows)} window(s), "
+        f"{len(coverage.listeners)} listener(s), synthetic: {_synthetic_words(coverage)}; written to {location}"
+    )
     link = dg.MetadataValue.url(f"file://{location}") if location.startswith("/") else dg.MetadataValue.text(location)
     return dg.MaterializeResult(
         metadata={
@@ -79,7 +110,12 @@ def dashboard(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
             "location": dg.MetadataValue.path(location) if location.startswith("/") else location,
             "charts": charts,
             "size_kb": round(len(page) / 1e3, 1),
-            "views_shown": len([n for n in frames if len(frames[n])]),
+            "views_shown": len([n for n in _views_shown() if n in frames and len(frames[n])]),
+            "windows": len(coverage.windows),
+            "first_window": coverage.windows[0].isoformat() if coverage.windows else "none",
+            "last_window": coverage.windows[-1].isoformat() if coverage.windows else "none",
+            "listeners": ", ".join(coverage.listeners) or "none",
+            "synthetic": _synthetic_words(coverage),
             "model_version": getattr(model, "version", "none"),
         }
     )
