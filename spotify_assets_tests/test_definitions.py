@@ -50,7 +50,7 @@ def test_production_binds_the_same_keys_to_s3(monkeypatch) -> None:
     assert isinstance(resources["warehouse"], SnowflakeWarehouse)
 
 
-_HEAVY = ("snowflake.", "dagster_snowflake", "dagster_aws", "boto3", "botocore")
+_HEAVY = ("snowflake.", "dagster_snowflake", "dagster_aws", "boto3", "botocore", "pandas", "numpy", "sklearn", "matplotlib")
 _LOADED_MODULES = """
 import sys
 from spotify_assets.definitions import defs
@@ -73,9 +73,10 @@ def _modules_after_load(env: dict[str, str]) -> set[str]:
     return set(done.stdout.split())
 
 
-def test_the_local_deployment_imports_no_cloud_module(tmp_path) -> None:
-    # Every step of a daemon-launched run loads the code location afresh: the local
-    # deployment must not pay seconds for Snowflake and AWS modules it never uses.
+def test_the_local_deployment_imports_no_cloud_or_data_module(tmp_path) -> None:
+    # Every run the daemon launches, its code server and every `dagster` command load the code
+    # location afresh: the local deployment must not pay seconds for Snowflake and AWS modules
+    # it never uses, nor for pandas and scikit-learn before a step needs them.
     loaded = _modules_after_load({"SPOTIFY_ASSETS_DATA_DIR": str(tmp_path)})
     assert loaded == set(), f"the local deployment imported {sorted(loaded)[:10]}"
 

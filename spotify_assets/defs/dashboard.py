@@ -14,12 +14,23 @@ labelled synthetic after real credentials are configured).
 """
 
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 import dagster as dg
-import pandas as pd
 
 from spotify_assets.defs.views import view_names
-from spotify_assets.lib.dashboard import SYNTHETIC_LABEL, chart_count, data_coverage, render_dashboard
+from spotify_assets.lib.dashboard import (
+    SYNTHETIC_LABEL,
+    chart_count,
+    data_coverage,
+    render_dashboard,
+)
+from spotify_assets.lib.lazy import lazy
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = lazy("pandas")
 
 DASHBOARD_KEY = "dashboard/index.html"
 _PLAYLIST_VIEWS = ("top_artists", "popularity_trends", "current_top_songs")
@@ -30,7 +41,7 @@ def _views_shown() -> list[str]:
     return [*_PLAYLIST_VIEWS, "popularity_history", *(n for n in view_names() if n.startswith("listening_") and n != "listening_plays")]
 
 
-def _read_frames(warehouse, log) -> dict[str, pd.DataFrame]:  # type: ignore[no-untyped-def]
+def _read_frames(warehouse, log) -> "dict[str, pd.DataFrame]":  # type: ignore[no-untyped-def]
     frames: dict[str, pd.DataFrame] = {}
     queries = {name: f"SELECT * FROM {warehouse.qualified(name)}" for name in _views_shown()}
     # popularity history of the current top songs only: the whole view grows with every window

@@ -14,24 +14,36 @@ and keep their table naming, schema handling and reads, but write through
   instead of failing on DuckDB's single-writer lock.
 """
 
+from __future__ import annotations
+
 import os
 import pickle
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-import pandas as pd
 from dagster._core.definitions.partitions.utils import TimeWindow
-from dagster._core.storage.db_io_manager import DbClient, DbIOManager, DbTypeHandler, TableSlice
+from dagster._core.storage.db_io_manager import (
+    DbClient,
+    DbIOManager,
+    DbTypeHandler,
+    TableSlice,
+)
 from dagster._core.storage.fs_io_manager import PickledObjectFilesystemIOManager
-from dagster_duckdb_pandas import DuckDBPandasIOManager
+from dagster_duckdb import DuckDBIOManager
 
 from spotify_assets.lib import warehouse
-from spotify_assets.lib.tables import DECLARED_TABLES
+from spotify_assets.lib.lazy import lazy
 from spotify_assets.lib.snapshot_store import remove_stale_temporaries, write_atomically
+from spotify_assets.lib.tables import DECLARED_TABLES
 from spotify_assets.lib.warehouse import DuckDBDatabase, Window, WriteResult
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = lazy("pandas")
 
 PREVIEW_ROWS = 5
 
@@ -138,7 +150,7 @@ class _WindowClient(DbClient):
         return f"SELECT {columns} FROM {self.qualified(table_slice)}{warehouse.where_window(_window(table_slice), self.dialect)}"
 
 
-class _FrameHandler(DbTypeHandler[pd.DataFrame]):
+class _FrameHandler(DbTypeHandler):  # of pd.DataFrame, not subscripted: pandas loads on first use
     """Writes a frame as one window (or the whole table) and reads it back with its dtypes."""
 
     def __init__(self, client: _WindowClient):
@@ -202,10 +214,21 @@ class _DuckDBClient(_WindowClient):
         return connection.execute(sql).fetchdf()
 
 
-class WarehouseDuckDBIOManager(DuckDBPandasIOManager):
-    """Pandas DataFrames to and from DuckDB tables, one window per write, atomically."""
+class WarehouseDuckDBIOManager(DuckDBIOManager):
+    """Pandas DataFrames to and from DuckDB tables, one window per write, atomically.
+
+    Configured like dagster-duckdb-pandas's `DuckDBPandasIOManager` (database, schema,
+    connection_config), built on its base so that loading the code location needs no pandas."""
 
     lock_timeout_seconds: float = 600.0
+
+    @staticmethod
+    def type_handlers() -> Sequence[DbTypeHandler]:
+        return []  # create_io_manager supplies the frame handler
+
+    @staticmethod
+    def default_load_type() -> type | None:
+        return pd.DataFrame
 
     def create_io_manager(self, context) -> DbIOManager:
         return _io_manager(_DuckDBClient(self.lock_timeout_seconds), self.database, self.schema_, "WarehouseDuckDBIOManager")

@@ -27,10 +27,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import dagster as dg
-import pandas as pd
 
 from spotify_assets.defs.io_managers import column_schema, records_markdown
 from spotify_assets.defs.resources import (
@@ -41,7 +40,13 @@ from spotify_assets.defs.resources import (
     warehouse_kind,
 )
 from spotify_assets.lib import listening
+from spotify_assets.lib.lazy import lazy
 from spotify_assets.lib.tables import LISTENING_FILES, STREAMS
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = lazy("pandas")
 
 LISTENING_PREFIX = "listening/"
 IP_HASH_KEY_ENV = "SPOTIFY_ASSETS_IP_HASH_KEY"
@@ -159,7 +164,6 @@ class _Member:
 
 # The registry row records how many plays its own transaction added.
 _FILL = {"listening_files": ("rows_added", "streams")}
-
 
 
 def _columns(warehouse: Warehouse, table: str) -> set[str]:

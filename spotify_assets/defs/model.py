@@ -13,16 +13,25 @@ import time
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import dagster as dg
-import pandas as pd
 from pydantic import Field
 
-from spotify_assets.defs.io_managers import column_schema, preview_markdown, records_markdown
+from spotify_assets.defs.io_managers import (
+    column_schema,
+    preview_markdown,
+    records_markdown,
+)
 from spotify_assets.defs.resources import Warehouse, warehouse_kind
 from spotify_assets.lib import model as ml
+from spotify_assets.lib.lazy import lazy
 from spotify_assets.lib.tables import MODEL_TABLES, POPULARITY_FEATURES
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = lazy("pandas")
 
 FEATURES_SQL = Path(__file__).resolve().parents[2] / "sql" / "model" / "popularity_features.sql"
 _STORAGE = warehouse_kind()
@@ -47,7 +56,7 @@ def _model_table(name: str, kind: str) -> dict[str, object]:
     deps=[dg.AssetKey("songs"), dg.AssetKey("albums"), dg.AssetKey("playlist_tracks")],
     **_model_table("popularity_features", "sql"),
 )
-def popularity_features(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.Output[pd.DataFrame]:
+def popularity_features(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.Output:  # of a DataFrame
     sql = FEATURES_SQL.read_text(encoding="utf-8").replace("{schema}", warehouse.schema_ref)
     started = time.perf_counter()
     frame = POPULARITY_FEATURES.conform(warehouse.query(sql))
@@ -120,7 +129,7 @@ def _evaluation_table(evaluation: ml.Evaluation) -> dg.TableMetadataValue:
     )
 
 
-def _model_metadata(model: ml.PopularityModel, size_bytes: int, features: pd.DataFrame) -> dict[str, object]:
+def _model_metadata(model: ml.PopularityModel, size_bytes: int, features: "pd.DataFrame") -> dict[str, object]:
     ev = model.evaluation
     figure = ml.plot(model)
     return {
@@ -187,7 +196,7 @@ def _model_metadata(model: ml.PopularityModel, size_bytes: int, features: pd.Dat
     can_subset=True,
     name="popularity_model_training",
 )
-def popularity_model(context: dg.AssetExecutionContext, config: PopularityModelConfig, popularity_features: pd.DataFrame):
+def popularity_model(context: dg.AssetExecutionContext, config: PopularityModelConfig, popularity_features):  # a DataFrame
     params = config.params()
     in_use = _previous_version(context)
     reason = ml.why_not_trainable(popularity_features, params)
@@ -281,8 +290,8 @@ def popularity_model(context: dg.AssetExecutionContext, config: PopularityModelC
 
 @dg.asset(**_model_table("song_popularity_predictions", "pandas"))
 def song_popularity_predictions(
-    context: dg.AssetExecutionContext, popularity_model: ml.PopularityModel, popularity_features: pd.DataFrame
-) -> dg.Output[pd.DataFrame]:
+    context: dg.AssetExecutionContext, popularity_model: ml.PopularityModel, popularity_features
+) -> dg.Output:  # of a DataFrame: dagster resolves annotations at load, pandas is imported later
     predicted = popularity_model.predict(popularity_features)
     actual = popularity_features["popularity"]
     frame = pd.DataFrame(

@@ -6,18 +6,23 @@ directory, tables in DuckDB. `production`: raw snapshots in S3, tables in Snowfl
 the same resource keys, so asset code never asks where it runs. Settings are validated when the definitions load.
 """
 
+from __future__ import annotations
+
 import functools
 import os
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta, timezone
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import dagster as dg
-import pandas as pd
 
-from spotify_assets.defs.io_managers import ModelFilesIOManager, WarehouseDuckDBIOManager
+from spotify_assets.defs.io_managers import (
+    ModelFilesIOManager,
+    WarehouseDuckDBIOManager,
+)
 from spotify_assets.lib.extract import PlaylistSource
+from spotify_assets.lib.lazy import lazy
 from spotify_assets.lib.sample_source import SampleSource
 from spotify_assets.lib.settings import Settings
 from spotify_assets.lib.snapshot_store import Backend, LocalBackend, SnapshotStore
@@ -39,6 +44,11 @@ from spotify_assets.lib.warehouse import (
     duckdb_rewrite_table,
     transaction,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = lazy("pandas")
 
 
 def load_settings() -> Settings:

@@ -22,23 +22,28 @@ export file, or (an older sample's files) when one of the sample's listeners pla
 
 from __future__ import annotations
 
+import hashlib
 import html
 import io
 import re
 import warnings
-import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
-
+from spotify_assets.lib.lazy import lazy
 from spotify_assets.lib.model import MODEL_LABELS
 from spotify_assets.lib.sample_catalogue import sample_playlist_ids
 from spotify_assets.lib.sample_listening import SAMPLE_LISTENERS, sample_export_files
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+else:
+    pd = lazy("pandas")
+    np = lazy("numpy")
 
 GREEN = "#1db954"
 GREY = "#9aa5ad"

@@ -47,13 +47,19 @@ import ipaddress
 import re
 from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import orjson
-import pandas as pd
 
+from spotify_assets.lib.lazy import lazy
 from spotify_assets.lib.tables import STREAMS
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+else:
+    pd = lazy("pandas")
+    np = lazy("numpy")
 
 EXTENDED = "extended"
 ENDSONG = "endsong"

@@ -24,10 +24,17 @@ import io
 import math
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
+from spotify_assets.lib.lazy import lazy
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+else:
+    pd = lazy("pandas")
+    np = lazy("numpy")
+
 
 TARGET = "popularity"
 GROUP = "artist_id"  # the song's first artist: folds never split an artist

@@ -21,14 +21,23 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import orjson
-import pandas as pd
 
-from spotify_assets.lib.snapshot_store import SnapshotStore, VersionCollected, WindowManifest
+from spotify_assets.lib.lazy import lazy
+from spotify_assets.lib.snapshot_store import (
+    SnapshotStore,
+    VersionCollected,
+    WindowManifest,
+)
 from spotify_assets.lib.tables import TABLES
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = lazy("pandas")
 
 # --- the parts of a document the tables read ------------------------------------------------
 

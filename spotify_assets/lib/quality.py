@@ -15,12 +15,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
+from spotify_assets.lib.lazy import lazy
 from spotify_assets.lib.tables import PARTITION_COLUMN, TABLES
 from spotify_assets.lib.warehouse import Window, window_predicate
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = lazy("pandas")
 
 SAMPLE_ROWS = 10
 MS_PER_DAY = 86_400_000

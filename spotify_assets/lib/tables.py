@@ -14,8 +14,15 @@ nothing invents a day and nothing becomes 1970.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import pandas as pd
+from spotify_assets.lib.lazy import lazy
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = lazy("pandas")
+
 
 PARTITION_COLUMN = "window_start"
 

@@ -30,12 +30,17 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pandas as pd
 
+from spotify_assets.lib.lazy import lazy
 from spotify_assets.lib.tables import DECLARED_TABLES, PARTITION_COLUMN
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = lazy("pandas")
 
 
 class WarehouseLockTimeout(TimeoutError):
@@ -283,7 +288,7 @@ def stage_with_write_pandas(conn: Any, frame: pd.DataFrame, table: str) -> None:
 
 # The step that moves rows to Snowflake. Production uses PUT + COPY INTO; a Snowflake emulator
 # that does not implement file transfer may be given another way to fill the same table.
-StageFn = Callable[[Any, pd.DataFrame, str], None]
+StageFn = Callable[[Any, "pd.DataFrame", str], None]
 
 
 def _snowflake_type(dtype: Any) -> str:
