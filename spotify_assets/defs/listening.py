@@ -32,7 +32,7 @@ from typing import IO
 import dagster as dg
 import pandas as pd
 
-from spotify_assets.defs.io_managers import column_schema, records_markdown
+from spotify_assets.defs.io_managers import column_schema, records_table
 from spotify_assets.defs.resources import (
     DuckDBWarehouse,
     RawSnapshotStore,
@@ -277,7 +277,7 @@ def streams(context: dg.AssetExecutionContext, raw_store: RawSnapshotStore, ware
         "rows_read": rows_read,
         "duplicates_skipped": rows_read - rows_added,
         "files_read": len(new),
-        "files_ingested": dg.MetadataValue.md(records_markdown(new, width=200)),
+        "files_ingested": records_table(new, ["file", "listener", "format", "plays", "new plays"]),
         "files_already_ingested": already,
         "files_unreadable": len(failed) - refused,
         "files_refused": refused,
@@ -297,7 +297,7 @@ def streams(context: dg.AssetExecutionContext, raw_store: RawSnapshotStore, ware
             if failed
             else "every export file could be read"
         ),
-        metadata={"unreadable": len(failed), "files": dg.MetadataValue.md(records_markdown(failed, width=200))},
+        metadata={"unreadable": len(failed), "files": records_table(failed, ["file", "error"])},
     )
 
 
