@@ -106,8 +106,8 @@ def round_float(value: float) -> float | None:
 
 def cell(value: object) -> str | int | float | bool | None:
     """One value as a TableRecord holds it (str, int, float, bool or None): numpy scalars as
-    Python numbers, floats rounded, NaN/NaT/NA as None, instants and dates in ISO 8601, lists
-    and mappings as JSON."""
+    Python numbers, floats rounded, NaN/NaT/NA as None, instants as `2026-12-03 00:00:00 UTC`,
+    dates in ISO 8601, lists and mappings as JSON."""
     if value is None or value is pd.NaT or value is pd.NA:
         return None
     if isinstance(value, (bool, np.bool_)):
@@ -118,15 +118,28 @@ def cell(value: object) -> str | int | float | bool | None:
         return round_float(float(value))
     if isinstance(value, str):
         return value
-    if isinstance(value, (datetime, date, time)):
-        return value.isoformat()
     if isinstance(value, np.datetime64):
-        return None if np.isnat(value) else pd.Timestamp(value).isoformat()
+        value = pd.Timestamp(value)  # NaT stays NaT
+    if value is pd.NaT:
+        return None
+    if isinstance(value, datetime):
+        return _instant(value)
+    if isinstance(value, (date, time)):
+        return value.isoformat()
     if isinstance(value, (list, tuple, dict, np.ndarray)):
         return json.dumps(value.tolist() if isinstance(value, np.ndarray) else value, default=str)
     if isinstance(value, bytes):
         return value.hex()
     return str(value)
+
+
+def _instant(value: datetime) -> str:
+    """`2026-12-03 00:00:00 UTC`: short enough for a preview's column, and says the zone."""
+    text = value.strftime("%Y-%m-%d %H:%M:%S") + (f".{value.microsecond:06d}".rstrip("0") if value.microsecond else "")
+    if value.tzinfo is None:
+        return text
+    offset = value.utcoffset()
+    return f"{text} UTC" if not offset else f"{text}{value.strftime('%z')}"
 
 
 def records_table(rows: Sequence[Mapping[str, object]], columns: Sequence[str] | dg.TableSchema | None = None) -> dg.TableMetadataValue:
