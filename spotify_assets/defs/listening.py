@@ -268,7 +268,7 @@ def streams(context: dg.AssetExecutionContext, raw_store: RawSnapshotStore, ware
         f"streams: {len(new)} export file(s) read with {rows_read} plays, {rows_added} new and "
         f"{rows_read - rows_added} already in the table; {already} file(s) unchanged since read, "
         f"{refused} refused as too large, {len(failed) - refused} unreadable, in "
-        f"{time.perf_counter() - started:.2f} s; the table has {table_rows} plays"
+        f"{time.perf_counter() - started:.1f} s; the table has {table_rows} plays"
     )
     metadata: dict[str, object] = {
         "dagster/row_count": table_rows,

@@ -56,7 +56,7 @@ def popularity_features(context: dg.AssetExecutionContext, warehouse: Warehouse)
     labelled = int(frame["popularity"].notna().sum())
     context.log.info(
         f"popularity_features: {len(frame)} songs, {labelled} with a popularity (the target), "
-        f"in {time.perf_counter() - started:.2f} s"
+        f"in {time.perf_counter() - started:.1f} s"
     )
     return dg.Output(
         frame,
