@@ -19,7 +19,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from spotify_assets.defs.io_managers import column_schema, preview_table, records_table, round_float
+from spotify_assets.defs.io_managers import column_schema, preview_table, records_table
 from spotify_assets.defs.resources import Warehouse, warehouse_kind
 from spotify_assets.lib import model as ml
 from spotify_assets.lib.tables import MODEL_TABLES, POPULARITY_FEATURES
@@ -141,7 +141,7 @@ def _model_metadata(model: ml.PopularityModel, size_bytes: int, features: pd.Dat
             ml.evaluation_markdown(ev) + f"\n\n![evaluation and feature importances](data:image/png;base64,{ml.png_base64(figure)})"
         ),
         "feature_importances": records_table(
-            [{"feature": name, "importance": round_float(float(weight))} for name, weight in model.importances.items()],
+            [{"feature": name, "importance": round(float(weight), 3)} for name, weight in model.importances.items()],
             dg.TableSchema(
                 columns=[
                     dg.TableColumn("feature", "string"),
