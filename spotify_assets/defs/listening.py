@@ -32,7 +32,7 @@ from typing import IO
 import dagster as dg
 import pandas as pd
 
-from spotify_assets.defs.io_managers import column_schema, records_table
+from spotify_assets.defs.io_managers import PREVIEW_ROWS, column_schema, preview_table, records_table
 from spotify_assets.defs.resources import (
     DuckDBWarehouse,
     RawSnapshotStore,
@@ -284,6 +284,10 @@ def streams(context: dg.AssetExecutionContext, raw_store: RawSnapshotStore, ware
         "files_not_ingested": skipped,
         "max_file_mb": limit // 2**20,
         "folder": backend.uri(LISTENING_PREFIX),
+        "preview": preview_table(
+            warehouse.query(f"SELECT * FROM {warehouse.qualified('streams')} ORDER BY played_at DESC, play_id LIMIT {PREVIEW_ROWS}"),
+            schema=column_schema("streams", warehouse.dialect),
+        ),
     }
     if upgraded is not None:
         metadata["upgraded_rows_before"], metadata["upgraded_rows_after"] = upgraded
