@@ -156,7 +156,7 @@ def run_demo(windows: int) -> int:
         print(f"  dashboard:            {report} (open it in a browser; it needs no network)")
     print(f"  Dagster runs:         {dagster_home}")
     print("\nBrowse the runs in the UI:")
-    print(f'  DAGSTER_HOME="{dagster_home}" python3 -m uv run dagster dev')
+    print(f'  DAGSTER_HOME="{dagster_home}" python3 -m uv run dg dev')
     if failed:
         print(f"\nfailed: {', '.join(failed)}", file=sys.stderr)
         return 1

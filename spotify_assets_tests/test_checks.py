@@ -85,7 +85,9 @@ def test_a_duplicated_key_blocks_the_views_but_not_the_tables(monkeypatch) -> No
     assert set(failed) == {"songs/unique_key"}
     assert failed["songs/unique_key"].severity == dg.AssetCheckSeverity.ERROR
     assert failed["songs/unique_key"].metadata["extra_rows"].value == 1
-    assert "failing_sample" in failed["songs/unique_key"].metadata
+    sample = failed["songs/unique_key"].metadata["failing_sample"]  # the failing keys, as a table
+    assert isinstance(sample, dg.TableMetadataValue) and len(sample.records) == 1
+    assert {c.name for c in sample.schema.columns} == set(sample.records[0].data) and "song_id" in sample.records[0].data
     materialized = _materialized(result)
     assert set(TABLE_NAMES) <= materialized  # the data is stored (and checkable), but nothing is built on it
     assert not _playlist_views() & materialized

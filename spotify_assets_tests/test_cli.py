@@ -83,6 +83,9 @@ def test_demo_materializes_the_graph_on_the_embedded_default(tmp_path: Path) -> 
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SYNTHETIC" in result.stdout and str(tmp_path / "data") in result.stdout
+    # the results, not Dagster's DEBUG lines ("Loading file from ..." of the model store)
+    assert not [line for line in (result.stdout + result.stderr).splitlines() if " - DEBUG - " in line]
+    assert "uv run dg dev" in result.stdout and "dagster dev" not in result.stdout  # the command the README gives
     windows = sorted((tmp_path / "data/raw/playlist_snapshots").glob("window=*"))
     assert len(windows) == 2
     for window in windows:

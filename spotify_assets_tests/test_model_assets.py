@@ -76,20 +76,35 @@ def test_the_pipeline_trains_judges_stores_and_scores_the_model_on_the_sample() 
         ]
         png = re.search(r"data:image/png;base64,([A-Za-z0-9+/=]+)\)", model_meta["plot"]).group(1)
         assert base64.b64decode(png).startswith(b"\x89PNG")
-        assert "| previous_popularity |" in model_meta["feature_importances"]
+        importances = {r.data["feature"]: r.data["importance"] for r in model_meta["feature_importances"].records}
+        assert "previous_popularity" in importances and sum(importances.values()) == pytest.approx(1, abs=0.01)
         assert 0 < model_meta["model_size_mb"] < 50
+        # figures rounded to what they mean: popularity errors to 0.01 point, R² to 0.001
+        for name in ("mae", "rmse", "global_mean_mae", "artist_mean_mae", "linear_mae"):
+            assert round(model_meta[name], 2) == model_meta[name], (name, model_meta[name])
+        assert round(model_meta["r2"], 3) == model_meta["r2"]
+        assert all(round(r.data["mae"], 2) == r.data["mae"] for r in records)
         checks = _model_checks(result)
         assert {n: c.passed for n, c in checks.items()} == {"beats_global_mean": True, "within_size_bound": True}
 
         # the stored model is the one the materialization describes, and loads in one line
         model = defs().load_asset_value("popularity_model")
         assert isinstance(model, PopularityModel) and model.version == model_meta["model_version"]
-        assert model.metrics["mae"] == pytest.approx(model_meta["mae"])
+        assert model.metrics["mae"] == pytest.approx(model_meta["mae"], abs=0.005)
         features = defs().load_asset_value("popularity_features")
         assert meta["popularity_features"]["songs"] == len(features) > 300
         assert meta["popularity_features"]["songs_with_history"] > 0  # the window before gave popularity
         predictions = _predictions()
         assert len(predictions) == len(features) and set(predictions["model_version"]) == {model.version}
+        # the predictions table: its declared schema, and previews with every column
+        shown = meta["song_popularity_predictions"]
+        columns = list(predictions.columns)
+        assert [c.name for c in shown["dagster/column_schema"].columns] == columns
+        assert isinstance(shown["preview"], dg.TableMetadataValue) and [c.name for c in shown["preview"].schema.columns] == columns
+        assert shown["dagster/row_count"] == len(predictions)
+        top = shown["top_predicted"]
+        assert isinstance(top, dg.TableMetadataValue) and len(top.records) == 10
+        assert [r.data["predicted_popularity"] for r in top.records] == sorted(predictions["predicted_popularity"].nlargest(10).round(2).tolist(), reverse=True)
         by_song = predictions.set_index("song_id")["predicted_popularity"]
         expected = pd.Series(model.predict(features).round(2), index=features["song_id"])
         pd.testing.assert_series_equal(by_song.loc[expected.index], expected, check_names=False)

@@ -103,12 +103,25 @@ def test_raw_to_tables_to_views_in_production(production):
         for e in _materialize(keys[-1]).get_asset_materialization_events()
     }
     assert events["songs"]["dagster/partition_row_count"].value == 121
+    assert events["songs"]["dagster/row_count"].value == sum(once["songs"].values())  # the whole table
     assert events["songs"]["rows_replaced"].value == 121
     assert events["songs"]["dagster/table_name"].value.upper() == f"{database}.ANALYTICS.SONGS"
-    assert "preview" in events["current_top_songs"] and events["current_top_songs"]["dagster/row_count"].value == 121
+    assert events["current_top_songs"]["dagster/row_count"].value == 121
     schema = events["songs"]["dagster/column_schema"].value
     assert [c.name for c in schema.columns] == TABLES["songs"].column_names
-    assert events["songs"]["preview"].value.startswith("| window_start | song_id |")
+    preview = events["songs"]["preview"]
+    assert isinstance(preview, dg.TableMetadataValue) and [c.name for c in preview.schema.columns] == TABLES["songs"].column_names
+    # every view: its columns as Snowflake describes them, and a preview with every one of them
+    for view in PLAYLIST_VIEWS:
+        name = view.key.to_user_string()
+        cur.execute(f"SELECT * FROM {database}.ANALYTICS.{name} LIMIT 1")
+        columns = [d[0].lower() for d in cur.description]
+        view_schema = events[name]["dagster/column_schema"].value
+        assert [c.name for c in view_schema.columns] == columns, name
+        assert all(c.type for c in view_schema.columns), name
+        view_preview = events[name]["preview"]
+        assert isinstance(view_preview, dg.TableMetadataValue) and view_preview.schema == view_schema, name
+        assert all(set(r.data) == set(columns) for r in view_preview.records), name
 
 
 def test_snowflake_tables_load_back_with_the_dtypes_they_were_written_with(production):

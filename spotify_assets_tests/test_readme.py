@@ -26,3 +26,28 @@ def test_production_instance_config_uses_an_installed_postgres_driver(monkeypatc
     assert engine.dialect.driver == "psycopg2"
     assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
 
+
+
+def test_the_readme_names_the_groups_the_ui_shows() -> None:
+    """The asset table at the top of the README: every asset it names is in the group it says."""
+    from spotify_assets.definitions import defs
+
+    groups = {spec.key.to_user_string(): spec.group_name for spec in defs().resolve_all_asset_specs()}
+    table = re.search(r"\| asset \| group \| what it is \|\n\|---\|---\|---\|\n((?:\|.*\n)+)", README)
+    assert table, "README no longer has the asset table"
+    said: dict[str, str] = {}
+    for line in table.group(1).splitlines():
+        names, group = line.split("|")[1:3]
+        for name in re.findall(r"`([\w*]+)`", names):
+            matching = [n for n in groups if n.startswith(name[:-1])] if name.endswith("*") else [name]
+            assert matching, f"README names {name}, which is no asset"
+            said |= {n: group.strip() for n in matching}
+    assert {n: groups[n] for n in said} == said
+    assert set(said) == set(groups), f"assets the README's table leaves out: {sorted(set(groups) - set(said))}"
+
+
+def test_the_readme_starts_the_ui_with_dg_dev() -> None:
+    """`dagster dev` prints a SupersessionWarning pointing at `dg dev`: the README's commands use `dg dev`."""
+    commands = [line for block in re.findall(r"```bash\n(.*?)```", README, re.S) for line in block.splitlines()]
+    assert any(line.rstrip().endswith("uv run dg dev") for line in commands)
+    assert not [line for line in commands if re.search(r"\bdagster dev\b", line)]

@@ -6,12 +6,14 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
+import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
 import snowflake.connector
 
-from spotify_assets.defs.views import references, render, view_names, view_sql
+from spotify_assets.defs.io_managers import preview_table
+from spotify_assets.defs.views import references, render, view_assets, view_names, view_schema, view_sql
 from spotify_assets.lib.normalize import normalize_documents
 from spotify_assets.lib.tables import DECLARED_TABLES
 from spotify_assets.lib.warehouse import Window, duckdb_replace, snowflake_replace
@@ -195,3 +197,43 @@ def test_top_artists_are_five_by_song_count(both):
     assert top["artist_rank"].tolist() == [1, 2, 3, 4, 5]
     analytics = _duck(duck, "artist_analytics")
     assert top["song_count"].tolist() == sorted(analytics["song_count"], reverse=True)[:5]
+
+
+class _Catalog:
+    """What view_schema needs of a Warehouse: where the schema's tables are listed, and a query."""
+
+    def __init__(self, catalog: tuple[str, str], query):
+        self.catalog, self.query = catalog, query
+
+
+def _snow_query(conn):
+    def query(sql: str) -> pd.DataFrame:
+        cur = conn.cursor()
+        cur.execute(sql)
+        frame = pd.DataFrame(cur.fetchall(), columns=[d[0].lower() for d in cur.description])
+        return frame
+
+    return query
+
+
+@pytest.mark.parametrize("view", view_names())
+def test_every_view_has_its_column_schema_from_the_warehouse_on_duckdb_and_snowflake(partial, view):
+    duck, snow, database, _ = partial
+    engines = {
+        "duckdb": (_Catalog(("information_schema.tables", "analytics"), lambda sql: duck.execute(sql).fetchdf()), _duck(duck, view)),
+        "snowflake": (_Catalog((f"{database}.INFORMATION_SCHEMA.TABLES", "ANALYTICS"), _snow_query(snow)), _snow(snow, database, view)),
+    }
+    for engine, (warehouse, rows) in engines.items():
+        schema = view_schema(warehouse, view)  # type: ignore[arg-type]
+        assert [c.name for c in schema.columns] == list(rows.columns), engine  # every column, in order
+        assert all(c.type and c.type != "none" for c in schema.columns), (engine, schema)
+        preview = preview_table(rows, 10, schema)
+        assert isinstance(preview, dg.TableMetadataValue) and preview.schema == schema
+        assert len(preview.records) == min(10, len(rows))
+        assert all(set(r.data) == {c.name for c in schema.columns} for r in preview.records)
+
+
+def test_the_listening_views_are_in_the_listening_group_the_others_in_analytics():
+    groups = {a.key.to_user_string(): a.group_names_by_key[a.key] for a in view_assets}
+    assert {n for n, g in groups.items() if g == "listening"} == {n for n in groups if n.startswith("listening_")}
+    assert {g for n, g in groups.items() if not n.startswith("listening_")} == {"analytics"}

@@ -269,3 +269,82 @@ def test_production_stages_rows_with_write_pandas_as_parquet_with_logical_types(
     monkeypatch.setattr(pandas_tools, "write_pandas", lambda **kw: (True, 1, 1, []))
     with pytest.raises(RuntimeError, match="loaded 1 of 2 rows"):
         stage_with_write_pandas("conn", frame, "SONGS__LOAD_1")
+
+
+def _odd_values(start: datetime) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "window_start": pd.Series([start] * 3, dtype="datetime64[us, UTC]"),
+            "event": ["e0", None, "e | 2 with a long text " + "x" * 200],
+            "n": pd.array([1, None, 3], dtype="Int32"),
+            "share": [0.123456789, float("nan"), 2.080013187820181],
+            "flag": [True, False, True],
+            "seen_at": pd.Series([start, pd.NaT, start], dtype="datetime64[us, UTC]"),
+        }
+    )
+
+
+def test_a_window_shows_its_rows_the_table_s_rows_its_schema_and_a_preview_of_every_column(tmp_path):
+    FRAMES["odd"] = _odd_values
+    io = WarehouseDuckDBIOManager(database=str(tmp_path / "w.duckdb"), schema="analytics")
+    assert _materialize("odd", W1, io)
+    result = dg.materialize([_asset("odd")], partition_key=W2, resources={"io_manager": io})
+    meta = result.get_asset_materialization_events()[0].materialization.metadata
+    assert meta["dagster/partition_row_count"].value == 3  # the window
+    assert meta["dagster/row_count"].value == 6  # the whole table: the UI's "Row count"
+    assert "table_rows" not in meta
+    columns = list(_odd_values(datetime(2026, 1, 1)).columns)
+    assert [c.name for c in meta["dagster/column_schema"].value.columns] == columns
+    preview = meta["preview"]
+    assert isinstance(preview, dg.TableMetadataValue)
+    assert [c.name for c in preview.schema.columns] == columns
+    first, second, third = (r.data for r in preview.records)
+    assert set(first) == set(columns)
+    for record in (first, second, third):
+        assert all(v is None or type(v) in (str, int, float, bool) for v in record.values()), record
+    assert first["share"] == 0.123 and third["share"] == 2.08 and second["share"] is None  # rounded; NaN is None
+    assert second["n"] is None and second["seen_at"] is None and second["event"] is None
+    assert first["n"] == 1 and first["flag"] is True
+    assert first["window_start"] == "2026-11-20 16:00:00 UTC" and first["seen_at"] == first["window_start"]
+    assert third["event"].endswith("x" * 200)  # not cut
+
+
+def test_cells_are_values_a_table_record_holds():
+    from decimal import Decimal
+
+    import numpy as np
+
+    from spotify_assets.defs.io_managers import cell, round_float
+
+    assert cell(np.int64(7)) == 7 and type(cell(np.int64(7))) is int
+    assert cell(np.float32(0.5)) == 0.5 and type(cell(np.float64(1.0))) is float
+    assert cell(np.bool_(True)) is True
+    assert cell(float("nan")) is None and cell(pd.NA) is None and cell(pd.NaT) is None and cell(None) is None
+    assert cell(np.datetime64("NaT")) is None
+    assert cell(pd.Timestamp("2026-11-20 08:00", tz="UTC")) == "2026-11-20 08:00:00 UTC"
+    assert cell(pd.Timestamp("2026-11-20 08:00:01.5")) == "2026-11-20 08:00:01.5"
+    assert cell(np.datetime64("2026-11-20T08:00")) == "2026-11-20 08:00:00"
+    assert cell(datetime(2026, 1, 2).date()) == "2026-01-02"
+    assert cell(["a", 1]) == '["a", 1]' and cell(np.array([1, 2])) == "[1, 2]" and cell({"k": 1}) == '{"k": 1}'
+    assert cell(Decimal("1.23456")) == 1.235
+    assert round_float(0.000423456) == 0.000423 and round_float(12345.6789) == 12345.679 and round_float(0.0) == 0.0
+
+
+def test_the_declared_tables_show_their_declared_schema_and_every_column_in_the_preview():
+    from spotify_assets.defs.io_managers import table_metadata
+    from spotify_assets.lib.normalize import normalize_documents
+    from spotify_assets.lib.warehouse import WriteResult
+    from spotify_assets_tests.fixtures import document, playlist
+
+    start = datetime(2026, 11, 20, 8, tzinfo=timezone.utc)
+    meta, rows = playlist("P", 4)
+    frames = normalize_documents(start, [document(meta, rows)]).frames
+    for name, frame in frames.items():
+        shown = table_metadata(name, frame, WriteResult(rows_replaced=0, table_rows=len(frame) + 10), "duckdb", partitioned=True)
+        assert [c.name for c in shown["dagster/column_schema"].columns] == TABLES[name].column_names, name
+        preview = shown["preview"]
+        assert isinstance(preview, dg.TableMetadataValue)
+        assert [c.name for c in preview.schema.columns] == TABLES[name].column_names, name
+        assert len(preview.records) == min(5, len(frame)) > 0
+        assert all(set(r.data) == set(TABLES[name].column_names) for r in preview.records), name
+        assert shown["dagster/row_count"] == len(frame) + 10 and shown["dagster/partition_row_count"] == len(frame)

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 import dagster as dg
 
 from spotify_assets.defs.ingestion import raw_playlist_snapshots
-from spotify_assets.defs.io_managers import records_markdown
+from spotify_assets.defs.io_managers import records_table, round_float
 from spotify_assets.defs.partitions import snapshot_windows
 from spotify_assets.defs.resources import RawSnapshotStore, Warehouse, load_settings
 from spotify_assets.lib import quality
@@ -29,12 +29,12 @@ def _severity(blocking: bool) -> dg.AssetCheckSeverity:
 
 
 def _result(asset_key: dg.AssetKey, name: str, blocking: bool, outcome: quality.Outcome, window: str | None) -> dg.AssetCheckResult:
-    metadata: dict[str, object] = dict(outcome.counts)
+    metadata: dict[str, object] = {k: round_float(v) if isinstance(v, float) else v for k, v in outcome.counts.items()}
     metadata["summary"] = outcome.summary
     if window is not None:
         metadata["window"] = window
     if outcome.sample:
-        metadata["failing_sample"] = dg.MetadataValue.md(records_markdown(outcome.sample))
+        metadata["failing_sample"] = records_table(outcome.sample)
     return dg.AssetCheckResult(
         asset_key=asset_key,
         check_name=name,

@@ -16,10 +16,14 @@ and keep their table naming, schema handling and reads, but write through
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import pickle
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import date, datetime, time
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,8 +45,10 @@ from spotify_assets.lib.tables import DECLARED_TABLES
 from spotify_assets.lib.warehouse import DuckDBDatabase, Window, WriteResult
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 else:
+    np = lazy("numpy")
     pd = lazy("pandas")
 
 PREVIEW_ROWS = 5
@@ -81,43 +87,100 @@ def write_metadata(context: dg.OutputContext, table: str, frame: pd.DataFrame, r
 
 
 def table_metadata(table: str, frame: pd.DataFrame, result: WriteResult, storage: str, *, partitioned: bool) -> dict[str, Any]:
-    """What a table's materialization shows: the rows written (a window's, when `partitioned`),
-    the rows replaced and in the whole table, its column schema, a preview."""
+    """What a table's materialization shows: its rows (the whole table's as `dagster/row_count`,
+    which the asset's Overview shows as "Row count"; a window's as `dagster/partition_row_count`,
+    when `partitioned`), the rows replaced, its column schema, a preview of every column."""
     if table in DECLARED_TABLES:
         schema = column_schema(table, storage)
     else:
         schema = dg.TableSchema(columns=[dg.TableColumn(str(n), str(t)) for n, t in frame.dtypes.items()])
-    count_key = "dagster/partition_row_count" if partitioned else "dagster/row_count"
+    counts = {"dagster/row_count": result.table_rows}
+    if partitioned:
+        counts["dagster/partition_row_count"] = len(frame)
     return {
-        count_key: len(frame),
+        **counts,
         "dagster/storage_kind": storage,
         "dagster/column_schema": schema,
         "rows_replaced": result.rows_replaced,
-        "table_rows": result.table_rows,
-        "preview": dg.MetadataValue.md(preview_markdown(frame)),
+        "preview": preview_table(frame, schema=schema),
     }
 
 
-def records_markdown(rows: list[dict], *, width: int = 120, empty: str = "_none_") -> str:
-    """A Markdown table of records (name -> value), for metadata: columns in first-seen order,
-    cells on one line with `|` escaped, cut to `width` characters; `empty` for no rows."""
-    if not rows:
-        return empty
-    columns = list(dict.fromkeys(c for r in rows for c in r))
-
-    def cell(v: object) -> str:
-        return ("" if v is None else str(v)).replace("|", "\\|").replace("\n", " ")[:width]
-
-    lines = ["| " + " | ".join(str(c) for c in columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in rows]
-    return "\n".join(lines)
+def round_float(value: float) -> float | None:
+    """A float as far as it is meaningful to a reader: 3 decimals, or 3 significant digits below
+    1 (a share of 0.00042 stays 0.00042); NaN is None."""
+    if math.isnan(value):
+        return None
+    if math.isinf(value) or value == 0:
+        return value
+    digits = 3 if abs(value) >= 1 else 2 - math.floor(math.log10(abs(value)))
+    return round(value, digits)
 
 
-def preview_markdown(frame: pd.DataFrame, rows: int = PREVIEW_ROWS) -> str:
-    """The first rows of a frame as a Markdown table (nulls blank)."""
+def cell(value: object) -> str | int | float | bool | None:
+    """One value as a TableRecord holds it (str, int, float, bool or None): numpy scalars as
+    Python numbers, floats rounded, NaN/NaT/NA as None, instants as `2026-12-03 00:00:00 UTC`,
+    dates in ISO 8601, lists and mappings as JSON."""
+    if value is None or value is pd.NaT or value is pd.NA:
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating, Decimal)):
+        return round_float(float(value))
+    if isinstance(value, str):
+        return value
+    if isinstance(value, np.datetime64):
+        value = pd.Timestamp(value)  # NaT stays NaT
+    if value is pd.NaT:
+        return None
+    if isinstance(value, datetime):
+        return _instant(value)
+    if isinstance(value, (date, time)):
+        return value.isoformat()
+    if isinstance(value, (list, tuple, dict, np.ndarray)):
+        return json.dumps(value.tolist() if isinstance(value, np.ndarray) else value, default=str)
+    if isinstance(value, bytes):
+        return value.hex()
+    return str(value)
+
+
+def _instant(value: datetime) -> str:
+    """`2026-12-03 00:00:00 UTC`: short enough for a preview's column, and says the zone."""
+    text = value.strftime("%Y-%m-%d %H:%M:%S") + (f".{value.microsecond:06d}".rstrip("0") if value.microsecond else "")
+    if value.tzinfo is None:
+        return text
+    offset = value.utcoffset()
+    return f"{text} UTC" if not offset else f"{text}{value.strftime('%z')}"
+
+
+def records_table(rows: Sequence[Mapping[str, object]], columns: Sequence[str] | dg.TableSchema | None = None) -> dg.TableMetadataValue:
+    """Records (name -> value) as a table the UI draws inline: every column (`columns`, or in
+    first-seen order), every value converted by `cell`."""
+    if isinstance(columns, dg.TableSchema):
+        names = [c.name for c in columns.columns]
+    else:
+        names = list(columns) if columns is not None else list(dict.fromkeys(str(c) for r in rows for c in r))
+    records = [{n: cell(r.get(n)) for n in names} for r in rows]
+    if not isinstance(columns, dg.TableSchema):
+        columns = dg.TableSchema(columns=[dg.TableColumn(n, _type_name(records, n)) for n in names])
+    return dg.MetadataValue.table(records=[dg.TableRecord(r) for r in records], schema=columns)
+
+
+def _type_name(records: list[dict[str, Any]], name: str) -> str:
+    kinds = {type(r[name]) for r in records if r[name] is not None}
+    return {bool: "bool", int: "int", float: "float"}.get(kinds.pop(), "string") if len(kinds) == 1 else "string"
+
+
+def preview_table(frame: pd.DataFrame, rows: int = PREVIEW_ROWS, schema: dg.TableSchema | None = None) -> dg.TableMetadataValue:
+    """The first `rows` rows of a frame with every one of its columns, typed by `schema` (the
+    table's or view's column schema) where it names them, else by the frame's dtypes."""
+    known = {c.name: c for c in schema.columns} if schema is not None else {}
+    columns = [known.get(str(n)) or dg.TableColumn(str(n), str(t)) for n, t in frame.dtypes.items()]
     head = frame.head(rows)
-    head = head.astype(object).where(head.notna(), None)
-    return records_markdown(head.to_dict("records"), width=60, empty="_no rows_")
+    head.columns = [str(c) for c in head.columns]
+    return records_table(head.astype(object).to_dict("records"), dg.TableSchema(columns=columns))
 
 
 # --- shared by both warehouses ------------------------------------------------------------

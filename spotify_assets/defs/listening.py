@@ -31,7 +31,7 @@ from typing import IO, TYPE_CHECKING
 
 import dagster as dg
 
-from spotify_assets.defs.io_managers import column_schema, records_markdown
+from spotify_assets.defs.io_managers import PREVIEW_ROWS, column_schema, preview_table, records_table
 from spotify_assets.defs.resources import (
     DuckDBWarehouse,
     RawSnapshotStore,
@@ -272,7 +272,7 @@ def streams(context: dg.AssetExecutionContext, raw_store: RawSnapshotStore, ware
         f"streams: {len(new)} export file(s) read with {rows_read} plays, {rows_added} new and "
         f"{rows_read - rows_added} already in the table; {already} file(s) unchanged since read, "
         f"{refused} refused as too large, {len(failed) - refused} unreadable, in "
-        f"{time.perf_counter() - started:.2f} s; the table has {table_rows} plays"
+        f"{time.perf_counter() - started:.1f} s; the table has {table_rows} plays"
     )
     metadata: dict[str, object] = {
         "dagster/row_count": table_rows,
@@ -281,13 +281,17 @@ def streams(context: dg.AssetExecutionContext, raw_store: RawSnapshotStore, ware
         "rows_read": rows_read,
         "duplicates_skipped": rows_read - rows_added,
         "files_read": len(new),
-        "files_ingested": dg.MetadataValue.md(records_markdown(new, width=200)),
+        "files_ingested": records_table(new, ["file", "listener", "format", "plays", "new plays"]),
         "files_already_ingested": already,
         "files_unreadable": len(failed) - refused,
         "files_refused": refused,
         "files_not_ingested": skipped,
         "max_file_mb": limit // 2**20,
         "folder": backend.uri(LISTENING_PREFIX),
+        "preview": preview_table(
+            warehouse.query(f"SELECT * FROM {warehouse.qualified('streams')} ORDER BY played_at DESC, play_id LIMIT {PREVIEW_ROWS}"),
+            schema=column_schema("streams", warehouse.dialect),
+        ),
     }
     if upgraded is not None:
         metadata["upgraded_rows_before"], metadata["upgraded_rows_after"] = upgraded
@@ -301,7 +305,7 @@ def streams(context: dg.AssetExecutionContext, raw_store: RawSnapshotStore, ware
             if failed
             else "every export file could be read"
         ),
-        metadata={"unreadable": len(failed), "files": dg.MetadataValue.md(records_markdown(failed, width=200))},
+        metadata={"unreadable": len(failed), "files": records_table(failed, ["file", "error"])},
     )
 
 

@@ -18,11 +18,7 @@ from typing import TYPE_CHECKING, Optional
 import dagster as dg
 from pydantic import Field
 
-from spotify_assets.defs.io_managers import (
-    column_schema,
-    preview_markdown,
-    records_markdown,
-)
+from spotify_assets.defs.io_managers import column_schema, preview_table, records_table
 from spotify_assets.defs.resources import Warehouse, warehouse_kind
 from spotify_assets.lib import model as ml
 from spotify_assets.lib.lazy import lazy
@@ -37,6 +33,8 @@ FEATURES_SQL = Path(__file__).resolve().parents[2] / "sql" / "model" / "populari
 _STORAGE = warehouse_kind()
 _MODEL_KEY = dg.AssetKey("popularity_model")
 BEATS_BASELINE = "beats_global_mean"
+# Popularity is 0-100 in whole points: errors mean something to 0.01 point, R² to 0.001.
+ERROR_DIGITS, R2_DIGITS = 2, 3
 SIZE_BOUND = "within_size_bound"
 
 
@@ -63,7 +61,7 @@ def popularity_features(context: dg.AssetExecutionContext, warehouse: Warehouse)
     labelled = int(frame["popularity"].notna().sum())
     context.log.info(
         f"popularity_features: {len(frame)} songs, {labelled} with a popularity (the target), "
-        f"in {time.perf_counter() - started:.2f} s"
+        f"in {time.perf_counter() - started:.1f} s"
     )
     return dg.Output(
         frame,
@@ -109,10 +107,10 @@ def _evaluation_table(evaluation: ml.Evaluation) -> dg.TableMetadataValue:
             dg.TableRecord(
                 {
                     "model": ml.MODEL_LABELS[r.model],
-                    "mae": round(float(r.mae), 3),
-                    "rmse": round(float(r.rmse), 3),
-                    "r2": round(float(r.r2), 4),
-                    "mae_fold_sd": round(float(r.mae_fold_sd), 3),
+                    "mae": round(float(r.mae), ERROR_DIGITS),
+                    "rmse": round(float(r.rmse), ERROR_DIGITS),
+                    "r2": round(float(r.r2), R2_DIGITS),
+                    "mae_fold_sd": round(float(r.mae_fold_sd), ERROR_DIGITS),
                 }
             )
             for r in evaluation.table.itertuples()
@@ -129,22 +127,32 @@ def _evaluation_table(evaluation: ml.Evaluation) -> dg.TableMetadataValue:
     )
 
 
+def _error(value: float) -> float:
+    return round(float(value), ERROR_DIGITS)
+
+
 def _model_metadata(model: ml.PopularityModel, size_bytes: int, features: "pd.DataFrame") -> dict[str, object]:
     ev = model.evaluation
     figure = ml.plot(model)
     return {
-        "mae": model.metrics["mae"],
-        "rmse": model.metrics["rmse"],
-        "r2": model.metrics["r2"],
-        "global_mean_mae": ev.score("global_mean", "mae"),
-        "artist_mean_mae": ev.score("artist_mean", "mae"),
-        "linear_mae": ev.score("linear", "mae"),
+        "mae": _error(model.metrics["mae"]),
+        "rmse": _error(model.metrics["rmse"]),
+        "r2": round(float(model.metrics["r2"]), R2_DIGITS),
+        "global_mean_mae": _error(ev.score("global_mean", "mae")),
+        "artist_mean_mae": _error(ev.score("artist_mean", "mae")),
+        "linear_mae": _error(ev.score("linear", "mae")),
         "evaluation": _evaluation_table(ev),
         "plot": dg.MetadataValue.md(
             ml.evaluation_markdown(ev) + f"\n\n![evaluation and feature importances](data:image/png;base64,{ml.png_base64(figure)})"
         ),
-        "feature_importances": dg.MetadataValue.md(
-            records_markdown([{"feature": name, "importance": f"{weight:.4f}"} for name, weight in model.importances.items()])
+        "feature_importances": records_table(
+            [{"feature": name, "importance": round(float(weight), 3)} for name, weight in model.importances.items()],
+            dg.TableSchema(
+                columns=[
+                    dg.TableColumn("feature", "string"),
+                    dg.TableColumn("importance", "float", description="impurity-based, summing to 1"),
+                ]
+            ),
         ),
         "trained_songs": model.trained_songs,
         "trained_artists": model.trained_artists,
@@ -241,7 +249,7 @@ def popularity_model(context: dg.AssetExecutionContext, config: PopularityModelC
             evaluation.beats_global_mean,
             f"held-out MAE {mae:.2f} against {baseline:.2f} for the global mean"
             + ("" if evaluation.beats_global_mean else ": it does not beat the global-mean baseline"),
-            {"mae": mae, "global_mean_mae": baseline, "evaluation": metadata["evaluation"]},
+            {"mae": _error(mae), "global_mean_mae": _error(baseline), "evaluation": metadata["evaluation"]},
         ),
         (
             SIZE_BOUND,
@@ -320,8 +328,8 @@ def song_popularity_predictions(
         metadata={
             "model_version": popularity_model.version,
             "songs_without_popularity": len(unseen),
-            "top_predicted": dg.MetadataValue.md(
-                preview_markdown(top[["name", "artist_id", "predicted_popularity", "popularity"]], 10)
+            "top_predicted": preview_table(
+                top[["name", "artist_id", "predicted_popularity", "popularity"]], 10, column_schema("song_popularity_predictions", _STORAGE)
             ),
         },
     )

@@ -70,7 +70,7 @@ def normalized_tables(context: dg.AssetExecutionContext, raw_store: RawSnapshotS
     context.log.info(
         f"Window {partition_key}: {len(manifest.documents)} documents (version {manifest.version}) -> "
         + ", ".join(f"{n} {name}" for name, n in counts.items())
-        + f" in {time.perf_counter() - started:.2f} s"
+        + f" in {time.perf_counter() - started:.1f} s"
     )
     for problem in window.problems:
         where = f"playlist {problem['playlist_id']}: " if problem["playlist_id"] else ""
@@ -79,7 +79,7 @@ def normalized_tables(context: dg.AssetExecutionContext, raw_store: RawSnapshotS
     started = time.perf_counter()
     results = warehouse.replace_window(window.frames, Window(tw.start, tw.end))
     context.log.info(
-        f"Window {partition_key}: the six tables replaced in one transaction in {time.perf_counter() - started:.2f} s ("
+        f"Window {partition_key}: the six tables replaced in one transaction in {time.perf_counter() - started:.1f} s ("
         + ", ".join(f"{name} {results[name].rows_replaced} -> {len(window.frames[name])}" for name in TABLES)
         + " rows)"
     )

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from spotify_assets.defs.io_managers import preview_markdown
+from spotify_assets.defs.io_managers import preview_table
 from spotify_assets.defs.resources import Warehouse
 from spotify_assets.lib.tables import DECLARED_TABLES
 
@@ -74,12 +74,38 @@ def _description(name: str, sql: str) -> str:
     return " ".join(comment) + f"\n\nDefined in sql/views/{name}.sql."
 
 
+def group_of(name: str) -> str:
+    """The views about listening sit with `streams` in the `listening` group; the rest are `analytics`."""
+    return "listening" if name.startswith("listening_") else "analytics"
+
+
+def view_schema(warehouse: Warehouse, name: str) -> dg.TableSchema:
+    """A view's columns as the warehouse describes them: names (lower case, as the tables'),
+    the warehouse's own type names, in the view's order."""
+    listing, schema = warehouse.catalog
+    columns = listing.rsplit(".", 1)[0] + (".COLUMNS" if listing.isupper() else ".columns")
+    found = warehouse.query(
+        f"SELECT column_name, data_type, is_nullable FROM {columns} "
+        f"WHERE table_schema = '{schema}' AND lower(table_name) = '{name.lower()}' ORDER BY ordinal_position"
+    )
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                str(row.column_name).lower(),
+                str(row.data_type).lower(),
+                constraints=dg.TableColumnConstraints(nullable=str(row.is_nullable).upper() != "NO"),
+            )
+            for row in found.itertuples()
+        ]
+    )
+
+
 def _view_asset(name: str) -> dg.AssetsDefinition:
     sql = view_sql(name)  # read once: the lineage, the description and the statement agree
 
     @dg.asset(
         name=name,
-        group_name="analytics",
+        group_name=group_of(name),
         deps=references(name, sql),
         kinds={"sql"},
         tags={"layer": "view"},
@@ -95,12 +121,14 @@ def _view_asset(name: str) -> dg.AssetsDefinition:
             f"SELECT *, COUNT(*) OVER () AS view_rows FROM {view} ORDER BY {order} LIMIT {PREVIEW_ROWS}"
         )
         rows = int(preview.pop("view_rows").iloc[0]) if len(preview) else 0
-        context.log.info(f"view {view}: {rows} rows")
+        schema = view_schema(warehouse, name)
+        context.log.info(f"view {view}: {rows} rows, {len(schema.columns)} columns")
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": rows,
                 "dagster/table_name": view,
-                "preview": dg.MetadataValue.md(preview_markdown(preview, PREVIEW_ROWS)),
+                "dagster/column_schema": schema,
+                "preview": preview_table(preview, PREVIEW_ROWS, schema),
                 "sql": dg.MetadataValue.md(f"```sql\n{statement}\n```"),
             }
         )
