@@ -79,7 +79,7 @@ def run_demo(windows: int) -> int:
     # all the same). The run log says why; the demo's console need not repeat Dagster's note.
     logging.getLogger("dagster._core.execution.plan.active").setLevel(logging.ERROR)
     from spotify_assets.defs.partitions import snapshot_windows
-    from spotify_assets.lib.snapshot_store import ROOT
+    from spotify_assets.lib.raw.store import ROOT
 
     definitions = defs()
     job = definitions.resolve_job_def("spotify_pipeline_job")
@@ -112,10 +112,10 @@ def run_demo(windows: int) -> int:
             if not result.success:
                 failed.append(f"window {key}")
         # Listening history: the bundled synthetic exports, dropped where a person drops theirs.
-        from spotify_assets.defs.listening import LISTENING_PREFIX
-        from spotify_assets.lib.sample_listening import write_sample_exports
+        from spotify_assets.defs.listening.assets import LISTENING_PREFIX
+        from spotify_assets.lib.samples.listening import write_sample_exports
 
-        from spotify_assets.lib.listening import detect_format
+        from spotify_assets.lib.listening.exports import detect_format
 
         written = [p for p in write_sample_exports(data_dir / LISTENING_PREFIX, now=datetime.now(timezone.utc)) if detect_format(p.name)]
         result = definitions.resolve_job_def("listening_job").execute_in_process(
@@ -212,8 +212,8 @@ def _alive(pid: int) -> bool:
 
 def _print_warehouse(warehouse) -> None:  # type: ignore[no-untyped-def]
     """Row counts per table and view in the DuckDB warehouse, and the current top artists."""
-    from spotify_assets.defs.views import view_names
-    from spotify_assets.lib.tables import DECLARED_TABLES, TABLES
+    from spotify_assets.defs.analytics.views import view_names
+    from spotify_assets.lib.tables.schema import DECLARED_TABLES, TABLES
 
     print(f"  warehouse (DuckDB):   {warehouse.database}, schema {warehouse.schema_name}")
     try:
@@ -266,7 +266,7 @@ def run_auth(redirect_uri: str | None, *, open_browser: bool, timeout_s: float) 
     from spotipy.cache_handler import MemoryCacheHandler
     from spotipy.oauth2 import SpotifyOAuth, SpotifyOauthError, start_local_http_server
 
-    from spotify_assets.lib.spotify_client import DEFAULT_ACCOUNTS_URL, DEFAULT_REDIRECT_URI, USER_SCOPES
+    from spotify_assets.lib.spotify.client import DEFAULT_ACCOUNTS_URL, DEFAULT_REDIRECT_URI, USER_SCOPES
 
     client_id = os.environ.get("SPOTIFY_CLIENT_ID", "").strip()
     client_secret = os.environ.get("SPOTIFY_CLIENT_SECRET", "").strip()

@@ -17,10 +17,11 @@ from spotify_assets import defs as defs_package
 
 
 def defs_modules() -> list:
-    """The modules of `spotify_assets/defs/`, imported."""
+    """The modules of `spotify_assets/defs/` and its folders, imported."""
     return [
-        importlib.import_module(f"{defs_package.__name__}.{info.name}")
-        for info in pkgutil.iter_modules(defs_package.__path__)
+        importlib.import_module(info.name)
+        for info in pkgutil.walk_packages(defs_package.__path__, prefix=f"{defs_package.__name__}.")
+        if not info.ispkg
     ]
 
 

@@ -19,12 +19,11 @@ from dagster_snowflake_pandas import SnowflakePandasIOManager
 
 from spotify_assets.defs.io_managers import _io_manager, _WindowClient
 from spotify_assets.defs.resources import RawSnapshotStore, Warehouse, _lower_case
-from spotify_assets.lib import warehouse
+from spotify_assets.lib.warehouse import duckdb as warehouse
 from spotify_assets.lib.settings import Settings, SnowflakeSettings
-from spotify_assets.lib.snapshot_store import Backend, S3Backend
-from spotify_assets.lib.warehouse import (
+from spotify_assets.lib.raw.store import Backend, S3Backend
+from spotify_assets.lib.warehouse.duckdb import (
     AppendResult,
-    Window,
     WriteResult,
     ensure_snowflake_schema,
     snowflake_append_new,
@@ -32,9 +31,10 @@ from spotify_assets.lib.warehouse import (
     snowflake_replace_window,
     snowflake_rewrite_table,
 )
+from spotify_assets.lib.window import Window
 
 # How rows reach Snowflake (PUT + COPY INTO). Tests against an emulator without file transfer
-# replace this one step; see spotify_assets_tests/snowflake_support.py.
+# replace this one step; see spotify_assets_tests/support/snowflake.py.
 stage_frame: warehouse.StageFn = warehouse.stage_with_write_pandas
 
 

@@ -10,7 +10,7 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from spotify_assets_tests.emulator import SpotifyEmulator
+from spotify_assets_tests.support.emulator import SpotifyEmulator
 
 # Variables the project reads: none may leak in from the machine running the tests.
 _PREFIXES = ("SPOTIFY_", "SNOWFLAKE_", "AWS_", "SLACK_", "DAGSTER_HOME", "DAGSTER_WEBSERVER_URL")

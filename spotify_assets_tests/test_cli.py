@@ -12,10 +12,10 @@ from pathlib import Path
 import duckdb
 import requests
 
-from spotify_assets.defs.views import view_names
-from spotify_assets.lib.sample_catalogue import sample_playlist_ids
-from spotify_assets.lib.tables import TABLES
-from spotify_assets_tests.emulator import SpotifyEmulator
+from spotify_assets.defs.analytics.views import view_names
+from spotify_assets.lib.samples.catalogue import sample_playlist_ids
+from spotify_assets.lib.tables.schema import TABLES
+from spotify_assets_tests.support.emulator import SpotifyEmulator
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -19,7 +19,7 @@ from nbclient import NotebookClient
 
 from spotify_assets.definitions import defs
 from spotify_assets.defs.partitions import snapshot_windows
-from spotify_assets.lib import model as ml
+from spotify_assets.lib.model import popularity as ml
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "popularity_model.ipynb"
 

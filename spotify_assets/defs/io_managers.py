@@ -3,7 +3,7 @@ is in `spotify_assets/production.py`, imported only by that deployment).
 
 Both build on the upstream integrations (dagster-duckdb-pandas, dagster-snowflake-pandas)
 and keep their table naming, schema handling and reads, but write through
-`lib/warehouse.py`, which fixes what the upstream managers get wrong for partitioned tables:
+`lib/warehouse/duckdb.py`, which fixes what the upstream managers get wrong for partitioned tables:
 
 - the window's rows are deleted and the new ones inserted in ONE transaction (upstream
   deletes, commits, then inserts: a failed insert loses the window, dagster#14091);
@@ -38,11 +38,12 @@ from dagster._core.storage.db_io_manager import (
 from dagster._core.storage.fs_io_manager import PickledObjectFilesystemIOManager
 from dagster_duckdb import DuckDBIOManager
 
-from spotify_assets.lib import warehouse
+from spotify_assets.lib.warehouse import duckdb as warehouse
 from spotify_assets.lib.lazy import lazy
-from spotify_assets.lib.snapshot_store import remove_stale_temporaries, write_atomically
-from spotify_assets.lib.tables import DECLARED_TABLES
-from spotify_assets.lib.warehouse import DuckDBDatabase, Window, WriteResult
+from spotify_assets.lib.raw.store import remove_stale_temporaries, write_atomically
+from spotify_assets.lib.tables.schema import DECLARED_TABLES
+from spotify_assets.lib.warehouse.duckdb import DuckDBDatabase, WriteResult
+from spotify_assets.lib.window import Window
 
 if TYPE_CHECKING:
     import numpy as np

@@ -21,22 +21,21 @@ from spotify_assets.defs.io_managers import (
     ModelFilesIOManager,
     WarehouseDuckDBIOManager,
 )
-from spotify_assets.lib.extract import PlaylistSource
+from spotify_assets.lib.spotify.extract import PlaylistSource
 from spotify_assets.lib.lazy import lazy
-from spotify_assets.lib.sample_source import SampleSource
+from spotify_assets.lib.samples.source import SampleSource
 from spotify_assets.lib.settings import Settings
-from spotify_assets.lib.snapshot_store import Backend, LocalBackend, SnapshotStore
-from spotify_assets.lib.spotify_client import (
+from spotify_assets.lib.raw.store import Backend, LocalBackend, SnapshotStore
+from spotify_assets.lib.spotify.client import (
     DEFAULT_ACCOUNTS_URL,
     DEFAULT_API_URL,
     Credentials,
     RetryPolicy,
     SpotifyApi,
 )
-from spotify_assets.lib.warehouse import (
+from spotify_assets.lib.warehouse.duckdb import (
     AppendResult,
     DuckDBDatabase,
-    Window,
     WriteResult,
     duckdb_append_new,
     duckdb_replace,
@@ -44,6 +43,7 @@ from spotify_assets.lib.warehouse import (
     duckdb_rewrite_table,
     transaction,
 )
+from spotify_assets.lib.window import Window
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -143,7 +143,7 @@ class SpotifyResource(dg.ConfigurableResource):
 
 
 class RawSnapshotStore(dg.ConfigurableResource):
-    """Where raw files are kept: playlist snapshot documents (see `lib/snapshot_store.py`) and
+    """Where raw files are kept: playlist snapshot documents (see `lib/raw/store.py`) and
     the listening-history exports people drop in (`listening/`)."""
 
     def backend(self) -> Backend:

@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal, overload
 
-from spotify_assets.lib.spotify_client import (
+from spotify_assets.lib.spotify.client import (
     DEFAULT_ACCOUNTS_URL,
     DEFAULT_API_URL,
     parse_playlist_refs,

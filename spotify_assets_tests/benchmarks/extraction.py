@@ -20,9 +20,9 @@ from contextlib import closing
 
 import requests
 
-from spotify_assets.lib.extract import PAGE_SIZE, PlaylistExtractor
-from spotify_assets.lib.spotify_client import Credentials, RetryPolicy, SpotifyApi
-from spotify_assets_tests.fixtures import playlist
+from spotify_assets.lib.spotify.extract import PAGE_SIZE, PlaylistExtractor
+from spotify_assets.lib.spotify.client import Credentials, RetryPolicy, SpotifyApi
+from spotify_assets_tests.support.fixtures import playlist
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     emulator = subprocess.Popen(
-        [sys.executable, "-m", "spotify_assets_tests.emulator", "--latency-ms", str(args.latency_ms)],
+        [sys.executable, "-m", "spotify_assets_tests.support.emulator", "--latency-ms", str(args.latency_ms)],
         stdout=subprocess.PIPE,
         text=True,
     )

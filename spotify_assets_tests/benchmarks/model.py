@@ -4,7 +4,7 @@
     .venv/bin/python -m spotify_assets_tests.benchmarks.model --quick    # 20,000 songs
     .venv/bin/python -m spotify_assets_tests.benchmarks.model --trees 60 --depth 10 --leaf 10
 
-Times, separately, what the `popularity_model` asset does (spotify_assets/lib/model.py):
+Times, separately, what the `popularity_model` asset does (spotify_assets/lib/model/popularity.py):
 `evaluate` (5 artist-grouped folds of the two baselines, ridge and the forest), the final
 `train` fit, `PopularityModel.predict` on every row, and `pickle.dumps` (its size against
 `TrainingParams.max_model_mb`, in MB of 1e6 bytes as the asset counts). Prints the held-out
@@ -46,7 +46,7 @@ def make_features(rows: int, seed: int) -> Any:
     import numpy as np
     import pandas as pd
 
-    from spotify_assets.lib.tables import POPULARITY_FEATURES
+    from spotify_assets.lib.tables.schema import POPULARITY_FEATURES
 
     rng = np.random.default_rng(seed)
     sizes: list[int] = []
@@ -142,7 +142,7 @@ def child(a: argparse.Namespace) -> None:
     """Generate, then time each step; print one RESULT line of JSON."""
     import pickle
 
-    from spotify_assets.lib.model import TrainingParams, evaluate, train, why_not_trainable
+    from spotify_assets.lib.model.popularity import TrainingParams, evaluate, train, why_not_trainable
 
     steps: dict[str, dict[str, float]] = {}
 

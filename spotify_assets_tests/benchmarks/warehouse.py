@@ -33,7 +33,7 @@ row counts or a crashed step, never on a missed target):
    x `--rows`) to keep the runtime sane; windows 2..90 reuse window 1's frames and are
    loaded the same way, and their load times show any growth with history.
    Each timed materialization runs in a fresh process, as a Dagster run's step does.
-   The warehouse connections set `max_vacuum_tasks = 0` (lib/warehouse.py); `--connection-config
+   The warehouse connections set `max_vacuum_tasks = 0` (lib/warehouse/duckdb.py); `--connection-config
    '{"max_vacuum_tasks": 100}'` measures DuckDB's default, where some checkpoints merge partly
    filled row groups, rewriting stored windows (single windows then vary by about 1 s).
 
@@ -131,7 +131,7 @@ def _b_id(kind: str, i: object, seed: int, *, base36: bool = False, length: int 
     """A base62 (or lowercase base36) id from (seed, kind, i)."""
     import hashlib
 
-    from spotify_assets.lib.sample_catalogue import _B36, _B62, _encode
+    from spotify_assets.lib.samples.catalogue import _B36, _B62, _encode
 
     digest = hashlib.blake2b(f"{seed}:{kind}:{i}".encode(), digest_size=18).digest()
     return _encode(digest, _B36 if base36 else _B62, length)
@@ -151,7 +151,7 @@ def generate(out_dir: Path, playlists: int, rows: int, tracks: int, albums: int,
 
     import orjson
 
-    from spotify_assets.lib.sample_catalogue import (
+    from spotify_assets.lib.samples.catalogue import (
         _Artist,
         _artist_json,
         _cover_images,
@@ -417,7 +417,7 @@ def child_parse(a: argparse.Namespace) -> None:
 
 def child_normalize(a: argparse.Namespace) -> None:
     """Ours: read each file and Normalizer.add it, then finish()."""
-    from spotify_assets.lib.normalize import Normalizer  # only what the step needs: RSS baseline
+    from spotify_assets.lib.tables.normalize import Normalizer  # only what the step needs: RSS baseline
 
     files = _files(Path(a.data))
     window_start = _key_start(a.partition_key)
@@ -466,7 +466,7 @@ def child_profile(a: argparse.Namespace) -> None:
     import io
     import pstats
 
-    from spotify_assets.lib.normalize import Normalizer
+    from spotify_assets.lib.tables.normalize import Normalizer
 
     files = _files(Path(a.data), a.limit)
     window_start = _key_start(a.partition_key)
@@ -490,7 +490,8 @@ def _load(database: str, partition_key: str, frames: dict, connection_config: st
     """Write the window's six frames as `normalized_tables` does (all six in one transaction,
     `duckdb_replace_window` on a connection holding the file lock); seconds."""
     from spotify_assets.defs.partitions import snapshot_windows
-    from spotify_assets.lib.warehouse import DuckDBDatabase, Window, duckdb_replace_window
+    from spotify_assets.lib.warehouse.duckdb import DuckDBDatabase, duckdb_replace_window
+    from spotify_assets.lib.window import Window
 
     tw = snapshot_windows.time_window_for_partition_key(partition_key)
     t0 = time.perf_counter()
@@ -512,7 +513,7 @@ def child_load(a: argparse.Namespace) -> None:
 
     import duckdb
 
-    from spotify_assets.lib.tables import TABLES
+    from spotify_assets.lib.tables.schema import TABLES
 
     with open(a.frames, "rb") as f:
         frames = pickle.load(f)
@@ -569,7 +570,7 @@ def child_history(a: argparse.Namespace) -> None:
     import pandas as pd
 
     from spotify_assets.defs.partitions import snapshot_windows
-    from spotify_assets.lib.normalize import Normalizer
+    from spotify_assets.lib.tables.normalize import Normalizer
 
     files = _files(Path(a.data), a.limit)
     keys = snapshot_windows.get_partition_keys()
@@ -685,7 +686,7 @@ def child_history(a: argparse.Namespace) -> None:
 def child_materialize(a: argparse.Namespace) -> None:
     """Normalize one window's documents and write its six tables in one transaction, timed."""
     from spotify_assets.defs.partitions import snapshot_windows
-    from spotify_assets.lib.normalize import Normalizer
+    from spotify_assets.lib.tables.normalize import Normalizer
 
     files = _files(Path(a.data), a.limit)
     started = time.perf_counter()

@@ -116,7 +116,7 @@ class _DyingConnection:
 def _install_hooks(recorder: _Recorder) -> None:
     import requests.adapters
 
-    from spotify_assets.lib import warehouse
+    from spotify_assets.lib.warehouse import duckdb as warehouse
 
     send = requests.adapters.HTTPAdapter.send
 
@@ -214,7 +214,7 @@ def _playlists(version: str) -> list[tuple[dict[str, Any], list[dict[str, Any]]]
     """Two playlists (same ids in both versions); "new" differs in every table but `playlists`,
     with new song, album and artist ids, so any mix of the two versions breaks a reference.
     Popularity follows duration and track number, so that the model learns it and is stored."""
-    from spotify_assets_tests.fixtures import playlist, row, track
+    from spotify_assets_tests.support.fixtures import playlist, row, track
 
     sizes = {"old": (40, 30), "new": (55, 12)}[version]
     out = []
@@ -270,7 +270,7 @@ def orphans(duckdb_path: Path, schema: str = "analytics") -> dict[str, int]:
 
 def raw_problems(data_dir: Path, partition_key: str) -> list[str]:
     """Documents the committed manifest names that do not read whole (missing, torn, wrong sha256)."""
-    from spotify_assets.lib.snapshot_store import LocalBackend, SnapshotStore
+    from spotify_assets.lib.raw.store import LocalBackend, SnapshotStore
 
     store = SnapshotStore(LocalBackend(data_dir))
     try:
@@ -349,7 +349,7 @@ class Crash:
 
         import spotify_assets.definitions  # noqa: F401
         from spotify_assets.defs.partitions import snapshot_windows
-        from spotify_assets_tests.emulator import SpotifyEmulator
+        from spotify_assets_tests.support.emulator import SpotifyEmulator
 
         self.root.mkdir(parents=True, exist_ok=True)
         self.partition_key = snapshot_windows.get_partition_keys()[-1]

@@ -7,14 +7,14 @@ import duckdb
 import dagster as dg
 import pytest
 
-from spotify_assets.defs.checks import raw_quality_checks
-from spotify_assets.defs.ingestion import raw_playlist_snapshots
+from spotify_assets.defs.playlists.checks import raw_quality_checks
+from spotify_assets.defs.playlists.raw import raw_playlist_snapshots
 from spotify_assets.defs.resources import build_resources, load_settings
-from spotify_assets.defs.tables import normalized_tables
-from spotify_assets.lib.snapshot_store import LocalBackend, SnapshotStore
-from spotify_assets_tests.emulator import SpotifyEmulator
-from spotify_assets_tests.fixtures import playlist
-from spotify_assets_tests.pipeline_env import api_env, current_window
+from spotify_assets.defs.playlists.tables import normalized_tables
+from spotify_assets.lib.raw.store import LocalBackend, SnapshotStore
+from spotify_assets_tests.support.emulator import SpotifyEmulator
+from spotify_assets_tests.support.fixtures import playlist
+from spotify_assets_tests.support.pipeline_env import api_env, current_window
 
 
 def run(partition_key: str, *, tables: bool = True, checks: bool = False, raise_on_error: bool = True):

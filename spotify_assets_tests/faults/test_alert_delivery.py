@@ -22,9 +22,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import dagster as dg
 import pytest
 
-import spotify_assets.lib.alerts as alerts_lib
-from spotify_assets.lib.alerts import AlertState
-from spotify_assets_tests.test_alerts import (  # noqa: F401  (fixtures used by name)
+import spotify_assets.lib.alerts.delivery as alerts_lib
+from spotify_assets.lib.alerts.delivery import AlertState
+from spotify_assets_tests.lib.alerts.test_delivery import (  # noqa: F401  (fixtures used by name)
     W1,
     W2,
     Receiver,

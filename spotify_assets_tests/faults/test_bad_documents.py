@@ -14,9 +14,9 @@ import hashlib
 
 import pytest
 
-from spotify_assets.lib import snapshot_store
-from spotify_assets.lib.snapshot_store import ManifestError
-from spotify_assets_tests.emulator import SpotifyEmulator
+from spotify_assets.lib.raw import store as snapshot_store
+from spotify_assets.lib.raw.store import ManifestError
+from spotify_assets_tests.support.emulator import SpotifyEmulator
 from spotify_assets_tests.faults.raw_support import (
     captured_window,
     only_tables,

@@ -15,21 +15,21 @@ import tracemalloc
 import dagster as dg
 import pytest
 
-from spotify_assets.defs.ingestion import raw_playlist_snapshots
+from spotify_assets.defs.playlists.raw import raw_playlist_snapshots
 from spotify_assets.defs.partitions import snapshot_windows
 from spotify_assets.defs.resources import build_resources, load_settings
-from spotify_assets.lib.extract import MAX_PLAYLIST_ROWS, PlaylistExtractor
+from spotify_assets.lib.spotify.extract import MAX_PLAYLIST_ROWS, PlaylistExtractor
 from spotify_assets.lib.settings import Settings, SettingsError
-from spotify_assets.lib.snapshot_store import LocalBackend, SnapshotStore
-from spotify_assets.lib.spotify_client import (
+from spotify_assets.lib.raw.store import LocalBackend, SnapshotStore
+from spotify_assets.lib.spotify.client import (
     Credentials,
     DeadlineExceeded,
     RetryPolicy,
     SpotifyApi,
     SpotifyRequestInvalid,
 )
-from spotify_assets_tests.emulator import SpotifyEmulator
-from spotify_assets_tests.fixtures import playlist
+from spotify_assets_tests.support.emulator import SpotifyEmulator
+from spotify_assets_tests.support.fixtures import playlist
 
 HUGE = 100_000_000
 

@@ -17,8 +17,8 @@ import dagster as dg
 import pytest
 
 from spotify_assets.defs.io_managers import ModelFilesIOManager
-from spotify_assets.lib.snapshot_store import GRACE, LocalBackend, SnapshotStore, write_atomically
-from spotify_assets_tests.emulator import SpotifyEmulator
+from spotify_assets.lib.raw.store import GRACE, LocalBackend, SnapshotStore, write_atomically
+from spotify_assets_tests.support.emulator import SpotifyEmulator
 from spotify_assets_tests.faults.raw_support import captured_window, raw_metadata, rows_by_playlist, run, store
 
 OLD = time.time() - GRACE.total_seconds() - 60
@@ -60,7 +60,7 @@ def test_a_later_run_removes_stale_temporaries_and_dead_versions(monkeypatch: py
 
     # Past the grace period, the replaced version is dead: the next run removes it.
     monkeypatch.setattr(
-        "spotify_assets.lib.snapshot_store.GRACE", timedelta(0)
+        "spotify_assets.lib.raw.store.GRACE", timedelta(0)
     )  # as if an hour had passed (the store reads GRACE when it is built)
     time.sleep(1.1)
     third = run(window)

@@ -21,10 +21,10 @@ import duckdb
 import orjson
 import pytest
 
-from spotify_assets.defs.listening import LISTENING_PREFIX, streams
+from spotify_assets.defs.listening.assets import LISTENING_PREFIX, streams
 from spotify_assets.defs.resources import DuckDBWarehouse, LocalRawSnapshotStore, build_resources, load_settings
-from spotify_assets.lib.listening import parse_export
-from spotify_assets.lib.tables import STREAMS
+from spotify_assets.lib.listening.exports import parse_export
+from spotify_assets.lib.tables.schema import STREAMS
 
 
 def _plays(n: int, *, start: int = 0, pad: str = "") -> list[dict[str, Any]]:
@@ -199,7 +199,7 @@ def test_production_s3_and_snowflake_add_only_new_plays(monkeypatch, s3_env, fak
     import boto3
     import snowflake.connector
 
-    from spotify_assets_tests.production import configure
+    from spotify_assets_tests.support.production import configure
 
     configure(monkeypatch, s3_env=s3_env, fakesnow_server=fakesnow_server, database=snowflake_database,
               emulator=emulator, playlist_ids=["x" * 22])
@@ -231,8 +231,8 @@ def test_an_old_snowflake_streams_table_is_upgraded_in_place(monkeypatch, s3_env
 
     import snowflake.connector
 
-    from spotify_assets_tests.production import configure
-    from spotify_assets_tests.snowflake_support import insert_rows
+    from spotify_assets_tests.support.production import configure
+    from spotify_assets_tests.support.snowflake import insert_rows
 
     configure(monkeypatch, s3_env=s3_env, fakesnow_server=fakesnow_server, database=snowflake_database,
               emulator=emulator, playlist_ids=["x" * 22])

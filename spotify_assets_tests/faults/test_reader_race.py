@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from spotify_assets.lib.normalize import normalize_window
-from spotify_assets.lib.snapshot_store import LocalBackend, SnapshotStore, VersionCollected
-from spotify_assets_tests.emulator import SpotifyEmulator
+from spotify_assets.lib.tables.normalize import normalize_window
+from spotify_assets.lib.raw.store import LocalBackend, SnapshotStore, VersionCollected
+from spotify_assets_tests.support.emulator import SpotifyEmulator
 from spotify_assets_tests.faults.raw_support import captured_window, only_tables, rows_by_playlist, store
-from spotify_assets_tests.fixtures import document, playlist
+from spotify_assets_tests.support.fixtures import document, playlist
 
 W = "2026-11-20-08:00"
 START = datetime(2026, 11, 20, 8, tzinfo=timezone.utc)

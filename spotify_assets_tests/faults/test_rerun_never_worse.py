@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from spotify_assets_tests.emulator import SpotifyEmulator
+from spotify_assets_tests.support.emulator import SpotifyEmulator
 from spotify_assets_tests.faults.raw_support import (
     api_env,
     current_window,
@@ -21,7 +21,7 @@ from spotify_assets_tests.faults.raw_support import (
     run,
     store,
 )
-from spotify_assets_tests.fixtures import playlist
+from spotify_assets_tests.support.fixtures import playlist
 
 FAULTS = {
     "forbidden": {"kind": "status", "status": 403},

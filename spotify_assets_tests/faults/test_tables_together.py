@@ -23,11 +23,12 @@ import pandas as pd
 import pytest
 import snowflake.connector
 
-from spotify_assets.lib.normalize import normalize_documents
-from spotify_assets.lib.tables import TABLES
-from spotify_assets.lib.warehouse import DuckDBDatabase, Window, duckdb_replace_window, snowflake_replace_window
-from spotify_assets_tests.fixtures import document, playlist, row, track
-from spotify_assets_tests.snowflake_support import connection_args, insert_rows
+from spotify_assets.lib.tables.normalize import normalize_documents
+from spotify_assets.lib.tables.schema import TABLES
+from spotify_assets.lib.warehouse.duckdb import DuckDBDatabase, duckdb_replace_window, snowflake_replace_window
+from spotify_assets.lib.window import Window
+from spotify_assets_tests.support.fixtures import document, playlist, row, track
+from spotify_assets_tests.support.snowflake import connection_args, insert_rows
 
 START = datetime(2026, 11, 20, 8, tzinfo=timezone.utc)
 WINDOW = Window(START, START + timedelta(hours=8))
@@ -96,7 +97,7 @@ def test_an_error_in_any_table_leaves_all_six_at_the_old_window_on_duckdb(tmp_pa
 _KILLER = textwrap.dedent(
     """
     import os, pickle, signal, sys
-    from spotify_assets.lib import warehouse
+    from spotify_assets.lib.warehouse import duckdb as warehouse
 
     path, frames_file, kill_at = sys.argv[1], sys.argv[2], int(sys.argv[3])
     frames, window = pickle.load(open(frames_file, "rb"))

@@ -1,7 +1,7 @@
 -- =============================================================================================
 -- sql/snowflake/snowpipe.sql: OPTIONAL. Normalize the raw snapshots inside Snowflake.
 --
--- The pipeline normally normalizes each window in Python (spotify_assets/lib/normalize.py) and
+-- The pipeline normally normalizes each window in Python (spotify_assets/lib/tables/normalize.py) and
 -- loads the six tables from Dagster. This script is the other route, for those who prefer to
 -- let Snowflake do it (as the seed project did with Snowpipe):
 --
@@ -13,7 +13,7 @@
 --
 -- The same six tables, the same columns and the same meaning as the Python normalizer; the
 -- flattening is written as views (RAW.V_SONGS, RAW.V_ARTISTS, ...) that can be queried on their
--- own, and spotify_assets_tests/test_snowflake_sql.py checks them against normalize.py.
+-- own, and spotify_assets_tests/sql/test_snowpipe.py checks them against normalize.py.
 -- Use ONE route per database: either let Dagster write the ANALYTICS tables, or this task.
 --
 -- Run sql/snowflake/setup.sql first (database, schemas, warehouse, role). Then run this whole
@@ -131,7 +131,7 @@ PATTERN = '.*window=[^/]+/v=[^/]+/[^/]+[.]json'
 FILE_FORMAT = (FORMAT_NAME = 'RAW.PLAYLIST_SNAPSHOT_JSON');
 
 
--- The six tables, exactly as the pipeline declares them (spotify_assets/lib/tables.py,
+-- The six tables, exactly as the pipeline declares them (spotify_assets/lib/tables/schema.py,
 -- Table.snowflake_ddl); every row carries its window_start.
 CREATE TABLE IF NOT EXISTS ANALYTICS.SONGS (
     window_start TIMESTAMP_TZ(6) NOT NULL,

@@ -1,0 +1,23 @@
+"""The 8-hour schedule: snapshot the window that just closed, then everything downstream."""
+
+import dagster as dg
+
+from spotify_assets.defs.playlists.checks import raw_freshness
+from spotify_assets.defs.playlists.raw import raw_playlist_snapshots
+from spotify_assets.defs.partitions import snapshot_windows
+
+spotify_pipeline_job = dg.define_asset_job(
+    name="spotify_pipeline_job",
+    # every asset from the raw snapshots on, with their per-window checks; freshness is not
+    # about one window and has its own hourly schedule
+    selection=dg.AssetSelection.assets(raw_playlist_snapshots).downstream() - dg.AssetSelection.checks(raw_freshness),
+    partitions_def=snapshot_windows,
+    description="One 8-hour window: raw playlist snapshots, every asset built from them, and their checks.",
+)
+
+# At 00:00, 08:00 and 16:00 UTC this runs the window that has just closed.
+spotify_pipeline_schedule = dg.build_schedule_from_partitioned_job(
+    spotify_pipeline_job,
+    name="spotify_pipeline_schedule",
+    description="Every 8 hours (0 */8 * * * UTC): the window that just closed, end to end.",
+)

@@ -1,0 +1,353 @@
+"""The synthetic sample: API shape, edge cases, change between windows, learnable popularity."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import unicodedata
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import numpy as np
+import pytest
+
+from spotify_assets.lib.samples.catalogue import (
+    SAMPLE_SOURCE_LABEL,
+    WINDOW_HOURS,
+    SamplePlaylist,
+    sample_playlist,
+    sample_playlist_ids,
+    sample_playlists,
+)
+from spotify_assets.lib.timestamps import iso_z
+
+WINDOW = datetime(2026, 11, 20, 8, tzinfo=timezone.utc)
+STEP = timedelta(hours=WINDOW_HOURS)
+TEN_WINDOWS = [WINDOW + i * STEP for i in range(10)]
+BASE62_ID = re.compile(r"^[0-9A-Za-z]{22}$")
+
+
+def _dump(playlists: list[SamplePlaylist]) -> str:
+    return json.dumps([[p.meta, p.rows] for p in playlists], sort_keys=True, ensure_ascii=False)
+
+
+def _songs(playlists: list[SamplePlaylist]) -> dict[str, dict[str, Any]]:
+    """Catalogue tracks (not local files, not episodes) by id."""
+    return {
+        r["item"]["id"]: r["item"]
+        for p in playlists
+        for r in p.rows
+        if r["item"] and r["item"]["type"] == "track" and not r["is_local"]
+    }
+
+
+def _row_key(row: dict[str, Any]) -> tuple[Any, ...]:
+    item = row["item"]
+    return (item["uri"] if item else None, row["added_at"], (row["added_by"] or {}).get("id"))
+
+
+def _keys(playlists: list[SamplePlaylist]) -> dict[tuple[Any, ...], int | None]:
+    return {
+        (p.meta["id"], *_row_key(r)): (r["item"] or {}).get("popularity")
+        for p in playlists
+        for r in p.rows
+    }
+
+
+def test_ids_are_stable_and_each_playlist_is_served_alone() -> None:
+    ids = sample_playlist_ids()
+    assert 5 <= len(ids) <= 8
+    assert len(set(ids)) == len(ids)
+    assert all(BASE62_ID.match(i) for i in ids)
+    everything = sample_playlists(WINDOW)
+    assert [p.meta["id"] for p in everything] == ids
+    for whole in everything:
+        alone = sample_playlist(whole.meta["id"], WINDOW)
+        assert _dump([alone]) == _dump([whole])
+
+
+def test_same_window_is_identical_and_results_are_not_shared() -> None:
+    first = sample_playlists(WINDOW)
+    text = _dump(first)
+    first[0].rows.clear()
+    first[0].meta["name"] = "mutated"
+    assert _dump(sample_playlists(WINDOW)) == text
+
+
+@pytest.mark.parametrize("hash_seed", ["0", "4242"])
+def test_window_is_byte_identical_in_another_process(hash_seed: str) -> None:
+    code = (
+        "import hashlib, json, sys\n"
+        "from datetime import datetime, timezone\n"
+        "from spotify_assets.lib.samples.catalogue import sample_playlists\n"
+        "ps = sample_playlists(datetime(2026, 11, 20, 8, tzinfo=timezone.utc))\n"
+        "text = json.dumps([[p.meta, p.rows] for p in ps], sort_keys=True, ensure_ascii=False)\n"
+        "sys.stdout.write(hashlib.sha256(text.encode()).hexdigest())\n"
+    )
+    env = {**os.environ, "PYTHONHASHSEED": hash_seed}  # a different str hash() salt
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout == hashlib.sha256(_dump(sample_playlists(WINDOW)).encode()).hexdigest()
+
+
+def test_consecutive_windows_turn_over_a_few_rows_and_drift_popularity() -> None:
+    for start in TEN_WINDOWS:
+        before, after = _keys(sample_playlists(start)), _keys(sample_playlists(start + STEP))
+        added, removed = after.keys() - before.keys(), before.keys() - after.keys()
+        kept = before.keys() & after.keys()
+        assert added and removed, start
+        assert len(kept) >= 0.9 * len(before)
+        # Every added row was added during the new window, never later than its end.
+        window_end = start + 2 * STEP
+        assert all(iso_z(start + STEP) <= k[2] < iso_z(window_end) for k in added)
+        changed = [k for k in kept if before[k] is not None and before[k] != after[k]]
+        comparable = [k for k in kept if before[k] is not None]
+        assert 0.2 * len(comparable) < len(changed) < len(comparable)
+        assert max(abs(before[k] - after[k]) for k in changed) <= 15
+
+
+def test_popularity_trends_over_days_more_than_between_windows() -> None:
+    moments = (WINDOW, WINDOW + STEP, WINDOW + timedelta(days=30))
+    now, next_window, month_later = (_songs(sample_playlists(t)) for t in moments)
+    step = [abs(now[i]["popularity"] - next_window[i]["popularity"]) for i in now.keys() & next_window]
+    month = [abs(now[i]["popularity"] - month_later[i]["popularity"]) for i in now.keys() & month_later]
+    assert statistics.mean(month) > 1.5 * statistics.mean(step)
+
+
+def test_playlist_sizes_stay_roughly_stable_over_a_year() -> None:
+    sizes = [[len(p.rows) for p in sample_playlists(WINDOW + timedelta(days=d))] for d in range(0, 365, 30)]
+    for column in zip(*sizes, strict=True):
+        assert max(column) - min(column) <= max(4, 0.25 * statistics.mean(column)), column
+
+
+@pytest.mark.parametrize("start", TEN_WINDOWS, ids=lambda t: t.isoformat())
+def test_every_edge_case_is_present(start: datetime) -> None:
+    playlists = sample_playlists(start)
+    rows = [r for p in playlists for r in p.rows]
+
+    unavailable = [r for r in rows if r["item"] is None]
+    assert unavailable and all(not r["is_local"] for r in unavailable)
+
+    local = [r for r in rows if r["is_local"]]
+    assert local
+    for r in local:
+        item = r["item"]
+        assert item["id"] is None and item["href"] is None and item["is_local"] is True
+        assert item["album"]["id"] is None and item["album"]["uri"] is None
+        assert all(a["id"] is None and a["uri"] is None for a in item["artists"])
+        assert item["popularity"] == 0 and "isrc" not in item["external_ids"]
+        assert re.fullmatch(r"spotify:local:[^:]*:[^:]*:[^:]*:\d+", item["uri"])
+        assert "+" in item["uri"] and " " not in item["uri"]
+
+    episodes = [r["item"] for r in rows if r["item"] and r["item"]["type"] == "episode"]
+    assert episodes
+    for e in episodes:
+        assert e["episode"] is True and e["track"] is False
+        assert "album" not in e and "artists" not in e and "popularity" not in e
+        assert BASE62_ID.match(e["id"]) and e["uri"] == f"spotify:episode:{e['id']}"
+        assert e["show"]["type"] == "show" and e["show"]["name"] and e["show"]["publisher"]
+        assert e["release_date_precision"] in {"year", "month", "day"}
+
+    assert any(r["added_at"] is None and r["added_by"] is None and r["item"] for r in rows)
+
+    twice = [
+        p.meta["name"]
+        for p in playlists
+        for _, n in Counter(r["item"]["id"] for r in p.rows if r["item"] and r["item"]["id"]).items()
+        if n > 1
+    ]
+    assert twice
+
+    ids_by_isrc: dict[str, set[str]] = {}
+    for song in _songs(playlists).values():
+        ids_by_isrc.setdefault(song["external_ids"]["isrc"], set()).add(song["id"])
+    assert any(len(ids) > 1 for ids in ids_by_isrc.values())
+
+
+def test_catalogue_figures_are_in_range() -> None:
+    playlists = sample_playlists(WINDOW)
+    sizes = [len(p.rows) for p in playlists]
+    assert max(sizes) > 150  # more than three pages of 50
+    assert min(sizes) < 20
+    songs = _songs(playlists)
+    assert 300 <= len(songs) <= 450
+    artists = {a["id"] for s in songs.values() for a in (*s["artists"], *s["album"]["artists"])}
+    assert 80 <= len(artists) <= 120
+    assert 150 <= len({s["album"]["id"] for s in songs.values()}) <= 250
+    playlists_of: dict[str, set[str]] = {}
+    for p in playlists:
+        for r in p.rows:
+            if r["item"] and r["item"]["id"]:
+                playlists_of.setdefault(r["item"]["id"], set()).add(p.meta["id"])
+    assert sum(len(v) > 1 for v in playlists_of.values()) >= 10  # shared between playlists
+
+
+def test_multi_artist_tracks_and_album_artist_differing_from_track_artist() -> None:
+    songs = list(_songs(sample_playlists(WINDOW)).values())
+    multi = [s for s in songs if len(s["artists"]) > 1]
+    assert 0.12 <= len(multi) / len(songs) <= 0.3
+    assert max(len(s["artists"]) for s in songs) == 3
+    differs = [s for s in songs if s["album"]["artists"][0]["id"] != s["artists"][0]["id"]]
+    assert any(s["album"]["artists"][0]["name"] == "Various Artists" for s in differs)
+    assert any(s["album"]["album_type"] != "compilation" for s in differs)  # a guest leads
+
+
+def test_release_dates_match_their_precision_and_span_the_decades() -> None:
+    songs = _songs(sample_playlists(WINDOW)).values()
+    formats = {"year": r"\d{4}", "month": r"\d{4}-\d{2}", "day": r"\d{4}-\d{2}-\d{2}"}
+    for s in songs:
+        album = s["album"]
+        assert re.fullmatch(formats[album["release_date_precision"]], album["release_date"]), album
+    assert {s["album"]["release_date_precision"] for s in songs} == set(formats)
+    years = [int(s["album"]["release_date"][:4]) for s in songs]
+    assert min(years) < 1975 and max(years) == WINDOW.year
+    window_end = (WINDOW + STEP).date().isoformat()
+    assert all(s["album"]["release_date"] <= window_end for s in songs)
+    last_year = (WINDOW - timedelta(days=365)).date().isoformat()
+    recent = [
+        s for s in songs
+        if s["album"]["release_date_precision"] == "day" and s["album"]["release_date"] >= last_year
+    ]
+    assert 0.05 * len(songs) <= len(recent) <= 0.4 * len(songs)
+
+
+@pytest.mark.parametrize(
+    "start", [*TEN_WINDOWS[:3], datetime(2016, 3, 1, 16, tzinfo=timezone.utc)], ids=lambda t: t.isoformat()
+)
+def test_rows_end_at_the_window_end_and_are_in_added_order(start: datetime) -> None:
+    window_end = iso_z(start + STEP)
+    for p in sample_playlists(start):
+        stamps = [r["added_at"] for r in p.rows]
+        utc_second = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
+        assert all(s is None or (re.fullmatch(utc_second, s) and s < window_end) for s in stamps)
+        # Rows without a date are the playlist's oldest, so they come first.
+        dated = [s for s in stamps if s is not None]
+        assert stamps == [None] * (len(stamps) - len(dated)) + sorted(dated)
+
+
+def test_names_with_commas_quotes_and_non_latin_scripts() -> None:
+    songs = _songs(sample_playlists(WINDOW)).values()
+    for names in ([s["name"] for s in songs], [a["name"] for s in songs for a in s["artists"]]):
+        assert any("," in n for n in names)
+        assert any('"' in n for n in names)
+        assert any("'" in n for n in names)
+        scripts = {unicodedata.name(c).split()[0] for n in names for c in n if ord(c) > 0x24F}
+        assert {"CYRILLIC", "GREEK", "ARABIC", "HANGUL"} <= scripts
+        assert scripts & {"HIRAGANA", "KATAKANA", "CJK"}
+        assert any(unicodedata.name(c).startswith("LATIN") and ord(c) > 0x7F for n in names for c in n)
+
+
+def test_sample_is_labelled_synthetic() -> None:
+    assert SAMPLE_SOURCE_LABEL == "synthetic-sample"
+    for p in sample_playlists(WINDOW):
+        assert p.meta["name"].startswith("Synthetic · ")
+        assert "synthetic sample generated by spotify-assets" in p.meta["description"].lower()
+        assert p.meta["owner"]["display_name"] == "spotify-assets synthetic sample"
+
+
+def test_objects_have_the_2026_api_shape() -> None:
+    playlists = sample_playlists(WINDOW)
+    for p in playlists:
+        meta, pid = p.meta, p.meta["id"]
+        assert set(meta) == {
+            "collaborative", "description", "external_urls", "followers", "href", "id", "images", "name",
+            "owner", "primary_color", "public", "snapshot_id", "type", "uri",
+        }
+        assert meta["type"] == "playlist" and meta["uri"] == f"spotify:playlist:{pid}"
+        assert meta["href"] == f"https://api.spotify.com/v1/playlists/{pid}"
+        assert meta["external_urls"] == {"spotify": f"https://open.spotify.com/playlist/{pid}"}
+        assert meta["followers"]["href"] is None and isinstance(meta["followers"]["total"], int)
+        assert {"display_name", "external_urls", "href", "id", "type", "uri"} == set(meta["owner"])
+        assert all(set(i) == {"url", "height", "width"} for i in meta["images"])
+        for r in p.rows:
+            assert set(r) == {"added_at", "added_by", "is_local", "item", "primary_color", "video_thumbnail"}
+            assert "track" not in r  # the 2026 row shape carries "item" only
+            if r["added_by"] is not None:
+                assert set(r["added_by"]) == {"external_urls", "href", "id", "type", "uri"}
+                assert r["added_by"]["type"] == "user"
+    for s in _songs(playlists).values():
+        assert s["track"] is True and s["episode"] is False and s["is_playable"] is True
+        assert s["uri"] == f"spotify:track:{s['id']}" and BASE62_ID.match(s["id"])
+        assert re.fullmatch(r"[A-Z]{2}[A-Z0-9]{3}\d{7}", s["external_ids"]["isrc"])
+        assert isinstance(s["popularity"], int) and 0 <= s["popularity"] <= 100
+        assert s["preview_url"] is None and "available_markets" not in s
+        album = s["album"]
+        assert album["type"] == "album" and album["album_type"] in {"album", "single", "compilation"}
+        assert album["uri"] == f"spotify:album:{album['id']}" and "available_markets" not in album
+        assert [i["height"] for i in album["images"]] == [640, 300, 64]
+        assert s["disc_number"] >= 1 and 1 <= s["track_number"] <= album["total_tracks"]
+        for a in (*s["artists"], *album["artists"]):
+            assert a["type"] == "artist" and a["uri"] == f"spotify:artist:{a['id']}"
+            assert set(a) == {"external_urls", "href", "id", "name", "type", "uri"}
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        datetime(2026, 11, 20, 8),  # naive
+        datetime(2026, 11, 20, 9, tzinfo=timezone.utc),  # not on the 8-hour grid
+        datetime(2026, 11, 20, 8, 0, 1, tzinfo=timezone.utc),
+        datetime(2026, 11, 20, 8, tzinfo=timezone(timedelta(hours=1))),  # not UTC
+    ],
+    ids=["naive", "hour", "second", "offset"],
+)
+def test_window_start_must_be_an_aligned_utc_instant(bad: datetime) -> None:
+    with pytest.raises(ValueError, match=re.escape(bad.isoformat())):
+        sample_playlists(bad)
+    with pytest.raises(ValueError):
+        sample_playlist(sample_playlist_ids()[0], bad)
+
+
+def test_unknown_playlist_id_is_a_key_error_naming_it() -> None:
+    with pytest.raises(KeyError, match="37i9dQZF1DXcBWIGoYBM5M"):
+        sample_playlist("37i9dQZF1DXcBWIGoYBM5M", WINDOW)
+
+
+def test_snapshot_id_changes_exactly_when_rows_change() -> None:
+    same = different = 0
+    previous: dict[str, tuple[str, list[tuple[Any, ...]]]] = {}
+    for i in range(30):
+        for p in sample_playlists(WINDOW + i * STEP):
+            state = (p.meta["snapshot_id"], [_row_key(r) for r in p.rows])
+            if p.meta["id"] in previous:
+                old = previous[p.meta["id"]]
+                assert (old[0] == state[0]) == (old[1] == state[1]), p.meta["name"]
+                same += old[0] == state[0]
+                different += old[0] != state[0]
+            previous[p.meta["id"]] = state
+    assert same and different
+    assert len({p.meta["snapshot_id"] for p in sample_playlists(WINDOW)}) == len(sample_playlist_ids())
+
+
+@pytest.mark.parametrize("start", [WINDOW, WINDOW + timedelta(days=41), WINDOW - timedelta(days=200)],
+                         ids=lambda t: t.isoformat())
+def test_popularity_is_learnable_from_simple_features(start: datetime) -> None:
+    songs = list(_songs(sample_playlists(start)).values())
+    tracks_by_lead = Counter(s["artists"][0]["id"] for s in songs)
+    year_now = start.year + start.timetuple().tm_yday / 365.25
+
+    def features(s: dict[str, Any]) -> list[float]:
+        age = max(0.0, year_now - int(s["album"]["release_date"][:4]) - 0.5)
+        return [
+            1.0,
+            float(np.log1p(tracks_by_lead[s["artists"][0]["id"]])),
+            float(np.log1p(age)),
+            float(s["album"]["album_type"] == "single"),
+            float(s["album"]["album_type"] == "compilation"),
+            float(s["explicit"]),
+            abs(s["duration_ms"] / 60_000 - 3.5),
+        ]
+
+    x = np.array([features(s) for s in songs])
+    y = np.array([s["popularity"] for s in songs], dtype=float)
+    train = np.arange(len(y)) % 2 == 0  # fit on half, score on the other half
+    coef, *_ = np.linalg.lstsq(x[train], y[train], rcond=None)
+    residual = ((y[~train] - x[~train] @ coef) ** 2).sum()
+    baseline = ((y[~train] - y[train].mean()) ** 2).sum()
+    assert 1 - residual / baseline > 0.35
+    assert y.std() > 8  # not a constant the mean would already predict
