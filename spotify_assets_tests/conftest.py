@@ -24,6 +24,24 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPath
     monkeypatch.setenv("SPOTIFY_ASSETS_DATA_DIR", str(tmp_path_factory.mktemp("data")))
 
 
+@pytest.fixture(autouse=True)
+def no_dagster_instance_left_entered() -> Iterator[None]:
+    """A test must close every Dagster context it opens.
+
+    Entering a DagsterInstance (which `build_schedule_context(instance=...)` does for the
+    context's own copy) sets a process-wide "current defs state storage". Left open, it points
+    at a disposed instance, and the next test that loads the definitions fails far from the
+    cause ("Attempted to resolve undefined DagsterInstance weakref"). Fail here instead.
+    """
+    from dagster._core.storage.defs_state import base
+
+    before = base.DefsStateStorage.get()
+    yield
+    if base.DefsStateStorage.get() is not before:
+        base._current_storage.set(before)  # so that only the leaking test fails
+        pytest.fail("this test left a Dagster instance entered (a schedule/sensor context not closed: use `with`)")
+
+
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
     """moto's S3 server on loopback, spoken to by the real boto3."""

@@ -110,8 +110,9 @@ def test_schedule_runs_the_window_that_just_closed() -> None:
     assert schedule.cron_schedule == "0 */8 * * *" and schedule.execution_timezone == "UTC"
     tick = datetime(2026, 11, 21, 16, 0, tzinfo=timezone.utc)
     with dg.instance_for_test() as instance:
-        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=tick)
-        requests = schedule.evaluate_tick(context).run_requests
+        # the context enters an instance of its own: closing it restores the global Dagster state
+        with dg.build_schedule_context(instance=instance, scheduled_execution_time=tick) as context:
+            requests = schedule.evaluate_tick(context).run_requests
     assert [r.partition_key for r in requests or []] == ["2026-11-21-08:00"]
 
 

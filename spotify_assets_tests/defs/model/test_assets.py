@@ -191,7 +191,8 @@ def test_without_popularity_the_scheduled_run_succeeds_and_says_why(monkeypatch,
     schedule = definitions.resolve_schedule_def("spotify_pipeline_schedule")
     with dg.instance_for_test() as instance:
         tick = snapshot_windows.time_window_for_partition_key(_key()).end
-        (request,) = schedule.evaluate_tick(dg.build_schedule_context(instance=instance, scheduled_execution_time=tick)).run_requests
+        with dg.build_schedule_context(instance=instance, scheduled_execution_time=tick) as context:
+            (request,) = schedule.evaluate_tick(context).run_requests
         result = definitions.resolve_job_def("spotify_pipeline_job").execute_in_process(
             partition_key=request.partition_key, tags=request.tags, instance=instance, raise_on_error=False
         )
