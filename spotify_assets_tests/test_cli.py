@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import duckdb
+import pytest
 import requests
 
 from spotify_assets.defs.analytics.views import view_names
@@ -66,6 +67,7 @@ def test_auth_refuses_a_redirect_spotify_would_refuse() -> None:
     assert result.returncode == 2 and "loopback" in result.stderr
 
 
+@pytest.mark.slow
 def test_demo_materializes_the_graph_on_the_embedded_default(tmp_path: Path) -> None:
     """The README's first command, minus installing: local files, synthetic sample, no network."""
     env = {
@@ -153,6 +155,7 @@ def test_a_later_demo_fails_the_runs_a_killed_demo_left_started() -> None:
         assert fail_abandoned_runs(instance) == []  # once
 
 
+@pytest.mark.slow
 def test_demo_names_an_unwritable_data_dir_or_dagster_home_without_a_traceback(tmp_path: Path) -> None:
     # A regular file where a directory must be created: unwritable for root too.
     (tmp_path / "file").write_text("x")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import dagster as dg
+import pytest
 
 from spotify_assets.definitions import defs
 from spotify_assets.defs.partitions import snapshot_windows
@@ -73,6 +74,7 @@ def _modules_after_load(env: dict[str, str]) -> set[str]:
     return set(done.stdout.split())
 
 
+@pytest.mark.slow
 def test_the_local_deployment_imports_no_cloud_or_data_module(tmp_path) -> None:
     # Every run the daemon launches, its code server and every `dagster` command load the code
     # location afresh: the local deployment must not pay seconds for Snowflake and AWS modules
@@ -81,6 +83,7 @@ def test_the_local_deployment_imports_no_cloud_or_data_module(tmp_path) -> None:
     assert loaded == set(), f"the local deployment imported {sorted(loaded)[:10]}"
 
 
+@pytest.mark.slow
 def test_production_imports_what_it_uses(tmp_path) -> None:
     loaded = _modules_after_load({
         "SPOTIFY_ASSETS_DATA_DIR": str(tmp_path),

@@ -21,6 +21,8 @@ from spotify_assets.definitions import defs
 from spotify_assets.defs.partitions import snapshot_windows
 from spotify_assets.lib.model import popularity as ml
 
+pytestmark = pytest.mark.slow
+
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "popularity_model.ipynb"
 
 

@@ -25,6 +25,8 @@ from spotify_assets_tests.support.emulator import SpotifyEmulator
 from spotify_assets_tests.support.fixtures import artist, playlist, row, track
 from spotify_assets_tests.support.production import configure
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def production(monkeypatch, s3_env, fakesnow_server, snowflake_database, emulator: SpotifyEmulator):

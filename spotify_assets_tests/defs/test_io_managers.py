@@ -79,6 +79,7 @@ def _rows(path: Path, table: str) -> list[tuple]:
         ).fetchall()
 
 
+@pytest.mark.slow
 def test_rematerializing_a_window_three_times_gives_the_same_rows(tmp_path):
     db = tmp_path / "w.duckdb"
     io = _io("ours", db)
@@ -123,6 +124,7 @@ def test_an_empty_window_leaves_a_typed_table_and_replaces_old_rows(tmp_path, ki
     assert _rows(db, "songs") == []
 
 
+@pytest.mark.slow
 @ours_and_upstream("session time zone")
 def test_a_rewrite_touches_no_other_window_whatever_the_local_time_zone(tmp_path, kind, monkeypatch):
     db = tmp_path / "w.duckdb"
@@ -152,6 +154,7 @@ def _storage(path: Path, table: str) -> tuple[list[tuple], int]:
     return segments, used
 
 
+@pytest.mark.slow
 @ours_and_upstream("checkpoint merges row groups")
 def test_a_new_window_rewrites_no_stored_window_and_a_replace_leaves_no_garbage(tmp_path, kind):
     # The cost of a window must grow with its own rows, not with history: DuckDB's default
@@ -213,6 +216,7 @@ def _write_windows(path: str, windows: list[str], rows: int) -> None:
             time.sleep(0.05)  # hold the file a little, as a real step does
 
 
+@pytest.mark.slow
 def test_parallel_writers_in_separate_processes_queue_instead_of_failing(tmp_path):
     path = str(tmp_path / "w.duckdb")
     keys = [k for k in WINDOWS.get_partition_keys(datetime(2026, 11, 5, tzinfo=timezone.utc))][:12]
@@ -227,6 +231,7 @@ def test_parallel_writers_in_separate_processes_queue_instead_of_failing(tmp_pat
     assert len(rows) == 12 and all(n == 10 for _, n in rows)
 
 
+@pytest.mark.slow
 def test_a_foreign_holder_of_the_file_is_waited_for_then_named(tmp_path):
     path = tmp_path / "w.duckdb"
     holder = subprocess.Popen(

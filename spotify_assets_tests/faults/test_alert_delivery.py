@@ -36,6 +36,8 @@ from spotify_assets_tests.lib.alerts.test_delivery import (  # noqa: F401  (fixt
     tick,
 )
 
+pytestmark = pytest.mark.slow
+
 SLACK_TOKEN = "xoxb-T0KEN"
 
 

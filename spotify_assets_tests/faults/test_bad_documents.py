@@ -62,6 +62,7 @@ CASES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_a_bad_document_makes_one_playlist_unreadable_and_the_rest_loads(
     monkeypatch: pytest.MonkeyPatch, emulator: SpotifyEmulator, case: str

@@ -55,6 +55,7 @@ def _add(emu: SpotifyEmulator, label: str, n: int) -> tuple[str, int]:
 # --- a server that trickles -----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_trickling_server_ends_each_request_at_its_deadline(emulator: SpotifyEmulator) -> None:
     drip, _ = _add(emulator, "drip", 30)
     good, good_rows = _add(emulator, "steady", 120)
@@ -76,6 +77,7 @@ def test_a_trickling_server_ends_each_request_at_its_deadline(emulator: SpotifyE
     assert elapsed < 20, elapsed  # 2 attempts x 3 s deadline; before: never ended
 
 
+@pytest.mark.slow
 def test_deadline_exceeded_is_raised_naming_the_url(emulator: SpotifyEmulator) -> None:
     drip, _ = _add(emulator, "drip-direct", 10)
     emulator.inject("drip", path=rf"^/v1/playlists/{drip}$", times=None, seconds=2)
@@ -87,6 +89,7 @@ def test_deadline_exceeded_is_raised_naming_the_url(emulator: SpotifyEmulator) -
     api.close()
 
 
+@pytest.mark.slow
 def test_a_run_against_a_trickling_server_ends_bounded_with_a_clear_message(
     monkeypatch: pytest.MonkeyPatch, emulator: SpotifyEmulator
 ) -> None:

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from spotify_assets_tests.faults.crash import TABLES, run
+
+pytestmark = pytest.mark.slow
 
 KILLS = 21
 

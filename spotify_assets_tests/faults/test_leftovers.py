@@ -32,6 +32,7 @@ def _tmp_files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*.tmp"))
 
 
+@pytest.mark.slow
 def test_a_later_run_removes_stale_temporaries_and_dead_versions(monkeypatch: pytest.MonkeyPatch, emulator: SpotifyEmulator) -> None:
     window, ids = captured_window(monkeypatch, emulator, {"left-a": 30, "left-b": 12})
     s = store()

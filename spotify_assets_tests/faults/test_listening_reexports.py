@@ -84,6 +84,7 @@ def _counts() -> tuple[int, int]:
         return conn.execute("SELECT COUNT(*), COUNT(DISTINCT play_id) FROM analytics.streams").fetchone()
 
 
+@pytest.mark.slow
 def test_a_cumulative_re_export_adds_only_its_new_plays() -> None:
     started = time.monotonic()
     _drop("ana/Streaming_History_Audio_2024_0.json", orjson.dumps(_plays(369)))
@@ -133,6 +134,7 @@ def test_a_listeners_repeated_exports_end_with_one_row_per_play() -> None:
     assert distinct == 1175
 
 
+@pytest.mark.slow
 def test_an_oversize_file_is_refused_by_name_and_the_others_load(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SPOTIFY_ASSETS_LISTENING_MAX_FILE_MB", "1")
     big = orjson.dumps(_plays(4000, pad=" " * 300))
@@ -195,6 +197,7 @@ def test_an_old_streams_table_is_upgraded_in_place_keeping_every_distinct_play()
     assert kept == 380 and nulls == 0
 
 
+@pytest.mark.slow
 def test_production_s3_and_snowflake_add_only_new_plays(monkeypatch, s3_env, fakesnow_server, snowflake_database, emulator) -> None:
     import boto3
     import snowflake.connector
@@ -226,6 +229,7 @@ def test_production_s3_and_snowflake_add_only_new_plays(monkeypatch, s3_env, fak
     assert meta["files_read"] == 0 and meta["plays_added"] == 0 and count() == (75, 75)
 
 
+@pytest.mark.slow
 def test_an_old_snowflake_streams_table_is_upgraded_in_place(monkeypatch, s3_env, fakesnow_server, snowflake_database, emulator) -> None:
     from datetime import datetime, timezone
 

@@ -44,6 +44,7 @@ class _SlowReads(LocalBackend):
         return super().get(key)
 
 
+@pytest.mark.slow
 def test_readers_racing_a_writer_all_succeed(tmp_path: Path) -> None:
     s = SnapshotStore(LocalBackend(tmp_path))
     reader = SnapshotStore(_SlowReads(tmp_path))
@@ -110,6 +111,7 @@ def test_a_reader_whose_version_is_collected_starts_again(tmp_path: Path) -> Non
     assert len(window.frames["playlist_tracks"]) == sum(SIZES.values()) and not window.problems
 
 
+@pytest.mark.slow
 def test_normalized_tables_reads_while_the_window_is_rewritten(monkeypatch: pytest.MonkeyPatch, emulator: SpotifyEmulator) -> None:
     window, ids = captured_window(monkeypatch, emulator, SIZES)
     s = store()

@@ -40,6 +40,7 @@ def _setup(monkeypatch: pytest.MonkeyPatch, emulator: SpotifyEmulator) -> tuple[
     return a["id"], b["id"], c["id"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", sorted(FAULTS))
 def test_a_playlist_failing_on_a_rerun_keeps_its_rows(
     monkeypatch: pytest.MonkeyPatch, emulator: SpotifyEmulator, fault: str

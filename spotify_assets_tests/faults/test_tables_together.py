@@ -76,6 +76,7 @@ def _duckdb_counts(path: Path, window: Window = WINDOW) -> dict[str, int]:
         }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("failing", ["albums", "playlists", "playlist_tracks"])
 def test_an_error_in_any_table_leaves_all_six_at_the_old_window_on_duckdb(tmp_path, failing):
     path = tmp_path / "w.duckdb"
@@ -124,6 +125,7 @@ _KILLER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_a_kill_between_any_two_statements_leaves_all_six_old_or_all_six_new(tmp_path):
     """SIGKILL at each DELETE, INSERT and the COMMIT of the six-table write (13 points)."""
     import pickle
@@ -148,6 +150,7 @@ def test_a_kill_between_any_two_statements_leaves_all_six_old_or_all_six_new(tmp
     assert [o[1] for o in outcomes] == [True] * (2 * len(TABLES) + 1) + [False], outcomes
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("failing", ["albums", "playlist_tracks"])
 @pytest.mark.parametrize("where", ["staging", "transaction"])
 def test_an_error_in_any_table_leaves_all_six_at_the_old_window_on_snowflake(fakesnow_server, snowflake_database, failing, where):

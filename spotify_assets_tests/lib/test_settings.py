@@ -147,11 +147,13 @@ def validate_workspace(tmp_path: Path, **env_vars: str) -> subprocess.CompletedP
     )
 
 
+@pytest.mark.slow
 def test_definitions_load_with_defaults(tmp_path: Path) -> None:
     result = validate_workspace(tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_definitions_refuse_to_load_and_name_the_variable(tmp_path: Path) -> None:
     result = validate_workspace(
         tmp_path, SPOTIFY_ASSETS_DEPLOYMENT="production", SPOTIFY_PLAYLISTS="https://example.com/x"
@@ -264,6 +266,7 @@ def test_production_checks_only_what_it_writes_locally(tmp_path: Path) -> None:
     assert s.deployment == "production"
 
 
+@pytest.mark.slow
 def test_definitions_refuse_an_unwritable_data_dir_naming_the_variable(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     result = validate_workspace(tmp_path, SPOTIFY_ASSETS_DATA_DIR=str(tmp_path / "file" / "data"))

@@ -493,6 +493,7 @@ def warehouse(fakesnow_server: dict, snowflake_database: str, setup_statements: 
     cur.connection.close()
 
 
+@pytest.mark.slow
 def test_setup_creates_the_database_and_both_schemas(loaded: Any) -> None:
     loaded.execute("SELECT CURRENT_DATABASE()")
     [(database,)] = loaded.fetchall()
@@ -547,6 +548,7 @@ def expected(documents: dict[datetime, list[dict[str, Any]]], name: str) -> list
     return records(pd.concat(frames, ignore_index=True), name)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(TABLES))
 def test_flatten_views_equal_the_python_normalizer(loaded: Any, documents: dict[datetime, list[dict[str, Any]]], name: str) -> None:
     got = records(read(loaded, f"RAW.V_{name.upper()}", name), name)
@@ -619,6 +621,7 @@ def analytics(cur: Any) -> dict[str, list[tuple]]:
     return {name: records(read(cur, f"ANALYTICS.{name.upper()}", name), name) for name in TABLES}
 
 
+@pytest.mark.slow
 def test_the_task_replaces_only_the_windows_that_received_documents(
     warehouse: Any, documents: dict[datetime, list[dict[str, Any]]], snowpipe_statements: list[Statement]
 ) -> None:

@@ -204,6 +204,7 @@ def test_every_listening_view_is_checked_here():
     )
 
 
+@pytest.mark.slow
 def test_plays_carry_their_utc_calendar(engine):
     plays = {k[0]: r for k, r in engine.by("listening_plays", "source_row").items()}
     assert len(plays) == len(PLAYS)

@@ -146,6 +146,7 @@ def both(request):
     return request.getfixturevalue(request.param)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("view", view_names())
 def test_every_view_gives_the_same_answer_on_duckdb_and_snowflake(both, view):
     duck, snow, database, _ = both
@@ -217,6 +218,7 @@ def _snow_query(conn):
     return query
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("view", view_names())
 def test_every_view_has_its_column_schema_from_the_warehouse_on_duckdb_and_snowflake(partial, view):
     duck, snow, database, _ = partial

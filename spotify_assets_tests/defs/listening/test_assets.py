@@ -56,6 +56,7 @@ def _table() -> duckdb.DuckDBPyConnection:
     return duckdb.connect(str(load_settings().warehouse.duckdb_path), read_only=True)
 
 
+@pytest.mark.slow
 def test_each_file_is_ingested_once_and_a_broken_one_is_named_and_isolated() -> None:
     files = sample_export_files()
     _drop(files)
@@ -114,6 +115,7 @@ def test_each_file_is_ingested_once_and_a_broken_one_is_named_and_isolated() -> 
             assert row[2].isoformat() == "2026-01-02T20:15:00+00:00"
 
 
+@pytest.mark.slow
 def test_the_ip_address_is_never_stored(monkeypatch) -> None:
     _drop(sample_export_files())
     with dg.instance_for_test() as instance:
@@ -136,6 +138,7 @@ def test_the_ip_address_is_never_stored(monkeypatch) -> None:
         assert not any(ip in text for ip in SAMPLE_IPS) and "a-secret-key" not in text
 
 
+@pytest.mark.slow
 def test_production_reads_exports_from_s3_into_snowflake(monkeypatch, s3_env, fakesnow_server, snowflake_database, emulator: SpotifyEmulator) -> None:
     import boto3
 
@@ -178,6 +181,7 @@ def test_the_sensor_starts_the_job_when_the_folder_changes() -> None:
         assert isinstance(second, dg.RunRequest) and second.run_key != first.run_key
 
 
+@pytest.mark.slow
 def test_a_file_overwritten_in_place_is_seen_by_the_sensor_and_adds_only_new_plays() -> None:
     """Issue 12 case 2 (kept here, not in faults/: a sensor evaluated under a test instance
     makes a later fresh load of the definitions fail in this process; see the report)."""
@@ -211,6 +215,7 @@ def _exports_zip() -> bytes:
     return archive.getvalue()
 
 
+@pytest.mark.slow
 def test_the_sensor_launches_nothing_on_an_up_to_date_instance_and_one_run_per_new_file() -> None:
     """Issue 13: on the first tick after `dagster dev` started (no cursor), listening_job was
     launched although every file was already ingested ("0 new export file(s)")."""
@@ -253,6 +258,7 @@ def test_the_sensor_launches_nothing_on_an_up_to_date_instance_and_one_run_per_n
         assert len(runs(dg.build_sensor_context(instance=instance, resources=resources))) == 1
 
 
+@pytest.mark.slow
 def test_the_sensor_says_so_when_it_cannot_read_what_is_ingested(monkeypatch) -> None:
     from spotify_assets.defs.listening import assets as listening_defs
     from spotify_assets.lib.warehouse.duckdb import DuckDBDatabase

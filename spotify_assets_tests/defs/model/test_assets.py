@@ -61,6 +61,7 @@ def _predictions() -> pd.DataFrame:
     return defs().load_asset_value("song_popularity_predictions")
 
 
+@pytest.mark.slow
 def test_the_pipeline_trains_judges_stores_and_scores_the_model_on_the_sample() -> None:
     with dg.instance_for_test() as instance:
         first = _run(instance, _key(2))
@@ -135,6 +136,7 @@ def _worse_than_the_global_mean(evaluate):  # type: ignore[no-untyped-def]
     return wrapped
 
 
+@pytest.mark.slow
 def test_a_model_that_does_not_beat_the_global_mean_is_not_stored(monkeypatch) -> None:
     with dg.instance_for_test() as instance:
         assert _run(instance, _key()).success
@@ -158,6 +160,7 @@ def test_a_model_that_does_not_beat_the_global_mean_is_not_stored(monkeypatch) -
         pd.testing.assert_frame_equal(_predictions(), predictions)
 
 
+@pytest.mark.slow
 def test_bad_config_and_the_size_bound_store_nothing() -> None:
     with dg.instance_for_test() as instance:
         bad = _run(instance, _key(), {"ops": {MODEL_OP: {"config": {"n_estimators": 0}}}})
@@ -175,6 +178,7 @@ def test_bad_config_and_the_size_bound_store_nothing() -> None:
         assert "popularity_model" not in _materialized(big)
 
 
+@pytest.mark.slow
 def test_without_popularity_the_scheduled_run_succeeds_and_says_why(monkeypatch, emulator: SpotifyEmulator) -> None:
     """A Development Mode app: the emulator's 2026 shape carries no popularity."""
     meta, rows = playlist("dev-mode", 80)
@@ -208,6 +212,7 @@ def test_without_popularity_the_scheduled_run_succeeds_and_says_why(monkeypatch,
         assert record.status == AssetCheckExecutionRecordStatus.PLANNED and record.run_id == result.run_id
 
 
+@pytest.mark.slow
 def test_production_stores_the_model_in_s3_and_notebooks_load_it_from_there(
     monkeypatch, s3_env, fakesnow_server, snowflake_database
 ) -> None:

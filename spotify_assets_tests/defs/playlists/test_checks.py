@@ -3,6 +3,7 @@ pass on the sample, and a blocking failure keeps the views from being built."""
 
 import dagster as dg
 import pandas as pd
+import pytest
 
 from spotify_assets.definitions import defs
 from spotify_assets.defs.partitions import snapshot_windows
@@ -50,6 +51,7 @@ def test_every_asset_shows_its_checks_with_severity_in_the_description() -> None
         assert spec.description.startswith("ERROR, blocking" if check.blocking else "WARN")
 
 
+@pytest.mark.slow
 def test_the_scheduled_job_runs_every_window_check_and_they_pass_on_the_sample() -> None:
     with dg.instance_for_test() as instance:
         result = _run(instance, _window())
@@ -75,6 +77,7 @@ def _duplicating_a_song(finish):  # type: ignore[no-untyped-def]
     return wrapped
 
 
+@pytest.mark.slow
 def test_a_duplicated_key_blocks_the_views_but_not_the_tables(monkeypatch) -> None:
     monkeypatch.setattr(Normalizer, "finish", _duplicating_a_song(Normalizer.finish))
     with dg.instance_for_test() as instance:
@@ -94,6 +97,7 @@ def test_a_duplicated_key_blocks_the_views_but_not_the_tables(monkeypatch) -> No
     assert len(checks) == len(quality.TABLE_CHECKS) + len(quality.RAW_CHECKS)  # every other check still ran
 
 
+@pytest.mark.slow
 def test_fixing_the_data_and_rerunning_builds_the_views(monkeypatch) -> None:
     key = _window()
     finish = Normalizer.finish
@@ -105,6 +109,7 @@ def test_fixing_the_data_and_rerunning_builds_the_views(monkeypatch) -> None:
     assert result.success and _playlist_views() <= _materialized(result)
 
 
+@pytest.mark.slow
 def test_freshness_warns_when_the_newest_window_is_too_old() -> None:
     with dg.instance_for_test() as instance:
         old = _window(5)  # the fifth newest window ended at least 32 hours ago
@@ -119,6 +124,7 @@ def test_freshness_warns_when_the_newest_window_is_too_old() -> None:
         assert fresh.passed
 
 
+@pytest.mark.slow
 def test_volume_compares_a_window_with_the_one_just_before() -> None:
     job = defs().resolve_job_def("spotify_pipeline_job")
     raw = [dg.AssetKey("raw_playlist_snapshots")]
@@ -131,6 +137,7 @@ def test_volume_compares_a_window_with_the_one_just_before() -> None:
     assert second_volume.passed and second_volume.metadata["playlists_compared"].value > 0  # the first window
 
 
+@pytest.mark.slow
 def test_the_manifest_carries_what_the_raw_checks_need() -> None:
     with dg.instance_for_test() as instance:
         assert _run(instance, _window()).success

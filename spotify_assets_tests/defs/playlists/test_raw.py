@@ -96,6 +96,7 @@ def test_some_playlists_failing_is_recorded_and_the_rest_are_kept(
     assert docs[good["id"]]["extraction"]["source"] == "spotify-web-api"
 
 
+@pytest.mark.slow
 def test_a_failed_playlist_is_one_warning_in_the_run_log(monkeypatch: pytest.MonkeyPatch, emulator: SpotifyEmulator) -> None:
     good, rows = playlist("good", 20)
     locked, locked_rows = playlist("locked", 10)
@@ -137,6 +138,7 @@ def test_live_api_refuses_windows_that_closed_long_ago(monkeypatch: pytest.Monke
     assert emulator.count("/v1/") == 0 and local_store().read_manifest("2026-01-05-08:00") is None
 
 
+@pytest.mark.slow
 def test_production_writes_snapshots_to_s3_from_the_api_in_both_shapes(
     monkeypatch: pytest.MonkeyPatch, s3_env: dict[str, str], tmp_path: Path
 ) -> None:

@@ -229,6 +229,7 @@ def assert_no_secret(*texts: str) -> None:
 # --- the sensor -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_failed_check_is_posted_once_with_the_documented_payload_and_no_secret(
     instance, receiver, monkeypatch
 ) -> None:
@@ -271,6 +272,7 @@ def test_a_failed_check_is_posted_once_with_the_documented_payload_and_no_secret
     assert len(receiver.requests) == 1
 
 
+@pytest.mark.slow
 def test_the_same_window_failing_again_stays_quiet_and_a_pass_sends_one_resolved(instance, receiver, monkeypatch) -> None:
     use_webhook(monkeypatch, receiver)
     cursor = None
@@ -292,6 +294,7 @@ def test_the_same_window_failing_again_stays_quiet_and_a_pass_sends_one_resolved
     assert [(a["status"], a["window"]) for a in alerts_after(W1, 1)] == [("failed", W1)]  # a new failure
 
 
+@pytest.mark.slow
 def test_a_warn_check_without_partitions_is_named_with_the_window_of_its_run(instance, receiver, monkeypatch) -> None:
     use_webhook(monkeypatch, receiver)
     run(instance, W2, rows=0)
@@ -302,6 +305,7 @@ def test_a_warn_check_without_partitions_is_named_with_the_window_of_its_run(ins
     assert payload["details"] == {"rows": 0}
 
 
+@pytest.mark.slow
 def test_a_receiver_error_keeps_the_alert_for_the_next_tick(instance, receiver, monkeypatch) -> None:
     use_webhook(monkeypatch, receiver)
     receiver.status = 500
@@ -353,6 +357,7 @@ def test_without_a_destination_alerts_go_to_the_file_with_a_warning(instance, tm
     assert len(alerts_file.read_text().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_slack_gets_a_readable_message_and_the_token_only_in_its_header(instance, slack, monkeypatch) -> None:
     monkeypatch.setenv("SLACK_BOT_TOKEN", SLACK_TOKEN)
     monkeypatch.setenv("SPOTIFY_ASSETS_SLACK_CHANNEL", "#data-alerts")
@@ -376,6 +381,7 @@ def test_slack_gets_a_readable_message_and_the_token_only_in_its_header(instance
     assert len(slack.requests) == 1
 
 
+@pytest.mark.slow
 def test_with_slack_and_a_webhook_a_failing_one_does_not_repeat_the_other(instance, receiver, slack, clock, monkeypatch) -> None:
     use_webhook(monkeypatch, receiver)
     monkeypatch.setenv("SLACK_BOT_TOKEN", SLACK_TOKEN)
@@ -393,6 +399,7 @@ def test_with_slack_and_a_webhook_a_failing_one_does_not_repeat_the_other(instan
     assert (len(slack.requests), len(receiver.requests)) == (1, 3)
 
 
+@pytest.mark.slow
 def test_a_sensor_without_cursor_announces_what_fails_now_among_the_last_day(instance, receiver, monkeypatch) -> None:
     use_webhook(monkeypatch, receiver)
     run(instance, W1, duplicates=2)  # failed before the look-back: history, not news
@@ -485,6 +492,7 @@ def test_the_sensor_is_part_of_the_code_location_and_runs_by_default() -> None:
 # --- the acceptance: the real pipeline ------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_duplicated_song_in_the_real_pipeline_produces_exactly_one_alert(instance, receiver, monkeypatch) -> None:
     """Corrupting one table (a duplicated key) blocks the views and produces exactly one alert;
     fixing the data sends exactly one resolved notice."""
@@ -640,6 +648,7 @@ def test_a_cursor_with_pending_retries_and_give_ups_round_trips() -> None:
     assert AlertState.from_cursor(state.to_cursor()) == state
 
 
+@pytest.mark.slow
 def test_a_half_delivered_alert_in_an_old_cursor_is_sent_only_where_it_was_missing(instance, receiver, slack, monkeypatch) -> None:
     use_webhook(monkeypatch, receiver)
     monkeypatch.setenv("SLACK_BOT_TOKEN", SLACK_TOKEN)

@@ -144,6 +144,7 @@ PANELS = {
 }
 
 
+@pytest.mark.slow
 def test_every_section_and_chart_is_there(document: str) -> None:
     assert document.startswith("<!DOCTYPE html>")
     assert '<meta charset="utf-8">' in document
@@ -211,6 +212,7 @@ def test_missing_and_empty_frames_give_a_note() -> None:
     assert empty.count("no data yet") == 4 + 9
 
 
+@pytest.mark.slow
 def test_views_without_popularity_say_so() -> None:
     frames = _frames()
     frames["popularity_trends"] = frames["popularity_trends"].assign(avg_popularity=None)
@@ -235,6 +237,7 @@ def test_a_real_trained_model() -> None:
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
 def test_renders_headless_without_network(document: str, tmp_path: Path) -> None:
     page = tmp_path / "dashboard.html"
@@ -281,6 +284,7 @@ def _header(page: str) -> str:
     return page[page.index("<header>") : page.index("</header>")]
 
 
+@pytest.mark.slow
 def test_sample_data_is_labelled_synthetic() -> None:
     page = render_dashboard(_coverage_frames(synthetic_playlists=True, synthetic_listening=True), _model(),
                             generated_at=GENERATED)
@@ -294,6 +298,7 @@ def test_sample_data_is_labelled_synthetic() -> None:
         assert 'class="badge"' in section_html(page, section), section
 
 
+@pytest.mark.slow
 def test_real_data_has_no_synthetic_banner() -> None:
     page = render_dashboard(_coverage_frames(synthetic_playlists=False, synthetic_listening=False), _model(),
                             generated_at=GENERATED)
@@ -301,6 +306,7 @@ def test_real_data_has_no_synthetic_banner() -> None:
     assert "ynthetic" not in _header(page)
 
 
+@pytest.mark.slow
 def test_partly_synthetic_data_says_which_part() -> None:
     page = render_dashboard(_coverage_frames(synthetic_playlists=False, synthetic_listening=True), _model(),
                             generated_at=GENERATED)
@@ -323,6 +329,7 @@ def test_a_listener_is_synthetic_only_when_every_play_is_from_the_sample() -> No
     assert data_coverage({"listening_sources": older}).synthetic_listeners == ("ana",)
 
 
+@pytest.mark.slow
 def test_the_coverage_line_names_the_windows_and_listeners() -> None:
     page = render_dashboard(_coverage_frames(synthetic_playlists=False, synthetic_listening=False), _model(),
                             generated_at=GENERATED)
@@ -346,6 +353,7 @@ def _legend_and_axis_text(page: str) -> list[str]:
     return [t.strip() for t in texts]
 
 
+@pytest.mark.slow
 def test_legends_and_labels_are_words_not_code_values() -> None:
     frames = _frames()
     frames["popularity_trends"] = pd.DataFrame(

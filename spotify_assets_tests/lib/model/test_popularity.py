@@ -122,6 +122,7 @@ def test_playlist_release_and_added_features(fixture_features) -> None:
     assert f.loc["x1", "release_age_days"] == middle and f.loc["x1", "release_date_precision"] == "year"
 
 
+@pytest.mark.slow
 def test_snowflake_computes_the_same_features(fixture_features, fakesnow_server) -> None:
     snow = _features_snowflake(_fixture_windows(), fakesnow_server, "MODEL_FEATURES")
     duck = fixture_features.reset_index(drop=True).sort_values("song_id", ignore_index=True)

@@ -182,6 +182,7 @@ def test_every_table_check_passes_on_good_data(duck):
     assert _failing(duck, W2) == {}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("corruption", sorted(CORRUPTIONS))
 def test_each_table_check_fails_on_exactly_what_it_guards_against(duck, corruption):
     expected = _corrupt(duck, corruption)
@@ -222,11 +223,13 @@ def snow(fakesnow_server):
     wh.close()
 
 
+@pytest.mark.slow
 def test_every_table_check_passes_on_good_data_in_snowflake(snow):
     assert _failing(snow, W1) == {}
     assert _failing(snow, W2) == {}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "corruption",
     ["duplicate_songs", "song_album_missing", "popularity_101", "duration_zero", "release_1970", "month_as_year",

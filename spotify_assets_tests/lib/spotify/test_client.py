@@ -191,6 +191,7 @@ def test_server_errors_outlasting_the_budget_fail_that_playlist(emulator: Spotif
     assert len(sleeps) == 4
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("kind", "params"),
     [("truncate", {}), ("malformed", {}), ("reset", {}), ("slow", {"seconds": 3.0}), ("status", {"status": 502})],
@@ -286,6 +287,7 @@ def test_secrets_never_reach_logs_documents_or_disk(
     assert list(tmp_path.iterdir()) == []  # no spotipy .cache file
 
 
+@pytest.mark.slow
 def test_a_slow_playlist_does_not_hold_up_the_others(emulator: SpotifyEmulator, sleeps: Sleeps) -> None:
     slow, _ = add(emulator, "slow-meta", 10)
     fast, _ = add(emulator, "fast", 200)
