@@ -112,7 +112,7 @@ def run_demo(windows: int) -> int:
             if not result.success:
                 failed.append(f"window {key}")
         # Listening history: the bundled synthetic exports, dropped where a person drops theirs.
-        from spotify_assets.defs.listening.assets import LISTENING_PREFIX
+        from spotify_assets.lib.listening.files import LISTENING_PREFIX
         from spotify_assets.lib.samples.listening import write_sample_exports
 
         from spotify_assets.lib.listening.exports import detect_format

@@ -21,7 +21,8 @@ import duckdb
 import orjson
 import pytest
 
-from spotify_assets.defs.listening.assets import LISTENING_PREFIX, streams
+from spotify_assets.defs.listening.assets import streams
+from spotify_assets.lib.listening.files import LISTENING_PREFIX
 from spotify_assets.defs.resources import DuckDBWarehouse, LocalRawSnapshotStore, build_resources, load_settings
 from spotify_assets.lib.listening.exports import parse_export
 from spotify_assets.lib.tables.schema import STREAMS

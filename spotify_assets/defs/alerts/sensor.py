@@ -1,7 +1,7 @@
 """The `asset_check_alerts` sensor: every failed asset check evaluation is announced once.
 
 Each tick reads the check evaluations recorded since the last one, decides with
-`lib/alerts.plan_alerts` which of them a person must hear about (a failure not already
+`lib/alerts/delivery.plan_alerts` which of them a person must hear about (a failure not already
 announced, or a failing check passing again), and delivers those to the configured
 destinations: a webhook, Slack, or with neither the alerts file in the data directory. The
 cursor remembers the last evaluation handled and what is failing, so nothing is announced
@@ -11,11 +11,13 @@ error and recorded in the alerts file). The sensor launches no runs. It runs by 
 wherever the daemon runs (`dagster dev`).
 """
 
+import os
 import time
 from dataclasses import replace
 
 import dagster as dg
 
+from spotify_assets.defs.alerts.event_log import lookback_start, read_evaluations
 from spotify_assets.defs.resources import load_settings
 from spotify_assets.lib.alerts import delivery as alerts
 from spotify_assets.lib.alerts.delivery import Alert, AlertState, FileDestination
@@ -39,16 +41,16 @@ def check_alerts_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
     else:
         # First tick (or a cleared cursor): what is failing among the last day's evaluations
         # is announced; older history is not.
-        start = alerts.lookback_start(instance, time.time() - alerts.REPLAY_LOOKBACK_S)
+        start = lookback_start(instance, time.time() - alerts.REPLAY_LOOKBACK_S)
         state = AlertState(after=start, replay=True)
 
-    evaluations, scanned_to = alerts.read_evaluations(instance, state.after)
+    evaluations, scanned_to = read_evaluations(instance, state.after)
     plan = alerts.plan_alerts(state, evaluations, scanned_to)
     if not plan.steps and not state.pending:
         context.update_cursor(replace(plan.final, gave_up=state.gave_up).to_cursor())
         return dg.SkipReason("no new failed check evaluation, and no failing check passed again")
 
-    destinations = alerts.destinations_from_settings(settings)
+    destinations = alerts.destinations_from_settings(settings, os.environ)
     if plan.steps and all(isinstance(d, FileDestination) for d in destinations):
         context.log.warning(alerts.unconfigured_warning(settings.alerts_file))
 

@@ -8,7 +8,7 @@ No Dagster definitions here: `defs/alerts/sensor.py` holds the sensor that feeds
   given the state kept in the sensor cursor (`AlertState`). It is what makes the same
   evaluation never alert twice, and a check that keeps failing on re-runs of the same window
   alert once.
-* Destinations deliver an alert: a generic webhook, Slack (dagster-slack), or, with nothing
+* Destinations deliver an alert: a generic webhook, Slack (slack_sdk), or, with nothing
   configured, a JSON-lines file in the data directory.
 * `Delivery` sends one tick's alerts: each destination fails on its own (a failed delivery is
   kept in the cursor as `Pending` and retried with a backoff; after `MAX_ATTEMPTS` it is given
@@ -24,8 +24,6 @@ from __future__ import annotations
 import base64
 import http.client
 import json
-import math
-import os
 import socket
 import threading
 import time
@@ -37,7 +35,6 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
-import dagster as dg
 
 from spotify_assets.lib.settings import Settings
 from spotify_assets.lib.timestamps import iso_z
@@ -61,10 +58,6 @@ MAX_ATTEMPTS = len(RETRY_DELAYS_S) + 1
 MAX_PENDING = 50  # deliveries waiting for a retry; beyond it the oldest is given up (cursor size)
 MAX_GAVE_UP_KEPT = 20  # the last give-ups, kept in the cursor for people to see
 TICK_SEND_BUDGET_S = 20.0  # no send starts after this long in one tick
-
-_PARTITION_TAG = "dagster/partition"
-_RANGE_START_TAG = "dagster/asset_partition_range_start"
-_RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 Status = Literal["failed", "resolved"]
 CheckKey = tuple[str, str, str | None]  # (asset, check, window)
@@ -98,65 +91,11 @@ class Evaluation:
         return (self.asset, self.check, self.window)
 
 
-def evaluation_from_entry(storage_id: int, entry: Any, run_tags: Mapping[str, str] | None = None) -> Evaluation | None:
-    """The evaluation in an ASSET_CHECK_EVALUATION event log entry (None for any other entry).
-
-    A check whose spec has no partitions definition records no partition even when it ran in a
-    window's run: the window is then taken from the run's partition tags.
-    """
-    event = getattr(entry, "dagster_event", None)
-    if event is None or event.event_type != dg.DagsterEventType.ASSET_CHECK_EVALUATION:
-        return None
-    data = event.asset_check_evaluation_data
-    window = data.partition or _window_of_run(run_tags or {})
-    return Evaluation(
-        storage_id=storage_id,
-        asset_path=tuple(data.asset_key.path),
-        check=data.check_name,
-        passed=bool(data.passed),
-        severity="WARN" if data.severity == dg.AssetCheckSeverity.WARN else "ERROR",
-        blocking=bool(data.blocking),
-        window=window,
-        description=data.description,
-        metadata={name: plain_value(value) for name, value in (data.metadata or {}).items()},
-        run_id=entry.run_id or None,
-        timestamp=float(entry.timestamp),
-    )
-
-
-def _window_of_run(tags: Mapping[str, str]) -> str | None:
-    if tags.get(_PARTITION_TAG):
-        return tags[_PARTITION_TAG]
-    start, end = tags.get(_RANGE_START_TAG), tags.get(_RANGE_END_TAG)
-    if start and end:
-        return start if start == end else f"{start}...{end}"
-    return None
-
-
-def plain_value(value: Any) -> Any:
-    """A metadata value as JSON: numbers, booleans and null as they are, the rest as text
-    (markdown, JSON, tables...) cut to about 1,000 characters."""
-    if isinstance(value, dg.TimestampMetadataValue):
-        return _iso(value.value)
-    if isinstance(value, dg.TableMetadataValue):
-        return _truncate(json.dumps([record.data for record in value.records], default=str))
-    raw = value.value if isinstance(value, dg.MetadataValue) else value
-    if raw is None or isinstance(raw, bool | int):
-        return raw
-    if isinstance(raw, float):
-        return raw if math.isfinite(raw) else str(raw)
-    if isinstance(raw, str):
-        return _truncate(raw)
-    if isinstance(raw, Mapping | list | tuple):
-        return _truncate(json.dumps(raw, default=str))
-    return _truncate(str(raw))
-
-
-def _truncate(text: str, limit: int = DETAIL_MAX_CHARS) -> str:
+def truncate(text: str, limit: int = DETAIL_MAX_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _iso(timestamp: float) -> str:
+def iso_seconds(timestamp: float) -> str:
     return iso_z(datetime.fromtimestamp(timestamp, tz=timezone.utc), "seconds")
 
 
@@ -196,7 +135,7 @@ class Alert:
             summary=summarize(evaluation),
             details=dict(evaluation.metadata),
             run_id=evaluation.run_id,
-            evaluated_at=_iso(evaluation.timestamp),
+            evaluated_at=iso_seconds(evaluation.timestamp),
             webserver_url=webserver_url.rstrip("/"),
         )
 
@@ -277,11 +216,11 @@ def summarize(evaluation: Evaluation) -> str:
         parts = []
         for name, value in list(evaluation.metadata.items())[:4]:
             shown = json.dumps(value) if not isinstance(value, str) else value
-            parts.append(f"{name}={_truncate(' '.join(shown.split()), 60)}")
+            parts.append(f"{name}={truncate(' '.join(shown.split()), 60)}")
         text = ", ".join(parts)
     if not text:
         text = f"{evaluation.check} {'passed' if evaluation.passed else 'failed'}"
-    return _truncate(text, SUMMARY_MAX_CHARS)
+    return truncate(text, SUMMARY_MAX_CHARS)
 
 
 # --- when: the state machine ----------------------------------------------------------------
@@ -471,61 +410,6 @@ def _would_alert(evaluation: Evaluation, failing: Mapping[CheckKey, None]) -> bo
     return (evaluation.key in failing) == evaluation.passed
 
 
-# --- reading the event log ------------------------------------------------------------------
-
-
-def read_evaluations(
-    instance: dg.DagsterInstance, after: int, *, limit: int = MAX_EVALUATIONS_PER_TICK
-) -> tuple[list[Evaluation], int]:
-    """Check evaluations after the storage id `after`, oldest first, and the last id read.
-
-    `get_logs_for_all_runs_by_log_id` reads the cross-run index, where every event log storage
-    (SQLite's run-sharded default included) keeps check evaluations under one increasing id.
-    `get_event_records` with an id cursor raises on that SQLite storage.
-    """
-    batch = instance.event_log_storage.get_logs_for_all_runs_by_log_id(
-        after_cursor=after, dagster_event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION, limit=limit
-    )
-    entries = sorted(batch.items())
-    cursor = entries[-1][0] if entries else after
-    run_ids = sorted({entry.run_id for _, entry in entries if entry.run_id})
-    tags: dict[str, Mapping[str, str]] = {}
-    for chunk in range(0, len(run_ids), 200):  # bounded IN lists
-        for record in instance.get_run_records(filters=dg.RunsFilter(run_ids=run_ids[chunk : chunk + 200])):
-            tags[record.dagster_run.run_id] = record.dagster_run.tags
-    evaluations = []
-    for storage_id, entry in entries:
-        evaluation = evaluation_from_entry(storage_id, entry, tags.get(entry.run_id))
-        if evaluation is not None:
-            evaluations.append(evaluation)
-    return evaluations, cursor
-
-
-def lookback_start(instance: dg.DagsterInstance, cutoff: float) -> int:
-    """The storage id after which check evaluations are at or after `cutoff` (epoch seconds).
-
-    A binary search over the index (one single-row query per step), so a sensor starting on an
-    instance with a long history reads only the last day, not the whole history.
-    """
-    storage = instance.event_log_storage
-
-    def first_after(storage_id: int) -> Any | None:
-        batch = storage.get_logs_for_all_runs_by_log_id(
-            after_cursor=storage_id, dagster_event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION, limit=1
-        )
-        return next(iter(batch.values()), None)
-
-    low, high = -1, max(storage.get_maximum_record_id() or -1, -1)
-    while low < high:
-        middle = (low + high) // 2
-        entry = first_after(middle)
-        if entry is None or entry.timestamp >= cutoff:
-            high = middle
-        else:
-            low = middle + 1
-    return low
-
-
 # --- where ----------------------------------------------------------------------------------
 
 
@@ -561,7 +445,7 @@ def _scrub(text: str, secrets: Iterable[str | None]) -> str:
     """`text` with every secret replaced (longest first, so a URL goes before its path)."""
     for secret in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
         text = text.replace(secret, "***")
-    return _truncate(" ".join(text.split()), 300)
+    return truncate(" ".join(text.split()), 300)
 
 
 def _url_secrets(url: str) -> list[str]:
@@ -652,11 +536,11 @@ def post_with_deadline(url: str, body: bytes, headers: Mapping[str, str], timeou
 
 @dataclass(frozen=True)
 class SlackDestination:
-    """Posts to a channel with dagster-slack's client; the token (SLACK_BOT_TOKEN) is read from
-    the environment at send time and travels only in the Authorization header."""
+    """Posts to a channel with slack_sdk's Web API client; the token (SLACK_BOT_TOKEN) is read
+    from `env` at send time and travels only in the Authorization header."""
 
     channel: str
-    env: Mapping[str, str] = field(default_factory=lambda: os.environ, repr=False, compare=False)
+    env: Mapping[str, str] = field(repr=False, compare=False)
     base_url: str | None = None  # None: SLACK_API_URL
 
     @property
@@ -664,16 +548,14 @@ class SlackDestination:
         return f"Slack {self.channel}"
 
     def send(self, alert: Alert) -> None:
-        from dagster_slack import SlackResource
+        from slack_sdk import WebClient
         from slack_sdk.errors import SlackApiError
 
         token = (self.env.get("SLACK_BOT_TOKEN") or "").strip()
         if not token:
             raise AlertDeliveryError(f"{self.name}: SLACK_BOT_TOKEN is not set")
-        client = SlackResource(token=token).get_client()
-        client.base_url = self.base_url or SLACK_API_URL
-        client.timeout = int(REQUEST_TIMEOUT_S)
-        client.retry_handlers = []  # the sensor retries, with a backoff; one try per tick here
+        # no retry handlers: the sensor retries, with a backoff; one try per tick here
+        client = WebClient(token=token, base_url=self.base_url or SLACK_API_URL, timeout=int(REQUEST_TIMEOUT_S), retry_handlers=[])
         try:
             client.chat_postMessage(
                 channel=self.channel, text=alert.text(), blocks=slack_blocks(alert), unfurl_links=False, unfurl_media=False
@@ -727,8 +609,9 @@ class FileDestination:
             raise AlertDeliveryError(f"{self.name}: {err}") from None
 
 
-def destinations_from_settings(settings: Settings, env: Mapping[str, str] = os.environ) -> list[Destination]:
-    """The configured destinations: the webhook and/or Slack; with neither, the alerts file."""
+def destinations_from_settings(settings: Settings, env: Mapping[str, str]) -> list[Destination]:
+    """The configured destinations: the webhook and/or Slack; with neither, the alerts file.
+    Their secrets (the webhook URL, SLACK_BOT_TOKEN) are read from `env`, never stored."""
     destinations: list[Destination] = []
     url = (env.get("SPOTIFY_ASSETS_ALERT_WEBHOOK") or "").strip()
     if settings.alerts.webhook and url:
@@ -855,7 +738,7 @@ class Delivery:
             )
 
     def _give_up(self, alert: Alert, to: str, attempts: int, error: str) -> None:
-        record = GaveUp(alert.id, alert.label, to, attempts, _iso(self.now), error)
+        record = GaveUp(alert.id, alert.label, to, attempts, iso_seconds(self.now), error)
         self.new_give_ups.append(record)
         self.gave_up = (self.gave_up + [record])[-MAX_GAVE_UP_KEPT:]
         try:

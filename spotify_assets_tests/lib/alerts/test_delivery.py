@@ -20,6 +20,7 @@ import pytest
 
 import spotify_assets.defs.alerts.sensor as alerts_defs
 import spotify_assets.lib.alerts.delivery as alerts_lib
+from spotify_assets.defs.alerts.event_log import plain_value, read_evaluations
 from spotify_assets.defs.alerts.sensor import check_alerts_sensor
 from spotify_assets.lib.alerts.delivery import AlertState, Evaluation, plan_alerts
 
@@ -175,7 +176,7 @@ def receiver():
 
 @pytest.fixture
 def slack(monkeypatch: pytest.MonkeyPatch):
-    """A fake Slack Web API; the real slack_sdk client (from dagster-slack) talks to it."""
+    """A fake Slack Web API; the real slack_sdk client talks to it."""
     r = Receiver(reply=b'{"ok": true, "channel": "C0001", "ts": "1.0"}', content_type="application/json")
     monkeypatch.setattr(alerts_lib, "SLACK_API_URL", f"{r.url}/api/")
     yield r
@@ -463,12 +464,12 @@ def test_the_cursor_round_trips_and_a_bad_one_says_what_to_do() -> None:
 
 
 def test_details_are_plain_values_cut_to_about_a_thousand_characters() -> None:
-    assert alerts_lib.plain_value(dg.MetadataValue.md("x" * 5000)) == "x" * 999 + "…"
-    assert alerts_lib.plain_value(dg.MetadataValue.json({"a": [1]})) == '{"a": [1]}'
-    assert alerts_lib.plain_value(dg.MetadataValue.float(float("nan"))) == "nan"
-    assert alerts_lib.plain_value(dg.MetadataValue.timestamp(0.0)) == "1970-01-01T00:00:00Z"
-    assert alerts_lib.plain_value(dg.MetadataValue.table([dg.TableRecord({"song_id": "s1"})])) == '[{"song_id": "s1"}]'
-    assert [alerts_lib.plain_value(v) for v in (dg.MetadataValue.int(3), dg.MetadataValue.bool(True), 1.5)] == [3, True, 1.5]
+    assert plain_value(dg.MetadataValue.md("x" * 5000)) == "x" * 999 + "…"
+    assert plain_value(dg.MetadataValue.json({"a": [1]})) == '{"a": [1]}'
+    assert plain_value(dg.MetadataValue.float(float("nan"))) == "nan"
+    assert plain_value(dg.MetadataValue.timestamp(0.0)) == "1970-01-01T00:00:00Z"
+    assert plain_value(dg.MetadataValue.table([dg.TableRecord({"song_id": "s1"})])) == '[{"song_id": "s1"}]'
+    assert [plain_value(v) for v in (dg.MetadataValue.int(3), dg.MetadataValue.bool(True), 1.5)] == [3, True, 1.5]
     long = Evaluation(1, ("songs",), "c", False, description="line one\n  line two " + "y" * 1000)
     assert alerts_lib.summarize(long).startswith("line one line two y") and len(alerts_lib.summarize(long)) == 300
 
@@ -655,7 +656,7 @@ def test_a_half_delivered_alert_in_an_old_cursor_is_sent_only_where_it_was_missi
     monkeypatch.setenv("SPOTIFY_ASSETS_SLACK_CHANNEL", "#data-alerts")
     start = tick(instance).cursor
     run(instance, W1, duplicates=2)
-    [evaluation] = [e for e in alerts_lib.read_evaluations(instance, AlertState.from_cursor(start).after)[0] if not e.passed]
+    [evaluation] = [e for e in read_evaluations(instance, AlertState.from_cursor(start).after)[0] if not e.passed]
     alert_id = f"{evaluation.storage_id}:songs:keys_unique"
     old = json.dumps({"after": AlertState.from_cursor(start).after, "failing": [], "delivered": {"id": alert_id, "to": ["Slack #data-alerts"]}})
     result = tick(instance, old)
