@@ -13,7 +13,8 @@ import snowflake.connector
 from spotify_assets.defs.playlists.checks import raw_quality_checks, table_quality_checks
 from spotify_assets.defs.playlists.raw import raw_playlist_snapshots
 from spotify_assets.defs.partitions import snapshot_windows
-from spotify_assets.defs.resources import build_resources, load_settings
+from spotify_assets.defs.resources import build_resources
+from spotify_assets.lib.settings import load_settings
 from spotify_assets.defs.playlists.tables import normalized_tables
 from spotify_assets.defs.analytics.views import view_assets
 

@@ -3,13 +3,12 @@
 `SPOTIFY_ASSETS_DEPLOYMENT=local` (the default): raw snapshots are files under the data
 directory, tables in DuckDB. `production`: raw snapshots in S3, tables in Snowflake, built by
 `spotify_assets/production.py`, which only that deployment imports. Every deployment binds
-the same resource keys, so asset code never asks where it runs. Settings are validated when the definitions load.
+the same resource keys, so asset code never asks where it runs. Every resource is built from the
+`Settings` parsed once in `definitions.py`, which is also bound as the `settings` resource.
 """
 
 from __future__ import annotations
 
-import functools
-import os
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta, timezone
@@ -49,25 +48,6 @@ if TYPE_CHECKING:
     import pandas as pd
 else:
     pd = lazy("pandas")
-
-
-def load_settings() -> Settings:
-    """The settings for this process, from its environment (raises SettingsError).
-
-    Several modules ask while the definitions load; the environment is parsed once for as
-    long as it stays the same.
-    """
-    return _settings_for(frozenset(os.environ.items()))
-
-
-def warehouse_kind() -> str:
-    """The warehouse the tables live in for this deployment, as the UI's kinds name it."""
-    return "snowflake" if load_settings().deployment == "production" else "duckdb"
-
-
-@functools.lru_cache(maxsize=1)
-def _settings_for(env: frozenset[tuple[str, str]]) -> Settings:
-    return Settings.from_env(dict(env))
 
 
 class SpotifyResource(dg.ConfigurableResource):
@@ -275,18 +255,14 @@ class DuckDBWarehouse(Warehouse):
         return "information_schema.tables", self.schema_name
 
 
-def _env(name: str) -> str | dg.EnvVar | None:
-    # Secrets go in as EnvVar: resolved at run time, shown in the UI by name, never by value.
-    return dg.EnvVar(name) if os.environ.get(name, "").strip() else None
-
-
 def spotify_resource(settings: Settings) -> SpotifyResource:
     s = settings.spotify
     return SpotifyResource(
         source=s.source,
-        client_id=_env("SPOTIFY_CLIENT_ID") if s.source == "api" else None,
-        client_secret=_env("SPOTIFY_CLIENT_SECRET") if s.source == "api" else None,
-        refresh_token=_env("SPOTIFY_REFRESH_TOKEN") if s.user_auth else None,
+        # secrets go in as EnvVar: resolved at run time, shown in the UI by name, never by value
+        client_id=dg.EnvVar("SPOTIFY_CLIENT_ID") if s.source == "api" else None,
+        client_secret=dg.EnvVar("SPOTIFY_CLIENT_SECRET") if s.source == "api" else None,
+        refresh_token=dg.EnvVar("SPOTIFY_REFRESH_TOKEN") if s.user_auth else None,
         playlists=list(s.playlist_ids),
         api_url=s.api_url,
         accounts_url=s.accounts_url,
@@ -320,5 +296,6 @@ def build_resources(settings: Settings) -> dict[str, object]:
     if settings.deployment == "production":
         from spotify_assets import production
 
-        return {"spotify": spotify_resource(settings), **production.resources(settings)}
-    return {"spotify": spotify_resource(settings), **local_resources(settings)}
+        return {"settings": settings, "spotify": spotify_resource(settings), **production.resources(settings)}
+    # `settings`: the parsed Settings themselves, for the checks and sensors that need a value
+    return {"settings": settings, "spotify": spotify_resource(settings), **local_resources(settings)}

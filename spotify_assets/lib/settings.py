@@ -16,7 +16,7 @@ import os
 import re
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Literal, overload
@@ -109,6 +109,8 @@ class ListeningSettings:
     # Largest export file read, in MB: a plain file, a zip archive, and each file inside a zip
     # (uncompressed). Spotify's own files are about 12 MB; a larger one is refused, named.
     max_file_mb: int = 64
+    # SPOTIFY_ASSETS_IP_HASH_KEY: with a key, `ip_hash` is a keyed hash of the IP address (a secret)
+    ip_hash_key: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,11 @@ class Settings:
     quality: QualitySettings = QualitySettings()
     alerts: AlertSettings = AlertSettings()
     listening: ListeningSettings = ListeningSettings()
+
+    @property
+    def warehouse_kind(self) -> str:
+        """The warehouse the tables live in, as the UI's kinds name it."""
+        return "snowflake" if self.deployment == "production" else "duckdb"
 
     @property
     def alerts_file(self) -> Path:
@@ -161,6 +168,7 @@ class Settings:
         alerts = _alert_settings(reader)
         listening = ListeningSettings(
             max_file_mb=int(reader.number("SPOTIFY_ASSETS_LISTENING_MAX_FILE_MB", 64, minimum=1, maximum=4096, integer=True)),
+            ip_hash_key=reader.text("SPOTIFY_ASSETS_IP_HASH_KEY") or None,
         )
         s3 = snowflake = None
         if deployment == "production":
@@ -470,3 +478,10 @@ class _Reader:
             self.problems.append(f"{name}={raw!r} is not a plain Snowflake identifier")
             return default
         return raw
+
+
+def load_settings() -> Settings:
+    """The settings of this process's environment (raises SettingsError). For entry points:
+    the code location (`definitions.py`), the CLI, notebooks and tests; everything they call
+    receives the parsed `Settings` rather than reading the environment again."""
+    return Settings.from_env(os.environ)

@@ -9,7 +9,8 @@ import pytest
 
 from spotify_assets.defs.playlists.checks import raw_quality_checks
 from spotify_assets.defs.playlists.raw import raw_playlist_snapshots
-from spotify_assets.defs.resources import build_resources, load_settings
+from spotify_assets.defs.resources import build_resources
+from spotify_assets.lib.settings import load_settings
 from spotify_assets.defs.playlists.tables import normalized_tables
 from spotify_assets.lib.raw.store import LocalBackend, SnapshotStore
 from spotify_assets_tests.support.emulator import SpotifyEmulator

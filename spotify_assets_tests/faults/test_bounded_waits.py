@@ -17,7 +17,8 @@ import pytest
 
 from spotify_assets.defs.playlists.raw import raw_playlist_snapshots
 from spotify_assets.defs.partitions import snapshot_windows
-from spotify_assets.defs.resources import build_resources, load_settings
+from spotify_assets.defs.resources import build_resources
+from spotify_assets.lib.settings import load_settings
 from spotify_assets.lib.spotify.extract import MAX_PLAYLIST_ROWS, PlaylistExtractor
 from spotify_assets.lib.settings import Settings, SettingsError
 from spotify_assets.lib.raw.store import LocalBackend, SnapshotStore

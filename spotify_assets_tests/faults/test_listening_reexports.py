@@ -23,7 +23,8 @@ import pytest
 
 from spotify_assets.defs.listening.assets import streams
 from spotify_assets.lib.listening.files import LISTENING_PREFIX
-from spotify_assets.defs.resources import DuckDBWarehouse, LocalRawSnapshotStore, build_resources, load_settings
+from spotify_assets.defs.resources import DuckDBWarehouse, LocalRawSnapshotStore, build_resources
+from spotify_assets.lib.settings import load_settings
 from spotify_assets.lib.listening.exports import parse_export
 from spotify_assets.lib.tables.schema import STREAMS
 
@@ -69,6 +70,7 @@ def _resources() -> dict[str, Any]:
     return {
         "raw_store": LocalRawSnapshotStore(base_dir=str(settings.data_dir)),
         "warehouse": DuckDBWarehouse(database=str(settings.warehouse.duckdb_path)),
+        "settings": settings,
     }
 
 
@@ -208,7 +210,7 @@ def test_production_s3_and_snowflake_add_only_new_plays(monkeypatch, s3_env, fak
     configure(monkeypatch, s3_env=s3_env, fakesnow_server=fakesnow_server, database=snowflake_database,
               emulator=emulator, playlist_ids=["x" * 22])
     everything = build_resources(load_settings())
-    resources = {"raw_store": everything["raw_store"], "warehouse": everything["warehouse"]}
+    resources = {key: everything[key] for key in ("raw_store", "warehouse", "settings")}
     s3 = boto3.client("s3")
 
     def put(name: str, data: bytes) -> None:
@@ -242,7 +244,7 @@ def test_an_old_snowflake_streams_table_is_upgraded_in_place(monkeypatch, s3_env
     configure(monkeypatch, s3_env=s3_env, fakesnow_server=fakesnow_server, database=snowflake_database,
               emulator=emulator, playlist_ids=["x" * 22])
     everything = build_resources(load_settings())
-    resources = {"raw_store": everything["raw_store"], "warehouse": everything["warehouse"]}
+    resources = {key: everything[key] for key in ("raw_store", "warehouse", "settings")}
     old_columns = [c for c in STREAMS.columns if c.name != "play_id"]
     table = f"{snowflake_database}.ANALYTICS.STREAMS"
     with snowflake.connector.connect(**fakesnow_server, database=snowflake_database) as conn:

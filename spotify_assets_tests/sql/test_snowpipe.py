@@ -38,7 +38,8 @@ from sqlglot.tokens import TokenType
 from spotify_assets.lib.spotify.extract import PlaylistExtractor
 from spotify_assets.lib.tables.normalize import normalize_documents
 from spotify_assets.lib.samples.source import SampleSource
-from spotify_assets.lib.raw.store import ROOT, SnapshotStore, window_slug
+from spotify_assets.lib.raw.store import ROOT, SnapshotStore
+from spotify_assets.lib.window import window_slug
 from spotify_assets.lib.tables.schema import TABLES
 from spotify_assets.lib.timestamps import iso_z
 from spotify_assets_tests.support.fixtures import artist, row, spotify_id, track

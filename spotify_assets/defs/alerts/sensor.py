@@ -18,7 +18,6 @@ from dataclasses import replace
 import dagster as dg
 
 from spotify_assets.defs.alerts.event_log import lookback_start, read_evaluations
-from spotify_assets.defs.resources import load_settings
 from spotify_assets.lib.alerts import delivery as alerts
 from spotify_assets.lib.alerts.delivery import Alert, AlertState, FileDestination
 
@@ -27,6 +26,7 @@ from spotify_assets.lib.alerts.delivery import Alert, AlertState, FileDestinatio
     name="asset_check_alerts",
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
+    required_resource_keys={"settings"},
     description=(
         "Announces each failed asset check evaluation once (and a failing check passing again) to "
         "the webhook in SPOTIFY_ASSETS_ALERT_WEBHOOK, the Slack channel in SPOTIFY_ASSETS_SLACK_CHANNEL, "
@@ -34,7 +34,7 @@ from spotify_assets.lib.alerts.delivery import Alert, AlertState, FileDestinatio
     ),
 )
 def check_alerts_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
-    settings = load_settings()
+    settings = context.resources.settings
     instance = context.instance
     if context.cursor:
         state = AlertState.from_cursor(context.cursor)

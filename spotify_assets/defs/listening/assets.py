@@ -20,7 +20,6 @@ on the next run, each distinct play kept once.
 
 import hashlib
 import json
-import os
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,10 +32,9 @@ from spotify_assets.defs.resources import (
     DuckDBWarehouse,
     RawSnapshotStore,
     Warehouse,
-    load_settings,
-    warehouse_kind,
 )
 from spotify_assets.lib.listening import exports as listening
+from spotify_assets.lib.settings import Settings
 from spotify_assets.lib.listening.files import LISTENING_PREFIX, Problem, export_files
 from spotify_assets.lib.lazy import lazy
 from spotify_assets.lib.tables.schema import LISTENING_FILES, STREAMS
@@ -46,8 +44,6 @@ if TYPE_CHECKING:
 else:
     pd = lazy("pandas")
 
-IP_HASH_KEY_ENV = "SPOTIFY_ASSETS_IP_HASH_KEY"
-_STORAGE = warehouse_kind()
 
 
 # --- the warehouse side ----------------------------------------------------------------------
@@ -83,9 +79,8 @@ def upgrade_streams(warehouse: Warehouse, log) -> tuple[int, int] | None:  # typ
 
 @dg.asset(
     group_name="listening",
-    kinds={"python", _STORAGE},
+    kinds={"python"},  # with the warehouse's kind and column types, added at load (definitions.bind)
     tags={"layer": "table"},
-    metadata={"dagster/column_schema": column_schema("streams", _STORAGE)},
     description=STREAMS.description,
     check_specs=[
         dg.AssetCheckSpec(
@@ -95,15 +90,17 @@ def upgrade_streams(warehouse: Warehouse, log) -> tuple[int, int] | None:  # typ
         )
     ],
 )
-def streams(context: dg.AssetExecutionContext, raw_store: RawSnapshotStore, warehouse: Warehouse):
+def streams(
+    context: dg.AssetExecutionContext, raw_store: RawSnapshotStore, warehouse: Warehouse, settings: dg.ResourceParam[Settings]
+):
     backend = raw_store.backend()
-    limit = load_settings().listening.max_file_mb * 2**20
+    limit = settings.listening.max_file_mb * 2**20
     upgraded = upgrade_streams(warehouse, context.log) if "streams" in warehouse.tables() else None
     known: set[tuple[str, str]] = set()
     if "listening_files" in warehouse.tables():
         registry = warehouse.query(f"SELECT source_file, tag FROM {warehouse.qualified('listening_files')}")
         known = set(zip(registry["source_file"], registry["tag"]))
-    key = os.environ.get(IP_HASH_KEY_ENV, "").encode() or None
+    key = settings.listening.ip_hash_key.encode() if settings.listening.ip_hash_key else None
     new: list[dict[str, object]] = []
     failed: list[dict[str, object]] = []
     already = skipped = refused = rows_read = rows_added = 0

@@ -19,7 +19,7 @@ import dagster as dg
 from pydantic import Field
 
 from spotify_assets.defs.io_managers import column_schema, preview_table, records_table
-from spotify_assets.defs.resources import Warehouse, warehouse_kind
+from spotify_assets.defs.resources import Warehouse
 from spotify_assets.lib.model import popularity as ml
 from spotify_assets.lib.lazy import lazy
 from spotify_assets.lib.tables.schema import MODEL_TABLES, POPULARITY_FEATURES
@@ -30,7 +30,6 @@ else:
     pd = lazy("pandas")
 
 FEATURES_SQL = Path(__file__).resolve().parents[3] / "sql" / "model" / "popularity_features.sql"
-_STORAGE = warehouse_kind()
 _MODEL_KEY = dg.AssetKey("popularity_model")
 BEATS_BASELINE = "beats_global_mean"
 # Popularity is 0-100 in whole points: errors mean something to 0.01 point, R² to 0.001.
@@ -39,13 +38,13 @@ SIZE_BOUND = "within_size_bound"
 
 
 def _model_table(name: str, kind: str) -> dict[str, object]:
-    """The asset arguments of one of the model's tables: stored like the tables, declared schema."""
+    """The asset arguments of one of the model's tables: stored like the tables (the
+    warehouse's kind and column types are added at load, see definitions.bind)."""
     return {
         "io_manager_key": "warehouse_io_manager",
         "group_name": "model",
-        "kinds": {kind, _STORAGE},
+        "kinds": {kind},
         "tags": {"layer": "model"},
-        "metadata": {"dagster/column_schema": column_schema(name, _STORAGE)},
         "description": MODEL_TABLES[name].description,
     }
 
@@ -329,7 +328,9 @@ def song_popularity_predictions(
             "model_version": popularity_model.version,
             "songs_without_popularity": len(unseen),
             "top_predicted": preview_table(
-                top[["name", "artist_id", "predicted_popularity", "popularity"]], 10, column_schema("song_popularity_predictions", _STORAGE)
+                top[["name", "artist_id", "predicted_popularity", "popularity"]],
+                10,
+                context.assets_def.metadata_by_key[context.asset_key]["dagster/column_schema"],
             ),
         },
     )

@@ -13,9 +13,10 @@ import dagster as dg
 from spotify_assets.defs.playlists.raw import raw_playlist_snapshots
 from spotify_assets.defs.io_managers import records_table, round_float
 from spotify_assets.defs.partitions import snapshot_windows
-from spotify_assets.defs.resources import RawSnapshotStore, Warehouse, load_settings
+from spotify_assets.defs.resources import RawSnapshotStore, Warehouse
 from spotify_assets.lib.quality import rules as quality
 from spotify_assets.lib.raw.store import ManifestError
+from spotify_assets.lib.settings import Settings
 from spotify_assets.lib.window import Window
 
 
@@ -102,7 +103,7 @@ def table_quality_checks(context: dg.AssetCheckExecutionContext, warehouse: Ware
     name="raw_quality_checks",
     description="Completeness, unread playlists and volume of one window of raw snapshots, from its manifest.",
 )
-def raw_quality_checks(context: dg.AssetCheckExecutionContext, raw_store: RawSnapshotStore):
+def raw_quality_checks(context: dg.AssetCheckExecutionContext, raw_store: RawSnapshotStore, settings: dg.ResourceParam[Settings]):
     store = raw_store.store()
     key = context.partition_key
     broken: str | None = None
@@ -116,7 +117,7 @@ def raw_quality_checks(context: dg.AssetCheckExecutionContext, raw_store: RawSna
     except ManifestError as err:
         context.log.warning(f"the previous window's manifest is unreadable, volume not compared: {err}")
         previous = None
-    share = load_settings().quality.volume_drop_share
+    share = settings.quality.volume_drop_share
     for check in quality.RAW_CHECKS:
         if broken is not None:
             outcome = quality.Outcome(False, broken)
@@ -141,12 +142,14 @@ def raw_quality_checks(context: dg.AssetCheckExecutionContext, raw_store: RawSna
         "(default 1) ago. Evaluated every hour by the raw_freshness_schedule."
     ),
 )
-def raw_freshness(context: dg.AssetCheckExecutionContext, raw_store: RawSnapshotStore) -> dg.AssetCheckResult:
+def raw_freshness(
+    context: dg.AssetCheckExecutionContext, raw_store: RawSnapshotStore, settings: dg.ResourceParam[Settings]
+) -> dg.AssetCheckResult:
     windows = raw_store.store().windows()
     newest_end = None
     if windows:
         newest_end = snapshot_windows.time_window_for_partition_key(max(windows)).end.astimezone(timezone.utc)
-    outcome = quality.freshness(newest_end, datetime.now(timezone.utc), load_settings().quality.freshness_grace_hours)
+    outcome = quality.freshness(newest_end, datetime.now(timezone.utc), settings.quality.freshness_grace_hours)
     if not outcome.passed:
         context.log.warning(f"raw_playlist_snapshots/fresh: {outcome.summary}")
     return _result(raw_playlist_snapshots.key, "fresh", False, outcome, max(windows) if windows else None)

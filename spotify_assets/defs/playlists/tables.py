@@ -5,15 +5,13 @@ import time
 import dagster as dg
 
 from spotify_assets.defs.playlists.raw import raw_playlist_snapshots
-from spotify_assets.defs.io_managers import column_schema, table_metadata
+from spotify_assets.defs.io_managers import table_metadata
 from spotify_assets.defs.partitions import snapshot_windows
-from spotify_assets.defs.resources import RawSnapshotStore, Warehouse, warehouse_kind
+from spotify_assets.defs.resources import RawSnapshotStore, Warehouse
 from spotify_assets.lib.tables.normalize import normalize_window
 from spotify_assets.lib.raw.store import ManifestError
 from spotify_assets.lib.tables.schema import PARTITION_COLUMN, TABLES
 from spotify_assets.lib.window import Window
-
-_STORAGE = warehouse_kind()
 
 
 @dg.multi_asset(
@@ -21,11 +19,9 @@ _STORAGE = warehouse_kind()
         dg.AssetSpec(
             name,
             description=f"{spec.description} Key per window: ({', '.join(spec.key)}).",
-            metadata={
-                "partition_expr": PARTITION_COLUMN,
-                "dagster/column_schema": column_schema(name, _STORAGE),
-            },
-            kinds={"pandas", _STORAGE},
+            # the warehouse's kind and column types are added at load (definitions.bind)
+            metadata={"partition_expr": PARTITION_COLUMN},
+            kinds={"pandas"},
             tags={"layer": "table"},
             deps=[raw_playlist_snapshots],
             group_name="warehouse",

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from spotify_assets.lib.lazy import lazy
 from spotify_assets.lib.tables.schema import PARTITION_COLUMN, TABLES
 from spotify_assets.lib.warehouse.duckdb import window_predicate
-from spotify_assets.lib.window import Window
+from spotify_assets.lib.window import WINDOW_LENGTH, Window
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -549,8 +549,8 @@ RAW_CHECKS: list[RawCheck] = [
 
 
 def freshness(newest_window_end: datetime | None, now: datetime, grace_hours: float) -> Outcome:
-    """The newest stored raw window ended no more than 8 hours plus the grace ago."""
-    limit = timedelta(hours=8 + grace_hours)
+    """The newest stored raw window ended no more than one window length plus the grace ago."""
+    limit = WINDOW_LENGTH + timedelta(hours=grace_hours)
     if newest_window_end is None:
         return Outcome(False, "no raw window has been stored yet", {"max_age_hours": limit.total_seconds() / 3600})
     age = now.astimezone(timezone.utc) - newest_window_end

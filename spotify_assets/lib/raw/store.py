@@ -34,6 +34,7 @@ from typing import IO, Any, Protocol
 import orjson
 
 from spotify_assets.lib.timestamps import iso_z
+from spotify_assets.lib.window import partition_key_of, window_slug
 
 ROOT = "raw/playlist_snapshots"
 MANIFEST_SCHEMA_VERSION = 2  # 2: `replaced` versions, `kept` entries
@@ -46,19 +47,6 @@ MAX_DOCUMENT_BYTES = 256 * 1024 * 1024
 
 class ManifestError(ValueError):
     """A window's manifest cannot be read (truncated, corrupt, not a manifest)."""
-
-
-def window_slug(partition_key: str) -> str:
-    """'2026-11-21-08:00' -> '2026-11-21T0800Z' (no colons: safe in paths, S3 keys and Hive)."""
-    try:
-        start = datetime.strptime(partition_key, "%Y-%m-%d-%H:%M")
-    except ValueError:
-        raise ValueError(f"{partition_key!r} is not a window key like '2026-11-21-08:00'") from None
-    return start.strftime("%Y-%m-%dT%H%MZ")
-
-
-def partition_key_of(slug: str) -> str:
-    return datetime.strptime(slug, "%Y-%m-%dT%H%MZ").strftime("%Y-%m-%d-%H:%M")
 
 
 @dataclass(frozen=True)

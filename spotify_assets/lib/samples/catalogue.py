@@ -39,11 +39,10 @@ from typing import Any
 from urllib.parse import quote_plus
 
 from spotify_assets.lib.timestamps import iso_z
+from spotify_assets.lib.window import WINDOW_HOURS, WINDOW_LENGTH
 
 SAMPLE_SOURCE_LABEL = "synthetic-sample"
-WINDOW_HOURS = 8
-
-_WINDOW = timedelta(hours=WINDOW_HOURS)
+_WINDOW = WINDOW_LENGTH
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _SALT = "spotify-assets/synthetic-sample/v1"
 _SEED = 20261120

@@ -17,7 +17,7 @@ import snowflake.connector
 
 from spotify_assets.definitions import defs
 from spotify_assets.lib.listening.files import LISTENING_PREFIX
-from spotify_assets.defs.resources import load_settings
+from spotify_assets.lib.settings import load_settings
 from spotify_assets.lib.dashboard.render import chart_count, section_html
 from spotify_assets.lib.samples.listening import sample_export_files
 from spotify_assets_tests.support.emulator import SpotifyEmulator

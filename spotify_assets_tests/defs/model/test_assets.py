@@ -15,7 +15,7 @@ import snowflake.connector
 
 from spotify_assets.definitions import defs
 from spotify_assets.defs.partitions import snapshot_windows
-from spotify_assets.defs.resources import load_settings
+from spotify_assets.lib.settings import load_settings
 from spotify_assets.lib.model import popularity as ml
 from spotify_assets.lib.model.popularity import PopularityModel
 from spotify_assets_tests.support.emulator import SpotifyEmulator

@@ -12,7 +12,8 @@ import dagster as dg
 import pytest
 
 from spotify_assets.defs.playlists.raw import raw_playlist_snapshots
-from spotify_assets.defs.resources import build_resources, load_settings
+from spotify_assets.defs.resources import build_resources
+from spotify_assets.lib.settings import load_settings
 from spotify_assets.lib.samples.catalogue import sample_playlist_ids, sample_playlists
 from spotify_assets.lib.raw.store import LocalBackend, S3Backend, SnapshotStore
 from spotify_assets_tests.support.emulator import SpotifyEmulator

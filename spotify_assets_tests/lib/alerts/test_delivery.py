@@ -23,6 +23,7 @@ import spotify_assets.lib.alerts.delivery as alerts_lib
 from spotify_assets.defs.alerts.event_log import plain_value, read_evaluations
 from spotify_assets.defs.alerts.sensor import check_alerts_sensor
 from spotify_assets.lib.alerts.delivery import AlertState, Evaluation, plan_alerts
+from spotify_assets.lib.settings import load_settings
 
 W1, W2 = "2026-01-01-00:00", "2026-01-01-08:00"
 WEBSERVER = "http://dagster.test:3000/prefix"
@@ -106,8 +107,9 @@ class _Collect(logging.Handler):
 
 
 def tick(instance: dg.DagsterInstance, cursor: str | None = None) -> Tick:
-    """One sensor evaluation, as the daemon does it: the cursor in, the new cursor out."""
-    context = dg.build_sensor_context(instance=instance, cursor=cursor)
+    """One sensor evaluation, as the daemon does it: the cursor in, the new cursor out; the
+    settings are this environment's, as the code location parses them when it loads."""
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"settings": load_settings()})
     collect = _Collect()
     context.log.addHandler(collect)
     data = check_alerts_sensor.evaluate_tick(context)

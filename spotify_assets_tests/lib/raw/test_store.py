@@ -11,7 +11,8 @@ from datetime import datetime, timedelta, timezone
 import boto3
 import pytest
 
-from spotify_assets.lib.raw.store import LocalBackend, ManifestError, S3Backend, SnapshotStore, window_slug
+from spotify_assets.lib.raw.store import LocalBackend, ManifestError, S3Backend, SnapshotStore
+from spotify_assets.lib.window import window_slug
 
 W1 = "2026-11-21-00:00"
 W2 = "2026-11-21-08:00"
