@@ -41,6 +41,12 @@ def github_slug(heading: str) -> str:
     return text.replace(" ", "-")
 
 
+def test_github_slug_follows_githubs_rules() -> None:
+    assert github_slug("Raw snapshots, warehouse and dashboard") == "raw-snapshots-warehouse-and-dashboard"
+    assert github_slug("What's `new`? (v2.0) -- *now*") == "whats-new-v20----now"
+    assert anchors("# A\n```bash\n# not a heading\n```\n## A\n### b_c\n") == {"a", "a-1", "b_c"}
+
+
 def anchors(markdown: str) -> set[str]:
     seen: dict[str, int] = {}
     result = set()
@@ -132,12 +138,13 @@ def test_every_relative_link_resolves(path: Path) -> None:
             broken.append(f"{target}: no file {linked}")
         elif anchor and linked.suffix == ".md" and anchor not in anchors(_text(linked)):
             broken.append(f"{target}: no heading of {linked.name} has the anchor #{anchor}")
-    assert not broken, f"{path.name}: " + "; ".join(broken)
+    assert not broken, f"{path.name}: " + "; ".join(sorted(set(broken)))
 
 
 def test_every_docs_page_is_linked_from_the_readme() -> None:
     linked = {(ROOT / t.partition("#")[0]).resolve() for t in relative_links(README) if t.partition("#")[0]}
-    assert PAGES and not [p.name for p in PAGES if p.resolve() not in linked]
+    unlinked = [p.name for p in PAGES if p.resolve() not in linked]
+    assert PAGES and not unlinked, f"docs pages no link in README.md reaches: {unlinked}"
 
 
 def settings_variables() -> set[str]:
