@@ -175,3 +175,14 @@ def test_every_module_path_the_docs_name_exists() -> None:
         named = set(re.findall(r"\bspotify_assets(?:_tests)?/[\w/]+\.py\b", _text(path)))
         missing = sorted(n for n in named if not (ROOT / n).is_file())
         assert not missing, f"{path.name} names files that do not exist: {missing}"
+
+
+def test_every_module_the_docs_run_or_import_exists() -> None:
+    """`python -m spotify_assets_tests.benchmarks.x`, `from spotify_assets.definitions import defs`."""
+    for path in ALL_DOCS:
+        named = set(re.findall(r"(?:-m|from|import)\s+(spotify_assets(?:_tests)?(?:\.\w+)+)", _text(path)))
+        missing = sorted(
+            n for n in named
+            if not (ROOT / (n.replace(".", "/") + ".py")).is_file() and not (ROOT / n.replace(".", "/") / "__init__.py").is_file()
+        )
+        assert not missing, f"{path.name} runs or imports modules that do not exist: {missing}"
