@@ -265,8 +265,7 @@ def test_the_readme_lists_every_feature_and_every_setting() -> None:
 
     from spotify_assets.defs.model.assets import PopularityModelConfig
 
-    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text(encoding="utf-8")
-    section = readme.split("## Popularity model", 1)[1].split("\n## ", 1)[0]
+    section = (Path(__file__).resolve().parents[3] / "docs/model.md").read_text(encoding="utf-8")
     rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in section.splitlines() if line.startswith("| `")]
     features = {r[0].strip("`"): r[1] for r in rows if len(r) == 2}
     settings = {r[0].strip("`"): r[1].strip("`") for r in rows if len(r) == 3 and not r[0].startswith("`popularity") and not r[0].startswith("`song_")}
