@@ -178,7 +178,7 @@ class Alert:
         return f"{self.asset}/{self.check}" + (f", window {self.window}" if self.window else "")
 
     def payload(self) -> dict[str, Any]:
-        """The documented JSON body (README, section Alerts)."""
+        """The documented JSON body (docs/quality-and-alerts.md, "The payload")."""
         return {
             "id": self.id,
             "status": self.status,

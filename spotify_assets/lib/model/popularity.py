@@ -39,7 +39,7 @@ else:
 TARGET = "popularity"
 GROUP = "artist_id"  # the song's first artist: folds never split an artist
 
-# name -> what it is (the README's table is checked against these)
+# name -> what it is (docs/model.md's table is checked against these)
 NUMERIC_FEATURES: dict[str, str] = {
     "duration_ms": "length in milliseconds",
     "explicit": "explicit lyrics (0/1)",
