@@ -9,7 +9,7 @@ import pytest
 
 from spotify_assets.definitions import defs
 from spotify_assets.defs.partitions import snapshot_windows
-from spotify_assets.defs.io_managers import WarehouseDuckDBIOManager
+from spotify_assets.defs.io_managers import WarehouseDuckDBIOManager, column_schema
 from spotify_assets.defs.resources import LocalRawSnapshotStore, SpotifyResource
 from spotify_assets.production import S3RawSnapshotStore, SnowflakeWarehouse, WarehouseSnowflakeIOManager
 
@@ -139,3 +139,46 @@ def test_every_job_runs_its_steps_in_the_run_process() -> None:
     names = [job.name for job in repository.get_all_jobs()]
     assert {"spotify_pipeline_job", "listening_job", "raw_freshness_job"} <= set(names)
     assert {name: repository.get_job(name).executor_def.name for name in names} == {name: "in_process" for name in names}
+
+
+def test_loading_the_definitions_parses_the_environment_once(monkeypatch) -> None:
+    """The settings are parsed once per load and handed down: no module parses them again
+    while the definitions are built or the assets are bound (defs/partitions.py's first window,
+    read when the module is first imported, is the one import-time read left)."""
+    from spotify_assets.lib import settings as settings_module
+
+    defs()  # the modules are imported
+    calls = []
+    original = settings_module.Settings.from_env.__func__
+
+    def counting(cls, env, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return original(cls, env, **kwargs)
+
+    monkeypatch.setattr(settings_module.Settings, "from_env", classmethod(counting))
+    definitions = defs()
+    definitions.resolve_job_def("spotify_pipeline_job")
+    assert len(calls) == 1
+    assert definitions.resources["settings"].__class__ is settings_module.Settings
+
+
+def test_the_tables_carry_the_deployments_warehouse_as_kind_and_column_types(monkeypatch) -> None:
+    """Bound at load from the settings, not read at import: the same modules give DuckDB
+    locally and Snowflake in production."""
+    local = defs().resolve_assets_def("songs").specs_by_key[dg.AssetKey("songs")]
+    assert "duckdb" in local.kinds and "snowflake" not in local.kinds
+    assert local.metadata["dagster/column_schema"] == column_schema("songs", "duckdb")
+    for name, value in {
+        "SPOTIFY_ASSETS_DEPLOYMENT": "production",
+        "SPOTIFY_ASSETS_S3_BUCKET": "b",
+        "SNOWFLAKE_ACCOUNT": "a",
+        "SNOWFLAKE_USER": "u",
+        "SNOWFLAKE_PASSWORD": "p",
+        "SNOWFLAKE_DATABASE": "d",
+        "SNOWFLAKE_WAREHOUSE": "w",
+    }.items():
+        monkeypatch.setenv(name, value)
+    production = defs().resolve_assets_def("streams").specs_by_key[dg.AssetKey("streams")]
+    assert "snowflake" in production.kinds and "duckdb" not in production.kinds
+    assert production.metadata["dagster/column_schema"] == column_schema("streams", "snowflake")
+    assert column_schema("streams", "snowflake") != column_schema("streams", "duckdb")
