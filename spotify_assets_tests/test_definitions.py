@@ -41,7 +41,7 @@ def test_production_binds_the_same_keys_to_s3(monkeypatch) -> None:
     store = resources["raw_store"]
     assert isinstance(store, S3RawSnapshotStore) and store.bucket == "bucket" and store.prefix == "spotify-assets"
     spotify = resources["spotify"]
-    assert spotify.source == "api" and spotify.playlists == ["5ABHKGoOzxkaa28ttQV9sE"]
+    assert spotify.settings.source == "api" and spotify.settings.playlist_ids == ("5ABHKGoOzxkaa28ttQV9sE",)
     # The secret is bound by name (resolved at run time), never by value.
     assert isinstance(spotify.client_secret, dg.EnvVar) and spotify.client_secret == "SPOTIFY_CLIENT_SECRET"
     assert "very-secret" not in repr(spotify)

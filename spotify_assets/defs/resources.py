@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
@@ -23,15 +23,9 @@ from spotify_assets.defs.io_managers import (
 from spotify_assets.lib.spotify.extract import PlaylistSource
 from spotify_assets.lib.lazy import lazy
 from spotify_assets.lib.samples.source import SampleSource
-from spotify_assets.lib.settings import Settings
+from spotify_assets.lib.settings import Settings, SpotifySettings
 from spotify_assets.lib.raw.store import Backend, LocalBackend, SnapshotStore
-from spotify_assets.lib.spotify.client import (
-    DEFAULT_ACCOUNTS_URL,
-    DEFAULT_API_URL,
-    Credentials,
-    RetryPolicy,
-    SpotifyApi,
-)
+from spotify_assets.lib.spotify.client import Credentials, SpotifyApi
 from spotify_assets.lib.warehouse.duckdb import (
     AppendResult,
     DuckDBDatabase,
@@ -55,26 +49,34 @@ class SpotifyResource(dg.ConfigurableResource):
 
     With `source="sample"` (no credentials configured) every window is served from a
     deterministic synthetic catalogue through the same extraction code as real responses.
+    Built by `from_settings`: its config is `SpotifySettings` (declared in lib/settings.py) as
+    plain values, and the secrets, bound by environment variable name, never by value.
     """
 
-    source: Literal["api", "sample"] = "sample"
+    spotify: dict[str, Any]  # SpotifySettings.as_dict()
     client_id: str | None = None
     client_secret: str | None = None
     refresh_token: str | None = None
-    playlists: list[str] = []
-    api_url: str = DEFAULT_API_URL
-    accounts_url: str = DEFAULT_ACCOUNTS_URL
-    market: str | None = None
-    max_retry_after_seconds: float = 60.0
-    max_attempts: int = 5
-    request_timeout_seconds: float = 10.0
-    request_deadline_seconds: float = 30.0
-    concurrency: int = 8
-    max_window_lag_hours: float = 24.0
+
+    @classmethod
+    def from_settings(cls, spotify: SpotifySettings) -> SpotifyResource:
+        # Secrets go in as EnvVar: resolved at run time, shown in the UI by name. The settings
+        # have checked that they are set: the API source needs both, user auth the token.
+        api = spotify.source == "api"
+        return cls(
+            spotify=spotify.as_dict(),
+            client_id=dg.EnvVar("SPOTIFY_CLIENT_ID") if api else None,
+            client_secret=dg.EnvVar("SPOTIFY_CLIENT_SECRET") if api else None,
+            refresh_token=dg.EnvVar("SPOTIFY_REFRESH_TOKEN") if spotify.user_auth else None,
+        )
+
+    @property
+    def settings(self) -> SpotifySettings:
+        return SpotifySettings.from_dict(self.spotify)
 
     @property
     def is_sample(self) -> bool:
-        return self.source == "sample"
+        return self.settings.source == "sample"
 
     def check_window(self, window_end: datetime, now: datetime | None = None) -> None:
         """Refuse to label today's API state with a window that closed long ago.
@@ -86,13 +88,14 @@ class SpotifyResource(dg.ConfigurableResource):
             return  # the sample can produce any window's state
         now = now or datetime.now(timezone.utc)
         lag = now - window_end
-        if lag > timedelta(hours=self.max_window_lag_hours):
+        max_lag = self.settings.max_window_lag_hours
+        if lag > timedelta(hours=max_lag):
             raise dg.Failure(
                 description=(
                     f"The window ending {window_end:%Y-%m-%d %H:%M} UTC closed {lag.total_seconds() / 3600:.1f} h ago. "
                     "The Spotify API returns only the current state of a playlist, so a snapshot taken "
                     "now cannot stand for that window. Materialize recent windows only, or raise "
-                    f"SPOTIFY_ASSETS_MAX_WINDOW_LAG_HOURS (now {self.max_window_lag_hours:g})."
+                    f"SPOTIFY_ASSETS_MAX_WINDOW_LAG_HOURS (now {max_lag:g})."
                 )
             )
 
@@ -100,17 +103,13 @@ class SpotifyResource(dg.ConfigurableResource):
         """The source for one run; `log` receives retries and token renewals as they happen."""
         if self.is_sample:
             return SampleSource(window_start)
+        settings = self.settings
         api = SpotifyApi(
             Credentials(self.client_id or "", self.client_secret or "", self.refresh_token),
-            api_url=self.api_url,
-            accounts_url=self.accounts_url,
-            policy=RetryPolicy(
-                max_attempts=self.max_attempts,
-                max_retry_after_s=self.max_retry_after_seconds,
-                timeout_s=self.request_timeout_seconds,
-                deadline_s=self.request_deadline_seconds,
-            ),
-            pool_size=self.concurrency,
+            api_url=settings.api_url,
+            accounts_url=settings.accounts_url,
+            policy=settings.retry,
+            pool_size=settings.concurrency,
             log=log,
         )
         api.authenticate()
@@ -119,7 +118,7 @@ class SpotifyResource(dg.ConfigurableResource):
     def playlist_ids(self, source: PlaylistSource) -> list[str]:
         if isinstance(source, SampleSource):
             return source.playlist_ids
-        return list(self.playlists)
+        return list(self.settings.playlist_ids)
 
 
 class RawSnapshotStore(dg.ConfigurableResource):
@@ -255,27 +254,6 @@ class DuckDBWarehouse(Warehouse):
         return "information_schema.tables", self.schema_name
 
 
-def spotify_resource(settings: Settings) -> SpotifyResource:
-    s = settings.spotify
-    return SpotifyResource(
-        source=s.source,
-        # secrets go in as EnvVar: resolved at run time, shown in the UI by name, never by value
-        client_id=dg.EnvVar("SPOTIFY_CLIENT_ID") if s.source == "api" else None,
-        client_secret=dg.EnvVar("SPOTIFY_CLIENT_SECRET") if s.source == "api" else None,
-        refresh_token=dg.EnvVar("SPOTIFY_REFRESH_TOKEN") if s.user_auth else None,
-        playlists=list(s.playlist_ids),
-        api_url=s.api_url,
-        accounts_url=s.accounts_url,
-        market=s.market,
-        max_retry_after_seconds=s.max_retry_after_s,
-        max_attempts=s.max_attempts,
-        request_timeout_seconds=s.timeout_s,
-        request_deadline_seconds=s.deadline_s,
-        concurrency=s.concurrency,
-        max_window_lag_hours=s.max_window_lag_hours,
-    )
-
-
 def local_resources(settings: Settings) -> dict[str, object]:
     """The local deployment: raw files and models under the data directory, tables in DuckDB."""
     wh = settings.warehouse
@@ -296,6 +274,6 @@ def build_resources(settings: Settings) -> dict[str, object]:
     if settings.deployment == "production":
         from spotify_assets import production
 
-        return {"settings": settings, "spotify": spotify_resource(settings), **production.resources(settings)}
+        return {"settings": settings, "spotify": SpotifyResource.from_settings(settings.spotify), **production.resources(settings)}
     # `settings`: the parsed Settings themselves, for the checks and sensors that need a value
-    return {"settings": settings, "spotify": spotify_resource(settings), **local_resources(settings)}
+    return {"settings": settings, "spotify": SpotifyResource.from_settings(settings.spotify), **local_resources(settings)}

@@ -16,14 +16,15 @@ import os
 import re
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Literal, overload
+from typing import Any, Literal, overload
 
 from spotify_assets.lib.spotify.client import (
     DEFAULT_ACCOUNTS_URL,
     DEFAULT_API_URL,
+    RetryPolicy,
     parse_playlist_refs,
     url_problem,
 )
@@ -54,12 +55,19 @@ class SpotifySettings:
     api_url: str = DEFAULT_API_URL
     accounts_url: str = DEFAULT_ACCOUNTS_URL
     market: str | None = None
-    max_retry_after_s: float = 60.0
-    max_attempts: int = 5
-    timeout_s: float = 10.0
-    deadline_s: float = 30.0  # a whole request, connect plus body
+    retry: RetryPolicy = RetryPolicy()  # attempts, waits and per-request deadlines
     concurrency: int = 8
     max_window_lag_hours: float = 24.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values (the Spotify resource's config, as the UI shows it). An unset value is
+        left out, as Dagster's config maps hold no nulls: it defaults to None again."""
+        return {name: value for name, value in asdict(self).items() if value is not None}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> SpotifySettings:
+        """The inverse of `as_dict`."""
+        return cls(**{**values, "playlist_ids": tuple(values["playlist_ids"]), "retry": RetryPolicy(**values["retry"])})
 
 
 @dataclass(frozen=True)
@@ -158,16 +166,16 @@ class Settings:
         warehouse = WarehouseSettings(
             duckdb_path=Path(reader.text("SPOTIFY_ASSETS_DUCKDB_PATH") or data_dir / "warehouse.duckdb").expanduser().resolve(),
             recent_release_days=int(
-                reader.number("SPOTIFY_ASSETS_RECENT_RELEASE_DAYS", 365, minimum=1, maximum=36500, integer=True)
+                reader.number("SPOTIFY_ASSETS_RECENT_RELEASE_DAYS", WarehouseSettings.recent_release_days, minimum=1, maximum=36500, integer=True)
             ),
         )
         quality = QualitySettings(
-            volume_drop_share=reader.number("SPOTIFY_ASSETS_VOLUME_DROP_SHARE", 0.5, minimum=0, maximum=1),
-            freshness_grace_hours=reader.number("SPOTIFY_ASSETS_FRESHNESS_GRACE_HOURS", 1.0, minimum=0, maximum=24 * 30),
+            volume_drop_share=reader.number("SPOTIFY_ASSETS_VOLUME_DROP_SHARE", QualitySettings.volume_drop_share, minimum=0, maximum=1),
+            freshness_grace_hours=reader.number("SPOTIFY_ASSETS_FRESHNESS_GRACE_HOURS", QualitySettings.freshness_grace_hours, minimum=0, maximum=24 * 30),
         )
         alerts = _alert_settings(reader)
         listening = ListeningSettings(
-            max_file_mb=int(reader.number("SPOTIFY_ASSETS_LISTENING_MAX_FILE_MB", 64, minimum=1, maximum=4096, integer=True)),
+            max_file_mb=int(reader.number("SPOTIFY_ASSETS_LISTENING_MAX_FILE_MB", ListeningSettings.max_file_mb, minimum=1, maximum=4096, integer=True)),
             ip_hash_key=reader.text("SPOTIFY_ASSETS_IP_HASH_KEY") or None,
         )
         s3 = snowflake = None
@@ -315,13 +323,23 @@ def _spotify_settings(reader: _Reader) -> SpotifySettings:
         accounts_url=reader.url("SPOTIFY_ACCOUNTS_URL", DEFAULT_ACCOUNTS_URL),
         market=reader.market("SPOTIFY_MARKET"),
         # Upper bounds keep every wait of a run finite and sane: a run sleeps at most
-        # attempts x (deadline + retry-after) per request.
-        max_retry_after_s=reader.number("SPOTIFY_MAX_RETRY_AFTER_SECONDS", 60.0, minimum=0, maximum=300),
-        max_attempts=int(reader.number("SPOTIFY_MAX_ATTEMPTS", 5, minimum=1, maximum=10, integer=True)),
-        timeout_s=reader.number("SPOTIFY_REQUEST_TIMEOUT_SECONDS", 10.0, minimum=0.1, maximum=60),
-        deadline_s=reader.number("SPOTIFY_REQUEST_DEADLINE_SECONDS", 30.0, minimum=1, maximum=120),
-        concurrency=int(reader.number("SPOTIFY_CONCURRENCY", 8, minimum=1, maximum=64, integer=True)),
-        max_window_lag_hours=reader.number("SPOTIFY_ASSETS_MAX_WINDOW_LAG_HOURS", 24.0, minimum=0, maximum=168),
+        # attempts x (deadline + retry-after) per request. Defaults: RetryPolicy's.
+        retry=RetryPolicy(
+            max_retry_after_s=reader.number(
+                "SPOTIFY_MAX_RETRY_AFTER_SECONDS", RetryPolicy.max_retry_after_s, minimum=0, maximum=300
+            ),
+            max_attempts=int(
+                reader.number("SPOTIFY_MAX_ATTEMPTS", RetryPolicy.max_attempts, minimum=1, maximum=10, integer=True)
+            ),
+            timeout_s=reader.number("SPOTIFY_REQUEST_TIMEOUT_SECONDS", RetryPolicy.timeout_s, minimum=0.1, maximum=60),
+            deadline_s=reader.number("SPOTIFY_REQUEST_DEADLINE_SECONDS", RetryPolicy.deadline_s, minimum=1, maximum=120),
+        ),
+        concurrency=int(
+            reader.number("SPOTIFY_CONCURRENCY", SpotifySettings.concurrency, minimum=1, maximum=64, integer=True)
+        ),
+        max_window_lag_hours=reader.number(
+            "SPOTIFY_ASSETS_MAX_WINDOW_LAG_HOURS", SpotifySettings.max_window_lag_hours, minimum=0, maximum=168
+        ),
     )
     playlist_ids: list[str] = []
     if playlists_raw:

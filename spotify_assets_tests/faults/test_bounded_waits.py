@@ -242,4 +242,4 @@ def test_a_port_out_of_range_is_refused_at_once_not_retried(emulator: SpotifyEmu
 def test_setting_bounds_reach_the_client() -> None:
     settings = Settings.from_env({"SPOTIFY_REQUEST_DEADLINE_SECONDS": "7", "SPOTIFY_MAX_ATTEMPTS": "3"})
     resource = build_resources(settings)["spotify"]
-    assert (resource.request_deadline_seconds, resource.max_attempts) == (7, 3)
+    assert (resource.settings.retry.deadline_s, resource.settings.retry.max_attempts) == (7, 3)

@@ -190,8 +190,8 @@ def test_spotify_client_settings_within_bounds_are_kept() -> None:
         {"SPOTIFY_MAX_RETRY_AFTER_SECONDS": "300", "SPOTIFY_MAX_ATTEMPTS": "10", "SPOTIFY_REQUEST_TIMEOUT_SECONDS": "60",
          "SPOTIFY_REQUEST_DEADLINE_SECONDS": "45", "SPOTIFY_ASSETS_MAX_WINDOW_LAG_HOURS": "168"}
     ).spotify
-    assert (s.max_retry_after_s, s.max_attempts, s.timeout_s, s.deadline_s, s.max_window_lag_hours) == (300, 10, 60, 45, 168)
-    assert Settings.from_env({}).spotify.deadline_s == 30
+    assert (s.retry.max_retry_after_s, s.retry.max_attempts, s.retry.timeout_s, s.retry.deadline_s, s.max_window_lag_hours) == (300, 10, 60, 45, 168)
+    assert Settings.from_env({}).spotify.retry.deadline_s == 30
 
 
 @pytest.mark.parametrize(

@@ -58,8 +58,8 @@ def raw_playlist_snapshots(
         )
         snapshots = PlaylistExtractor(
             source,
-            concurrency=spotify.concurrency,
-            market=spotify.market,
+            concurrency=spotify.settings.concurrency,
+            market=spotify.settings.market,
             log=context.log.info,
             warn=context.log.warning,
         ).extract(playlist_ids)
@@ -127,7 +127,7 @@ def _metadata(
             not_songs[skipped["reason"]] += skipped["count"]
     metadata: dict[str, Any] = {
         "dagster/row_count": sum(len(s.items) for s in ok),
-        "source": "synthetic sample (not Spotify data)" if spotify.is_sample else f"Spotify Web API ({spotify.api_url})",
+        "source": "synthetic sample (not Spotify data)" if spotify.is_sample else f"Spotify Web API ({spotify.settings.api_url})",
         "playlists_read": len(ok),
         "playlists_failed": len(failed),
         "rows_not_songs": dg.MetadataValue.json(dict(not_songs)),
