@@ -16,7 +16,8 @@ from spotify_assets.defs.io_managers import preview_table
 from spotify_assets.defs.analytics.views import references, render, view_assets, view_names, view_schema, view_sql
 from spotify_assets.lib.tables.normalize import normalize_documents
 from spotify_assets.lib.tables.schema import DECLARED_TABLES
-from spotify_assets.lib.warehouse.duckdb import duckdb_replace, snowflake_replace
+from spotify_assets.lib.warehouse.duckdb import duckdb_replace
+from spotify_assets.lib.warehouse.snowflake import snowflake_replace
 from spotify_assets.lib.window import Window
 from spotify_assets_tests.support.fixtures import document, playlist, row, track
 from spotify_assets_tests.support.snowflake import insert_rows
