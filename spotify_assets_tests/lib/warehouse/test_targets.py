@@ -116,7 +116,15 @@ def test_rewriting_a_table_replaces_every_row(client: WarehouseClient) -> None:
     assert client.rewrite_table("song_artists", _credits([("c", 0)])) == 1
     stored = client.query(f"SELECT song_id FROM {client.qualified('song_artists')}")
     assert list(stored["song_id"]) == ["c"]
-    assert "song_artists" in client.tables() and set(stored.columns) <= set(SONG_ARTISTS.column_names)
+    assert "song_artists" in client.tables()
+    described = client.columns("song_artists")
+    assert [str(c).lower() for c in described["column_name"]] == SONG_ARTISTS.column_names
+
+
+def test_sql_written_once_renders_with_the_targets_schema(client: WarehouseClient) -> None:
+    sql = "CREATE OR REPLACE VIEW {schema}.recent AS SELECT {days} AS days"
+    client.execute([client.render(sql, days=30)])
+    assert list(client.query(f"SELECT days FROM {client.qualified('recent')}")["days"]) == [30]
 
 
 def test_reads_name_columns_in_lower_case(client: WarehouseClient) -> None:
