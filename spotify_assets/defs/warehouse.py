@@ -46,6 +46,9 @@ class Warehouse(dg.ConfigurableResource):
     def qualified(self, name: str) -> str:
         return self.client().qualified(name)
 
+    def render(self, sql: str, **values: object) -> str:
+        return self.client().render(sql, **values)
+
     def execute(self, statements: list[str]) -> None:
         self.client().execute(statements)
 
@@ -73,6 +76,9 @@ class Warehouse(dg.ConfigurableResource):
 
     def tables(self) -> set[str]:
         return self.client().tables()
+
+    def columns(self, name: str) -> pd.DataFrame:
+        return self.client().columns(name)
 
 
 class DuckDBWarehouse(Warehouse):

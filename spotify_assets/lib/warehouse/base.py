@@ -91,6 +91,13 @@ class WarehouseClient(ABC):
     def qualified(self, name: str) -> str:
         return f"{self.schema_ref}.{name}"
 
+    def render(self, sql: str, **values: object) -> str:
+        """SQL written once for every target (`sql/`): `{schema}` becomes the schema's name
+        here, each `{name}` of `values` its value."""
+        for name, value in {"schema": self.schema_ref, **values}.items():
+            sql = sql.replace("{" + name + "}", str(value))
+        return sql
+
     @abstractmethod
     def execute(self, statements: list[str]) -> None:
         """Run the statements (creating the schema first), in one transaction where the
@@ -133,6 +140,16 @@ class WarehouseClient(ABC):
         listing, schema = self.catalog
         found = self.query(f"SELECT table_name FROM {listing} WHERE table_schema = '{schema}'")
         return {str(name).lower() for name in found["table_name"]}
+
+    def columns(self, name: str) -> pd.DataFrame:
+        """The columns of table or view `name` as the warehouse describes them, in order:
+        column_name, data_type, is_nullable."""
+        listing, schema = self.catalog
+        columns = listing.rsplit(".", 1)[0] + (".COLUMNS" if listing.isupper() else ".columns")
+        return self.query(
+            f"SELECT column_name, data_type, is_nullable FROM {columns} "
+            f"WHERE table_schema = '{schema}' AND lower(table_name) = '{name.lower()}' ORDER BY ordinal_position"
+        )
 
 
 @contextmanager
