@@ -15,7 +15,6 @@ import errno
 import fcntl
 import os
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
