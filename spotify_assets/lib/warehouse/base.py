@@ -92,11 +92,7 @@ class WarehouseClient(ABC):
         return f"{self.schema_ref}.{name}"
 
     def render(self, sql: str, **values: object) -> str:
-        """SQL written once for every target (`sql/`): `{schema}` becomes the schema's name
-        here, each `{name}` of `values` its value."""
-        for name, value in {"schema": self.schema_ref, **values}.items():
-            sql = sql.replace("{" + name + "}", str(value))
-        return sql
+        return render(sql, self.schema_ref, **values)
 
     @abstractmethod
     def execute(self, statements: list[str]) -> None:
@@ -150,6 +146,14 @@ class WarehouseClient(ABC):
             f"SELECT column_name, data_type, is_nullable FROM {columns} "
             f"WHERE table_schema = '{schema}' AND lower(table_name) = '{name.lower()}' ORDER BY ordinal_position"
         )
+
+
+def render(sql: str, schema: str, **values: object) -> str:
+    """SQL written once for every target (`sql/`): `{schema}` becomes `schema` (the target's
+    `schema_ref`), each `{name}` of `values` its value."""
+    for name, value in {"schema": schema, **values}.items():
+        sql = sql.replace("{" + name + "}", str(value))
+    return sql
 
 
 @contextmanager

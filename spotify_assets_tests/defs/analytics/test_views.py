@@ -13,9 +13,10 @@ import pytest
 import snowflake.connector
 
 from spotify_assets.defs.io_managers import preview_table
-from spotify_assets.defs.analytics.views import references, render, view_assets, view_names, view_schema, view_sql
+from spotify_assets.defs.analytics.views import references, view_assets, view_names, view_schema, view_sql
 from spotify_assets.lib.tables.normalize import normalize_documents
 from spotify_assets.lib.tables.schema import DECLARED_TABLES
+from spotify_assets.lib.warehouse.base import render
 from spotify_assets.lib.warehouse.duckdb import duckdb_replace
 from spotify_assets.lib.warehouse.snowflake import snowflake_replace
 from spotify_assets.lib.window import Window
