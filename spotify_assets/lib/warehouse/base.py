@@ -138,14 +138,18 @@ class WarehouseClient(ABC):
         return {str(name).lower() for name in found["table_name"]}
 
     def columns(self, name: str) -> pd.DataFrame:
-        """The columns of table or view `name` as the warehouse describes them, in order:
-        column_name, data_type, is_nullable."""
-        listing, schema = self.catalog
-        columns = listing.rsplit(".", 1)[0] + (".COLUMNS" if listing.isupper() else ".columns")
-        return self.query(
-            f"SELECT column_name, data_type, is_nullable FROM {columns} "
-            f"WHERE table_schema = '{schema}' AND lower(table_name) = '{name.lower()}' ORDER BY ordinal_position"
-        )
+        return describe_columns(self.query, self.catalog, name)
+
+
+def describe_columns(query: Callable[[str], pd.DataFrame], catalog: tuple[str, str], name: str) -> pd.DataFrame:
+    """The columns of table or view `name` as the warehouse describes them, in order:
+    column_name, data_type, is_nullable (`catalog`: a client's)."""
+    listing, schema = catalog
+    columns = listing.rsplit(".", 1)[0] + (".COLUMNS" if listing.isupper() else ".columns")
+    return query(
+        f"SELECT column_name, data_type, is_nullable FROM {columns} "
+        f"WHERE table_schema = '{schema}' AND lower(table_name) = '{name.lower()}' ORDER BY ordinal_position"
+    )
 
 
 def render(sql: str, schema: str, **values: object) -> str:
