@@ -6,7 +6,7 @@ to import, and every step process of a daemon-launched run loads the code locati
 so the local deployment never pays for them.
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, cast
 
@@ -18,28 +18,19 @@ from dagster_snowflake import SnowflakeResource
 from dagster_snowflake_pandas import SnowflakePandasIOManager
 
 from spotify_assets.defs.io_managers import _io_manager, _WindowClient
-from spotify_assets.defs.resources import RawSnapshotStore, Warehouse, _lower_case
-from spotify_assets.lib.warehouse import duckdb as warehouse
-from spotify_assets.lib.settings import Settings, SnowflakeSettings
+from spotify_assets.defs.resources import RawSnapshotStore
+from spotify_assets.defs.warehouse import Warehouse
 from spotify_assets.lib.raw.store import Backend, S3Backend
-from spotify_assets.lib.warehouse.duckdb import (
-    AppendResult,
-    WriteResult,
-    ensure_snowflake_schema,
-    snowflake_append_new,
-    snowflake_replace,
-    snowflake_replace_window,
-    snowflake_rewrite_table,
-)
-from spotify_assets.lib.window import Window
+from spotify_assets.lib.settings import Settings, SnowflakeSettings
+from spotify_assets.lib.warehouse import snowflake as snowflake_target
 
 # How rows reach Snowflake (PUT + COPY INTO). Tests against an emulator without file transfer
 # replace this one step; see spotify_assets_tests/support/snowflake.py.
-stage_frame: warehouse.StageFn = warehouse.stage_with_write_pandas
+stage_frame: snowflake_target.StageFn = snowflake_target.stage_with_write_pandas
 
 
 class _SnowflakeClient(_WindowClient):
-    dialect = "snowflake"
+    dialect = snowflake_target.DIALECT
 
     def qualified(self, table_slice: TableSlice) -> str:
         return f"{table_slice.database}.{table_slice.schema}.{table_slice.table}"
@@ -51,14 +42,12 @@ class _SnowflakeClient(_WindowClient):
             yield conn
 
     def replace(self, connection, table_slice, frame, window):  # type: ignore[no-untyped-def]
-        return warehouse.snowflake_replace(
+        return snowflake_target.snowflake_replace(
             connection, cast(str, table_slice.database), table_slice.schema, table_slice.table, frame, window, stage=stage_frame
         )
 
     def fetch(self, connection, sql: str) -> pd.DataFrame:
-        with connection.cursor() as cur:
-            cur.execute(sql)
-            return cur.fetch_pandas_all()
+        return snowflake_target.fetch(connection, sql)
 
 
 class WarehouseSnowflakeIOManager(SnowflakePandasIOManager):
@@ -86,59 +75,9 @@ class SnowflakeWarehouse(Warehouse):
     database: str
     schema_name: str = "ANALYTICS"
 
-    @property
-    def dialect(self) -> str:
-        return "snowflake"
-
-    @property
-    def schema_ref(self) -> str:
-        return f"{self.database}.{self.schema_name}".upper()
-
-    def execute(self, statements: list[str]) -> None:
-        # CREATE VIEW is DDL: Snowflake commits each one by itself.
-        with self.snowflake.get_connection() as conn, conn.cursor() as cur:
-            ensure_snowflake_schema(cur, self.database, self.schema_name)
-            for statement in statements:
-                cur.execute(statement)
-
-    @contextmanager
-    def reader(self) -> Iterator[Callable[[str], pd.DataFrame]]:
-        with self.snowflake.get_connection() as conn:
-
-            def read(sql: str) -> pd.DataFrame:
-                with conn.cursor() as cur:
-                    cur.execute(sql)
-                    return _lower_case(cur.fetch_pandas_all())
-
-            yield read
-
-    def replace_rows(self, table: str, frame: pd.DataFrame, where: str) -> WriteResult:
-        with self.snowflake.get_connection() as conn:
-            return snowflake_replace(
-                conn, self.database, self.schema_name, table, frame, None, stage=stage_frame, where=where
-            )
-
-    def replace_window(self, frames: dict[str, pd.DataFrame], window: Window) -> dict[str, WriteResult]:
-        with self.snowflake.get_connection() as conn:
-            return snowflake_replace_window(
-                conn, self.database, self.schema_name, frames, window, stage=stage_frame
-            )
-
-    def append_new(self, frames: dict[str, pd.DataFrame], fill: dict[str, tuple[str, str]]) -> dict[str, AppendResult]:
-        with self.snowflake.get_connection() as conn:
-            return snowflake_append_new(
-                conn, self.database, self.schema_name, frames, fill, stage=stage_frame
-            )
-
-    def rewrite_table(self, table: str, frame: pd.DataFrame) -> int:
-        with self.snowflake.get_connection() as conn:
-            return snowflake_rewrite_table(
-                conn, self.database, self.schema_name, table, frame, stage=stage_frame
-            )
-
-    @property
-    def catalog(self) -> tuple[str, str]:
-        return f"{self.database}.INFORMATION_SCHEMA.TABLES".upper(), self.schema_name.upper()
+    def client(self) -> snowflake_target.SnowflakeClient:
+        # stage_frame is read at each call: tests against an emulator replace it.
+        return snowflake_target.SnowflakeClient(self.snowflake.get_connection, self.database, self.schema_name, stage_frame)
 
 
 def _snowflake_connection(sf: SnowflakeSettings) -> dict[str, object]:

@@ -2,8 +2,9 @@
 is in `spotify_assets/production.py`, imported only by that deployment).
 
 Both build on the upstream integrations (dagster-duckdb-pandas, dagster-snowflake-pandas)
-and keep their table naming, schema handling and reads, but write through
-`lib/warehouse/duckdb.py`, which fixes what the upstream managers get wrong for partitioned tables:
+and keep their table naming, schema handling and reads, but write through the target's
+module under `lib/warehouse/` (the code path of the `warehouse` resource too), which fixes
+what the upstream managers get wrong for partitioned tables:
 
 - the window's rows are deleted and the new ones inserted in ONE transaction (upstream
   deletes, commits, then inserts: a failed insert loses the window, dagster#14091);
@@ -38,11 +39,11 @@ from dagster._core.storage.db_io_manager import (
 from dagster._core.storage.fs_io_manager import PickledObjectFilesystemIOManager
 from dagster_duckdb import DuckDBIOManager
 
-from spotify_assets.lib.warehouse import duckdb as warehouse
 from spotify_assets.lib.lazy import lazy
 from spotify_assets.lib.raw.store import remove_stale_temporaries, write_atomically
 from spotify_assets.lib.tables.schema import DECLARED_TABLES
-from spotify_assets.lib.warehouse.duckdb import DuckDBDatabase, WriteResult
+from spotify_assets.lib.warehouse import duckdb as duckdb_target
+from spotify_assets.lib.warehouse.base import Dialect, WriteResult, conform_loaded, dialect
 from spotify_assets.lib.window import Window
 
 if TYPE_CHECKING:
@@ -69,11 +70,12 @@ def _window(table_slice: TableSlice) -> Window | None:
 
 def column_schema(table: str, storage: str) -> dg.TableSchema:
     """A declared table's columns as the UI shows them, with the warehouse's own type names."""
+    types = dialect(storage)
     return dg.TableSchema(
         columns=[
             dg.TableColumn(
                 c.name,
-                c.sql_type(storage).lower(),
+                types.sql_type(c).lower(),
                 description=c.description,
                 constraints=dg.TableColumnConstraints(nullable=c.nullable),
             )
@@ -190,9 +192,10 @@ def preview_table(frame: pd.DataFrame, rows: int = PREVIEW_ROWS, schema: dg.Tabl
 class _WindowClient(DbClient):
     """Schema creation and the window's delete happen inside the write (with the insert, in
     one transaction), so the upstream manager's own steps are no-ops here. Each warehouse
-    says how it names a table, connects, replaces a window and fetches a query's frame."""
+    says how it names a table, connects, and (through its `lib/warehouse/` module) replaces a
+    window and fetches a query's frame."""
 
-    dialect: str
+    dialect: Dialect
 
     def qualified(self, table_slice: TableSlice) -> str:
         raise NotImplementedError
@@ -211,7 +214,7 @@ class _WindowClient(DbClient):
 
     def get_select_statement(self, table_slice: TableSlice) -> str:  # type: ignore[override]
         columns = ", ".join(table_slice.columns) if table_slice.columns else "*"
-        return f"SELECT {columns} FROM {self.qualified(table_slice)}{warehouse.where_window(_window(table_slice), self.dialect)}"
+        return f"SELECT {columns} FROM {self.qualified(table_slice)}{self.dialect.where_window(_window(table_slice))}"
 
 
 class _FrameHandler(DbTypeHandler):  # of pd.DataFrame, not subscripted: pandas loads on first use
@@ -226,13 +229,13 @@ class _FrameHandler(DbTypeHandler):  # of pd.DataFrame, not subscripted: pandas 
             f"{self.client.qualified(table_slice)}: wrote {len(obj)} rows, replaced {result.rows_replaced}; "
             f"the table now has {result.table_rows}"
         )
-        return write_metadata(context, table_slice.table, obj, result, self.client.dialect)
+        return write_metadata(context, table_slice.table, obj, result, self.client.dialect.name)
 
     def load_input(self, context: dg.InputContext, table_slice: TableSlice, connection) -> pd.DataFrame:
         if table_slice.partition_dimensions and len(context.asset_partition_keys) == 0:
             return pd.DataFrame()
         frame = self.client.fetch(connection, self.client.get_select_statement(table_slice))
-        return warehouse.conform_loaded(table_slice.table, frame)
+        return conform_loaded(table_slice.table, frame)
 
     @property
     def supported_types(self) -> Sequence[type[object]]:
@@ -256,7 +259,7 @@ def _io_manager(client: _WindowClient, database: str, schema: str | None, name: 
 class _DuckDBClient(_WindowClient):
     """Connections that hold the warehouse file lock."""
 
-    dialect = "duckdb"
+    dialect = duckdb_target.DIALECT
 
     def __init__(self, lock_timeout_s: float):
         self.lock_timeout_s = lock_timeout_s
@@ -267,12 +270,12 @@ class _DuckDBClient(_WindowClient):
     @contextmanager
     def connect(self, context, table_slice: TableSlice) -> Iterator[Any]:  # type: ignore[override]
         config = context.resource_config or {}
-        db = DuckDBDatabase(config["database"], lock_timeout_s=self.lock_timeout_s, log=context.log.info)
+        db = duckdb_target.DuckDBDatabase(config["database"], lock_timeout_s=self.lock_timeout_s, log=context.log.info)
         with db.connect(write=isinstance(context, dg.OutputContext), config=config.get("connection_config") or {}) as conn:
             yield conn
 
     def replace(self, connection, table_slice, frame, window):  # type: ignore[no-untyped-def]
-        return warehouse.duckdb_replace(connection, table_slice.schema, table_slice.table, frame, window)
+        return duckdb_target.duckdb_replace(connection, table_slice.schema, table_slice.table, frame, window)
 
     def fetch(self, connection, sql: str) -> pd.DataFrame:
         return connection.execute(sql).fetchdf()

@@ -9,10 +9,9 @@ the same resource keys, so asset code never asks where it runs. Every resource i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import dagster as dg
 
@@ -20,28 +19,13 @@ from spotify_assets.defs.io_managers import (
     ModelFilesIOManager,
     WarehouseDuckDBIOManager,
 )
+# Warehouse: the resource type asset code asks for (the binding is made below).
+from spotify_assets.defs.warehouse import DuckDBWarehouse, Warehouse  # noqa: F401
 from spotify_assets.lib.spotify.extract import PlaylistSource
-from spotify_assets.lib.lazy import lazy
 from spotify_assets.lib.samples.source import SampleSource
 from spotify_assets.lib.settings import Settings, SpotifySettings
 from spotify_assets.lib.raw.store import Backend, LocalBackend, SnapshotStore
 from spotify_assets.lib.spotify.client import Credentials, SpotifyApi
-from spotify_assets.lib.warehouse.duckdb import (
-    AppendResult,
-    DuckDBDatabase,
-    WriteResult,
-    duckdb_append_new,
-    duckdb_replace,
-    duckdb_replace_window,
-    duckdb_rewrite_table,
-    transaction,
-)
-from spotify_assets.lib.window import Window
-
-if TYPE_CHECKING:
-    import pandas as pd
-else:
-    pd = lazy("pandas")
 
 
 class SpotifyResource(dg.ConfigurableResource):
@@ -139,119 +123,6 @@ class LocalRawSnapshotStore(RawSnapshotStore):
 
     def backend(self) -> Backend:
         return LocalBackend(self.base_dir)
-
-
-class Warehouse(dg.ConfigurableResource):
-    """The SQL warehouse the tables live in, for what is not a DataFrame: views, previews."""
-
-    schema_name: str
-    recent_release_days: int = 365
-
-    @property
-    def dialect(self) -> str:
-        raise NotImplementedError
-
-    @property
-    def schema_ref(self) -> str:
-        """How SQL names the schema (`analytics`; `DATABASE.SCHEMA` in Snowflake)."""
-        return self.schema_name
-
-    def qualified(self, name: str) -> str:
-        return f"{self.schema_ref}.{name}"
-
-    def execute(self, statements: list[str]) -> None:
-        """Run the statements, in one transaction where the warehouse allows it."""
-        raise NotImplementedError
-
-    def reader(self) -> AbstractContextManager[Callable[[str], pd.DataFrame]]:
-        """One connection for many queries: yields `query(sql)` -> frame, lower-case columns."""
-        raise NotImplementedError
-
-    def query(self, sql: str) -> pd.DataFrame:
-        """The result of one query, with lower-case column names."""
-        with self.reader() as read:
-            return read(sql)
-
-    def replace_rows(self, table: str, frame: pd.DataFrame, where: str) -> WriteResult:
-        """In one transaction, delete the rows of declared `table` that `where` selects and
-        insert `frame` (the table is created from its declaration if missing)."""
-        raise NotImplementedError
-
-    def replace_window(self, frames: dict[str, pd.DataFrame], window: Window) -> dict[str, WriteResult]:
-        """In ONE transaction, replace `window` of every table in `frames` (name -> rows; each
-        table created from its declaration if missing): all of them change, or none."""
-        raise NotImplementedError
-
-    def append_new(self, frames: dict[str, pd.DataFrame], fill: dict[str, tuple[str, str]]) -> dict[str, AppendResult]:
-        """In ONE transaction, insert the rows of each table in `frames` whose key is not yet
-        present (`fill`: a column set to how many rows another table's insert added)."""
-        raise NotImplementedError
-
-    def rewrite_table(self, table: str, frame: pd.DataFrame) -> int:
-        """Replace every row of declared `table` by `frame` (its declared columns), in one step."""
-        raise NotImplementedError
-
-    @property
-    def catalog(self) -> tuple[str, str]:
-        """Where the schema's tables are listed, and the schema's name there."""
-        raise NotImplementedError
-
-    def tables(self) -> set[str]:
-        """The names (lower case) of the tables and views in the schema."""
-        listing, schema = self.catalog
-        found = self.query(f"SELECT table_name FROM {listing} WHERE table_schema = '{schema}'")
-        return {str(name).lower() for name in found["table_name"]}
-
-
-def _lower_case(frame: pd.DataFrame) -> pd.DataFrame:
-    frame.columns = [str(c).lower() for c in frame.columns]
-    return frame
-
-
-class DuckDBWarehouse(Warehouse):
-    """The embedded warehouse: a DuckDB file under the data directory."""
-
-    database: str
-    schema_name: str = "analytics"
-    lock_timeout_seconds: float = 600.0
-
-    @property
-    def dialect(self) -> str:
-        return "duckdb"
-
-    def _db(self) -> DuckDBDatabase:
-        return DuckDBDatabase(self.database, lock_timeout_s=self.lock_timeout_seconds)
-
-    def execute(self, statements: list[str]) -> None:
-        with self._db().connect(write=True) as conn, transaction(conn):
-            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema_name}")
-            for statement in statements:
-                conn.execute(statement)
-
-    @contextmanager
-    def reader(self) -> Iterator[Callable[[str], pd.DataFrame]]:
-        with self._db().connect(write=False) as conn:
-            yield lambda sql: _lower_case(conn.execute(sql).fetchdf())
-
-    def replace_rows(self, table: str, frame: pd.DataFrame, where: str) -> WriteResult:
-        with self._db().connect(write=True) as conn:
-            return duckdb_replace(conn, self.schema_name, table, frame, None, where=where)
-
-    def replace_window(self, frames: dict[str, pd.DataFrame], window: Window) -> dict[str, WriteResult]:
-        with self._db().connect(write=True) as conn:
-            return duckdb_replace_window(conn, self.schema_name, frames, window)
-
-    def append_new(self, frames: dict[str, pd.DataFrame], fill: dict[str, tuple[str, str]]) -> dict[str, AppendResult]:
-        with self._db().connect(write=True) as conn:
-            return duckdb_append_new(conn, self.schema_name, frames, fill)
-
-    def rewrite_table(self, table: str, frame: pd.DataFrame) -> int:
-        with self._db().connect(write=True) as conn:
-            return duckdb_rewrite_table(conn, self.schema_name, table, frame)
-
-    @property
-    def catalog(self) -> tuple[str, str]:
-        return "information_schema.tables", self.schema_name
 
 
 def local_resources(settings: Settings) -> dict[str, object]:

@@ -24,7 +24,7 @@ row counts or a crashed step, never on a missed target):
    former also counts the launching process's RSS at exec (Linux keeps it across execve),
    which is why the driver stays small and generation happens in a child.
 2. Loading the window's six frames as `normalized_tables` does (all six in one transaction,
-   `lib/warehouse.duckdb_replace_window`) into a fresh DuckDB file costs <= 2x DuckDB's own
+   `lib/warehouse/duckdb.py: duckdb_replace_window`) into a fresh DuckDB file costs <= 2x DuckDB's own
    bulk insert of the same frames into a fresh file (INSERT INTO a table created from the
    same DDL, and CREATE TABLE AS SELECT, both reported).
 3. History: materializing (normalize + load) window 91 when 90 windows are stored costs
@@ -514,6 +514,7 @@ def child_load(a: argparse.Namespace) -> None:
     import duckdb
 
     from spotify_assets.lib.tables.schema import TABLES
+    from spotify_assets.lib.warehouse.duckdb import DIALECT
 
     with open(a.frames, "rb") as f:
         frames = pickle.load(f)
@@ -541,7 +542,7 @@ def child_load(a: argparse.Namespace) -> None:
         conn = duckdb.connect(path)
         conn.execute(f"CREATE SCHEMA {SCHEMA}")
         for name, frame in frames.items():
-            conn.execute(TABLES[name].duckdb_ddl(f"{SCHEMA}.{name}"))
+            conn.execute(DIALECT.create_table(TABLES[name], f"{SCHEMA}.{name}"))
             conn.register("frame_view", frame)
             conn.execute(f"INSERT INTO {SCHEMA}.{name} SELECT * FROM frame_view")
             conn.unregister("frame_view")

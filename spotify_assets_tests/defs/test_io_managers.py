@@ -257,7 +257,7 @@ def test_production_stages_rows_with_write_pandas_as_parquet_with_logical_types(
     """The one step the fakesnow tests replace: what it asks of the Snowflake connector."""
     import snowflake.connector.pandas_tools as pandas_tools
 
-    from spotify_assets.lib.warehouse.duckdb import stage_with_write_pandas
+    from spotify_assets.lib.warehouse.snowflake import stage_with_write_pandas
 
     calls = []
 
@@ -339,7 +339,7 @@ def test_cells_are_values_a_table_record_holds():
 def test_the_declared_tables_show_their_declared_schema_and_every_column_in_the_preview():
     from spotify_assets.defs.io_managers import table_metadata
     from spotify_assets.lib.tables.normalize import normalize_documents
-    from spotify_assets.lib.warehouse.duckdb import WriteResult
+    from spotify_assets.lib.warehouse.base import WriteResult
     from spotify_assets_tests.support.fixtures import document, playlist
 
     start = datetime(2026, 11, 20, 8, tzinfo=timezone.utc)

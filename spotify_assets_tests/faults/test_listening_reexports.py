@@ -27,6 +27,7 @@ from spotify_assets.defs.resources import DuckDBWarehouse, LocalRawSnapshotStore
 from spotify_assets.lib.settings import load_settings
 from spotify_assets.lib.listening.exports import parse_export
 from spotify_assets.lib.tables.schema import STREAMS
+from spotify_assets.lib.warehouse import duckdb as duckdb_target, snowflake as snowflake_target
 
 
 def _plays(n: int, *, start: int = 0, pad: str = "") -> list[dict[str, Any]]:
@@ -178,7 +179,7 @@ def test_an_old_streams_table_is_upgraded_in_place_keeping_every_distinct_play()
     path.parent.mkdir(parents=True, exist_ok=True)
     with duckdb.connect(str(path)) as conn:
         conn.execute("CREATE SCHEMA analytics")
-        conn.execute("CREATE TABLE analytics.streams (" + ", ".join(f"{c.name} {c.sql_type('duckdb')}" for c in old_columns) + ")")
+        conn.execute("CREATE TABLE analytics.streams (" + ", ".join(f"{c.name} {duckdb_target.DIALECT.sql_type(c)}" for c in old_columns) + ")")
         for frame in frames:
             old = frame.drop(columns=["play_id"])  # noqa: F841 (used by the SQL below)
             conn.execute("INSERT INTO analytics.streams SELECT * FROM old")
@@ -251,7 +252,7 @@ def test_an_old_snowflake_streams_table_is_upgraded_in_place(monkeypatch, s3_env
         cur = conn.cursor()
         cur.execute(f"CREATE SCHEMA {snowflake_database}.ANALYTICS")
         cur.execute(f"USE SCHEMA {snowflake_database}.ANALYTICS")
-        cur.execute(f"CREATE TABLE {table} (" + ", ".join(f"{c.name} {c.sql_type('snowflake')}" for c in old_columns) + ")")
+        cur.execute(f"CREATE TABLE {table} (" + ", ".join(f"{c.name} {snowflake_target.DIALECT.sql_type(c)}" for c in old_columns) + ")")
         for name, n in (("ana/a/Streaming_History_Audio_2024_0.json", 30), ("ana/b/Streaming_History_Audio_2024_0.json", 34)):
             frame = parse_export(orjson.dumps(_plays(n)), fmt="extended", listener="ana", source_file=name,
                                  ingested_at=datetime(2026, 1, 1, tzinfo=timezone.utc), ip_hash_key=None)

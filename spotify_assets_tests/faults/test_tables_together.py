@@ -25,7 +25,8 @@ import snowflake.connector
 
 from spotify_assets.lib.tables.normalize import normalize_documents
 from spotify_assets.lib.tables.schema import TABLES
-from spotify_assets.lib.warehouse.duckdb import DuckDBDatabase, duckdb_replace_window, snowflake_replace_window
+from spotify_assets.lib.warehouse.duckdb import DuckDBDatabase, duckdb_replace_window
+from spotify_assets.lib.warehouse.snowflake import snowflake_replace_window
 from spotify_assets.lib.window import Window
 from spotify_assets_tests.support.fixtures import document, playlist, row, track
 from spotify_assets_tests.support.snowflake import connection_args, insert_rows

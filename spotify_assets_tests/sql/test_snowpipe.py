@@ -41,6 +41,7 @@ from spotify_assets.lib.samples.source import SampleSource
 from spotify_assets.lib.raw.store import ROOT, SnapshotStore
 from spotify_assets.lib.window import window_slug
 from spotify_assets.lib.tables.schema import TABLES
+from spotify_assets.lib.warehouse.snowflake import DIALECT as SNOWFLAKE
 from spotify_assets.lib.timestamps import iso_z
 from spotify_assets_tests.support.fixtures import artist, row, spotify_id, track
 from spotify_assets_tests.support.snowflake import connection_args
@@ -195,7 +196,7 @@ def test_snowpipe_tables_are_the_declared_tables(snowpipe_statements: list[State
     tables.py generates, or one route would load columns the other does not know."""
     ddl = {squash(s.text) for s in snowpipe_statements if s.kind == "CREATE TABLE"}
     for name, table in TABLES.items():
-        assert squash(table.snowflake_ddl(f"ANALYTICS.{name.upper()}")) in ddl
+        assert squash(SNOWFLAKE.create_table(table, f"ANALYTICS.{name.upper()}")) in ddl
 
 
 def test_the_pipe_loads_documents_and_skips_manifests(snowpipe_statements: list[Statement]) -> None:

@@ -1,8 +1,9 @@
 """The analytics views: one asset per SQL file in `sql/views/`, created in the warehouse.
 
 Each file holds one `CREATE OR REPLACE VIEW {schema}.<name> AS …` statement written in SQL
-that DuckDB and Snowflake both run. `{schema}` becomes the warehouse schema (`analytics`
-locally, `DATABASE.SCHEMA` in Snowflake) and `{recent_release_days}` the configured cut.
+that DuckDB and Snowflake both run, rendered by the warehouse: `{schema}` becomes the
+warehouse schema (`analytics` locally, `DATABASE.SCHEMA` in Snowflake) and
+`{recent_release_days}` the configured cut.
 An asset's dependencies are read from the tables and views its file names, so the lineage
 graph is the SQL's own.
 """
@@ -47,10 +48,6 @@ def view_sql(name: str) -> str:
     return (SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
 
 
-def render(sql: str, *, schema: str, recent_release_days: int) -> str:
-    return sql.replace("{schema}", schema).replace("{recent_release_days}", str(int(recent_release_days)))
-
-
 def view_names() -> list[str]:
     return sorted(p.stem for p in SQL_DIR.glob("*.sql"))
 
@@ -82,12 +79,7 @@ def group_of(name: str) -> str:
 def view_schema(warehouse: Warehouse, name: str) -> dg.TableSchema:
     """A view's columns as the warehouse describes them: names (lower case, as the tables'),
     the warehouse's own type names, in the view's order."""
-    listing, schema = warehouse.catalog
-    columns = listing.rsplit(".", 1)[0] + (".COLUMNS" if listing.isupper() else ".columns")
-    found = warehouse.query(
-        f"SELECT column_name, data_type, is_nullable FROM {columns} "
-        f"WHERE table_schema = '{schema}' AND lower(table_name) = '{name.lower()}' ORDER BY ordinal_position"
-    )
+    found = warehouse.columns(name)
     return dg.TableSchema(
         columns=[
             dg.TableColumn(
@@ -113,7 +105,7 @@ def _view_asset(name: str) -> dg.AssetsDefinition:
     )
     def _view(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
         view = warehouse.qualified(name)
-        statement = render(sql, schema=warehouse.schema_ref, recent_release_days=warehouse.recent_release_days)
+        statement = warehouse.render(sql, recent_release_days=int(warehouse.recent_release_days))
         warehouse.execute([statement])
         order = PREVIEW_ORDER.get(name, "1")
         # One evaluation of the view (and one connection): its first rows, each with the count.

@@ -54,12 +54,7 @@ _FILL = {"listening_files": ("rows_added", "streams")}
 
 
 def _columns(warehouse: Warehouse, table: str) -> set[str]:
-    listing, schema = warehouse.catalog
-    columns = listing.rsplit(".", 1)[0] + (".COLUMNS" if listing.isupper() else ".columns")
-    found = warehouse.query(
-        f"SELECT column_name FROM {columns} WHERE table_schema = '{schema}' AND lower(table_name) = '{table}'"
-    )
-    return {str(c).lower() for c in found["column_name"]}
+    return {str(c).lower() for c in warehouse.columns(table)["column_name"]}
 
 
 def upgrade_streams(warehouse: Warehouse, log) -> tuple[int, int] | None:  # type: ignore[no-untyped-def]

@@ -54,7 +54,7 @@ def _model_table(name: str, kind: str) -> dict[str, object]:
     **_model_table("popularity_features", "sql"),
 )
 def popularity_features(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.Output:  # of a DataFrame
-    sql = FEATURES_SQL.read_text(encoding="utf-8").replace("{schema}", warehouse.schema_ref)
+    sql = warehouse.render(FEATURES_SQL.read_text(encoding="utf-8"))
     started = time.perf_counter()
     frame = POPULARITY_FEATURES.conform(warehouse.query(sql))
     labelled = int(frame["popularity"].notna().sum())

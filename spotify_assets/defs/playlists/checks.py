@@ -69,7 +69,7 @@ def table_quality_checks(context: dg.AssetCheckExecutionContext, warehouse: Ware
     outcomes: list[quality.Outcome] = []
     with warehouse.reader() as query:  # one connection for all the window's queries
         scope = quality.WindowScope(
-            query=query, schema_ref=warehouse.schema_ref, window=Window(tw.start, tw.end), dialect=warehouse.dialect
+            query=query, schema_ref=warehouse.schema_ref, window=Window(tw.start, tw.end), dialect=warehouse.client().dialect
         )
         for check in quality.TABLE_CHECKS:
             try:

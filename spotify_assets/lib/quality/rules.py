@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from spotify_assets.lib.lazy import lazy
 from spotify_assets.lib.tables.schema import PARTITION_COLUMN, TABLES
-from spotify_assets.lib.warehouse.duckdb import window_predicate
+from spotify_assets.lib.warehouse.base import Dialect
 from spotify_assets.lib.window import WINDOW_LENGTH, Window
 
 if TYPE_CHECKING:
@@ -50,14 +50,14 @@ class WindowScope:
     query: Callable[[str], pd.DataFrame]  # lower-case column names
     schema_ref: str
     window: Window
-    dialect: str  # duckdb | snowflake
+    dialect: Dialect
 
     def t(self, table: str) -> str:
         return f"{self.schema_ref}.{table}"
 
     def window_of(self, table: str) -> str:
         """`schema.table WHERE <in the window>`: more conditions follow with AND."""
-        return f"{self.t(table)} WHERE {window_predicate(self.window, self.dialect)}"
+        return f"{self.t(table)} WHERE {self.dialect.window_predicate(self.window)}"
 
     def in_window(self, table: str, columns: str = "*") -> str:
         """A subquery of `table`'s rows in the window, for joins (alias it)."""
@@ -65,8 +65,7 @@ class WindowScope:
 
     def start_timestamp(self) -> str:
         """The window's start as a timestamp literal of the dialect."""
-        cast = "TIMESTAMPTZ" if self.dialect == "duckdb" else "TIMESTAMP_TZ"  # as window_predicate
-        return f"'{self.window.literals()[0]}'::{cast}"
+        return self.dialect.timestamp(self.window.literals()[0])
 
     def rows(self, sql: str) -> list[dict[str, Any]]:
         frame = self.query(sql)

@@ -1,4 +1,4 @@
-"""The six normalized tables: their columns, types, keys, and DDL for DuckDB and Snowflake.
+"""The six normalized tables: their columns, types and keys (each warehouse's DDL: lib/warehouse/).
 
 One declaration serves every use: the frames the normalizer builds are conformed to it, the
 warehouses create their tables from it (so an empty window still has a typed table), and the
@@ -26,15 +26,15 @@ else:
 
 PARTITION_COLUMN = "window_start"
 
-# logical type -> (DuckDB type, Snowflake type, pandas dtype)
-TYPES: dict[str, tuple[str, str, str]] = {
-    "string": ("VARCHAR", "VARCHAR", "object"),
-    "int": ("INTEGER", "NUMBER(10,0)", "Int32"),
-    "bigint": ("BIGINT", "NUMBER(19,0)", "Int64"),
-    "bool": ("BOOLEAN", "BOOLEAN", "boolean"),
-    "double": ("DOUBLE", "FLOAT", "float64"),
-    "date": ("DATE", "DATE", "datetime64[s]"),
-    "timestamp": ("TIMESTAMPTZ", "TIMESTAMP_TZ(6)", "datetime64[us, UTC]"),
+# declared column type -> pandas dtype (each target's SQL types: its `Dialect` in lib/warehouse/)
+TYPES: dict[str, str] = {
+    "string": "object",
+    "int": "Int32",
+    "bigint": "Int64",
+    "bool": "boolean",
+    "double": "float64",
+    "date": "datetime64[s]",
+    "timestamp": "datetime64[us, UTC]",
 }
 
 
@@ -44,11 +44,6 @@ class Column:
     type: str
     description: str
     nullable: bool = True
-
-    def sql_type(self, dialect: str) -> str:
-        """The column's type in `dialect` ("duckdb" or "snowflake")."""
-        duckdb_type, snowflake_type, _ = TYPES[self.type]
-        return duckdb_type if dialect == "duckdb" else snowflake_type
 
 
 @dataclass(frozen=True)
@@ -62,14 +57,8 @@ class Table:
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
 
-    def duckdb_ddl(self, qualified_name: str) -> str:
-        return _ddl(self, qualified_name, "duckdb")
-
-    def snowflake_ddl(self, qualified_name: str) -> str:
-        return _ddl(self, qualified_name, "snowflake")
-
     def empty_frame(self) -> pd.DataFrame:
-        return pd.DataFrame({c.name: pd.Series([], dtype=TYPES[c.type][2]) for c in self.columns})
+        return pd.DataFrame({c.name: pd.Series([], dtype=TYPES[c.type]) for c in self.columns})
 
     def conform(self, frame: pd.DataFrame, *, partial: bool = False) -> pd.DataFrame:
         """The frame with this table's columns, in order, with their dtypes.
@@ -90,7 +79,7 @@ class Table:
             if column.name not in frame.columns:
                 continue
             series = frame[column.name]
-            if str(series.dtype) != TYPES[column.type][2]:
+            if str(series.dtype) != TYPES[column.type]:
                 series = _cast(series, column)
             out[column.name] = series
         return pd.DataFrame(out, index=frame.index)
@@ -104,14 +93,7 @@ def _cast(series: pd.Series, column: Column) -> pd.Series:
         return pd.to_datetime(series).astype("datetime64[s]")
     if kind == "string":
         return series.astype(object).where(series.notna(), None)
-    return series.astype(TYPES[kind][2])
-
-
-def _ddl(table: Table, qualified_name: str, dialect: str) -> str:
-    cols = ",\n".join(
-        f"    {c.name} {c.sql_type(dialect)}{'' if c.nullable else ' NOT NULL'}" for c in table.columns
-    )
-    return f"CREATE TABLE IF NOT EXISTS {qualified_name} (\n{cols}\n)"
+    return series.astype(TYPES[kind])
 
 
 def _window() -> Column:

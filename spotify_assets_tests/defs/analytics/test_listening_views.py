@@ -19,10 +19,12 @@ import pandas as pd
 import pytest
 import snowflake.connector
 
-from spotify_assets.defs.analytics.views import references, render, view_names, view_sql
+from spotify_assets.defs.analytics.views import references, view_names, view_sql
 from spotify_assets.lib.listening.exports import play_ids
 from spotify_assets.lib.tables.schema import DECLARED_TABLES, STREAMS
-from spotify_assets.lib.warehouse.duckdb import duckdb_replace, snowflake_replace
+from spotify_assets.lib.warehouse.base import render
+from spotify_assets.lib.warehouse.duckdb import duckdb_replace
+from spotify_assets.lib.warehouse.snowflake import snowflake_replace
 from spotify_assets_tests.support.snowflake import insert_rows
 
 DATABASE = "LISTENING_VIEWS"

@@ -13,10 +13,12 @@ import pytest
 import snowflake.connector
 
 from spotify_assets.defs.io_managers import preview_table
-from spotify_assets.defs.analytics.views import references, render, view_assets, view_names, view_schema, view_sql
+from spotify_assets.defs.analytics.views import references, view_assets, view_names, view_schema, view_sql
 from spotify_assets.lib.tables.normalize import normalize_documents
 from spotify_assets.lib.tables.schema import DECLARED_TABLES
-from spotify_assets.lib.warehouse.duckdb import duckdb_replace, snowflake_replace
+from spotify_assets.lib.warehouse.base import describe_columns, render
+from spotify_assets.lib.warehouse.duckdb import duckdb_replace
+from spotify_assets.lib.warehouse.snowflake import snowflake_replace
 from spotify_assets.lib.window import Window
 from spotify_assets_tests.support.fixtures import document, playlist, row, track
 from spotify_assets_tests.support.snowflake import insert_rows
@@ -202,10 +204,13 @@ def test_top_artists_are_five_by_song_count(both):
 
 
 class _Catalog:
-    """What view_schema needs of a Warehouse: where the schema's tables are listed, and a query."""
+    """What view_schema needs of a Warehouse: a view's columns, described by the catalog."""
 
     def __init__(self, catalog: tuple[str, str], query):
         self.catalog, self.query = catalog, query
+
+    def columns(self, name: str) -> pd.DataFrame:
+        return describe_columns(self.query, self.catalog, name)
 
 
 def _snow_query(conn):

@@ -192,7 +192,7 @@ def test_extended_rows_exactly() -> None:
     pd.testing.assert_frame_equal(frame, expected)
     # What the table declares, dtype for dtype.
     assert list(frame.columns) == STREAMS.column_names
-    assert [str(t) for t in frame.dtypes] == [TYPES[c.type][2] for c in STREAMS.columns]
+    assert [str(t) for t in frame.dtypes] == [TYPES[c.type] for c in STREAMS.columns]
 
 
 def test_skipped_null_stays_null_and_podcasts_have_no_track() -> None:
@@ -448,7 +448,7 @@ def test_bad_arguments_are_not_export_errors() -> None:
 def test_an_empty_export_is_an_empty_typed_frame() -> None:
     frame = _parse(b"[]", "extended")
     assert frame.empty and list(frame.columns) == STREAMS.column_names
-    assert [str(t) for t in frame.dtypes] == [TYPES[c.type][2] for c in STREAMS.columns]
+    assert [str(t) for t in frame.dtypes] == [TYPES[c.type] for c in STREAMS.columns]
 
 
 def test_a_byte_order_mark_is_tolerated_and_the_sha_is_of_the_bytes_given() -> None:

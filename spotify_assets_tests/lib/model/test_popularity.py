@@ -15,7 +15,8 @@ import snowflake.connector
 from spotify_assets.lib.model import popularity as ml
 from spotify_assets.lib.tables.normalize import normalize_documents
 from spotify_assets.lib.tables.schema import POPULARITY_FEATURES
-from spotify_assets.lib.warehouse.duckdb import duckdb_replace, snowflake_replace
+from spotify_assets.lib.warehouse.duckdb import duckdb_replace
+from spotify_assets.lib.warehouse.snowflake import snowflake_replace
 from spotify_assets.lib.window import Window
 from spotify_assets_tests.support.fixtures import artist, document, playlist, row, track
 from spotify_assets_tests.support.snowflake import insert_rows

@@ -13,7 +13,9 @@ import snowflake.connector
 
 from spotify_assets.lib.quality import rules as quality
 from spotify_assets.lib.tables.normalize import normalize_documents
-from spotify_assets.lib.warehouse.duckdb import duckdb_replace, snowflake_replace
+from spotify_assets.lib.warehouse import duckdb as duckdb_target, snowflake as snowflake_target
+from spotify_assets.lib.warehouse.duckdb import duckdb_replace
+from spotify_assets.lib.warehouse.snowflake import snowflake_replace
 from spotify_assets.lib.window import Window
 from spotify_assets_tests.support.fixtures import document, playlist, row, track
 from spotify_assets_tests.support.snowflake import insert_rows
@@ -46,7 +48,7 @@ def _lit(ts: datetime) -> str:
 
 
 class Duck:
-    dialect = "duckdb"
+    dialect = duckdb_target.DIALECT
     schema = "analytics"
 
     def __init__(self) -> None:
@@ -69,7 +71,7 @@ class Duck:
 
 
 class Snow:
-    dialect = "snowflake"
+    dialect = snowflake_target.DIALECT
 
     def __init__(self, server: dict, database: str) -> None:
         self.schema = f"{database}.ANALYTICS"
@@ -210,7 +212,7 @@ def test_completeness_and_future_rows_name_the_playlist(duck):
 
 def test_a_field_never_returned_is_not_drift(duck):
     # artists never had genres in these windows (playlist responses carry simplified artists)
-    outcomes = {c.name: c.run(quality.WindowScope(duck.query, duck.schema, Window(W2, W2 + HOURS8), "duckdb"))
+    outcomes = {c.name: c.run(quality.WindowScope(duck.query, duck.schema, Window(W2, W2 + HOURS8), duck.dialect))
                 for c in quality.TABLE_CHECKS if c.table == "artists"}
     assert outcomes["api_fields_returned"].passed
     assert "never returned so far: popularity, followers, genres" in outcomes["api_fields_returned"].summary
