@@ -51,6 +51,20 @@ def test_production_binds_the_same_keys_to_s3(monkeypatch) -> None:
     assert isinstance(resources["warehouse"], SnowflakeWarehouse)
 
 
+def test_alert_secrets_are_bound_by_variable_name(monkeypatch) -> None:
+    monkeypatch.setenv("SPOTIFY_ASSETS_ALERT_WEBHOOK", "https://hooks.example.com/T0/s3cr3t-path")
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-s3cr3t")
+    monkeypatch.setenv("SPOTIFY_ASSETS_SLACK_CHANNEL", "#data")
+    alerts = (defs().resources or {})["alert_destinations"]
+    assert isinstance(alerts.webhook_url, dg.EnvVar) and alerts.webhook_url == "SPOTIFY_ASSETS_ALERT_WEBHOOK"
+    assert isinstance(alerts.slack_bot_token, dg.EnvVar) and alerts.slack_bot_token == "SLACK_BOT_TOKEN"
+    assert "s3cr3t" not in repr(alerts)
+    monkeypatch.delenv("SPOTIFY_ASSETS_SLACK_CHANNEL")
+    monkeypatch.delenv("SPOTIFY_ASSETS_ALERT_WEBHOOK")
+    unconfigured = (defs().resources or {})["alert_destinations"]  # no destination: no secret asked for
+    assert unconfigured.webhook_url is None and unconfigured.slack_bot_token is None
+
+
 _HEAVY = ("snowflake.", "dagster_snowflake", "dagster_aws", "boto3", "botocore", "pandas", "numpy", "sklearn", "matplotlib")
 _LOADED_MODULES = """
 import sys

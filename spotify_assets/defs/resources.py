@@ -15,6 +15,7 @@ from typing import Any
 
 import dagster as dg
 
+from spotify_assets.defs.alerts.destinations import AlertDestinations
 from spotify_assets.defs.io_managers import (
     ModelFilesIOManager,
     WarehouseDuckDBIOManager,
@@ -142,9 +143,14 @@ def local_resources(settings: Settings) -> dict[str, object]:
 def build_resources(settings: Settings) -> dict[str, object]:
     """Every resource key bound for the selected deployment. Production's modules (S3,
     Snowflake: seconds to import) are imported only when it is the one selected."""
+    # `settings`: the parsed Settings themselves, for the checks and sensors that need a value
+    shared = {
+        "settings": settings,
+        "spotify": SpotifyResource.from_settings(settings.spotify),
+        "alert_destinations": AlertDestinations.from_settings(settings.alerts),
+    }
     if settings.deployment == "production":
         from spotify_assets import production
 
-        return {"settings": settings, "spotify": SpotifyResource.from_settings(settings.spotify), **production.resources(settings)}
-    # `settings`: the parsed Settings themselves, for the checks and sensors that need a value
-    return {"settings": settings, "spotify": SpotifyResource.from_settings(settings.spotify), **local_resources(settings)}
+        return {**shared, **production.resources(settings)}
+    return {**shared, **local_resources(settings)}

@@ -11,7 +11,6 @@ error and recorded in the alerts file). The sensor launches no runs. It runs by 
 wherever the daemon runs (`dagster dev`).
 """
 
-import os
 import time
 from dataclasses import replace
 
@@ -26,7 +25,7 @@ from spotify_assets.lib.alerts.delivery import Alert, AlertState, FileDestinatio
     name="asset_check_alerts",
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    required_resource_keys={"settings"},
+    required_resource_keys={"settings", "alert_destinations"},
     description=(
         "Announces each failed asset check evaluation once (and a failing check passing again) to "
         "the webhook in SPOTIFY_ASSETS_ALERT_WEBHOOK, the Slack channel in SPOTIFY_ASSETS_SLACK_CHANNEL, "
@@ -50,7 +49,7 @@ def check_alerts_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
         context.update_cursor(replace(plan.final, gave_up=state.gave_up).to_cursor())
         return dg.SkipReason("no new failed check evaluation, and no failing check passed again")
 
-    destinations = alerts.destinations_from_settings(settings, os.environ)
+    destinations = context.resources.alert_destinations.destinations(settings)
     if plan.steps and all(isinstance(d, FileDestination) for d in destinations):
         context.log.warning(alerts.unconfigured_warning(settings.alerts_file))
 

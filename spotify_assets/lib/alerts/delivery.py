@@ -536,11 +536,11 @@ def post_with_deadline(url: str, body: bytes, headers: Mapping[str, str], timeou
 
 @dataclass(frozen=True)
 class SlackDestination:
-    """Posts to a channel with slack_sdk's Web API client; the token (SLACK_BOT_TOKEN) is read
-    from `env` at send time and travels only in the Authorization header."""
+    """Posts to a channel with slack_sdk's Web API client; the token (SLACK_BOT_TOKEN) travels
+    only in the Authorization header, and is neither shown nor compared."""
 
     channel: str
-    env: Mapping[str, str] = field(repr=False, compare=False)
+    token: str = field(repr=False, compare=False)
     base_url: str | None = None  # None: SLACK_API_URL
 
     @property
@@ -551,7 +551,7 @@ class SlackDestination:
         from slack_sdk import WebClient
         from slack_sdk.errors import SlackApiError
 
-        token = (self.env.get("SLACK_BOT_TOKEN") or "").strip()
+        token = self.token.strip()
         if not token:
             raise AlertDeliveryError(f"{self.name}: SLACK_BOT_TOKEN is not set")
         # no retry handlers: the sensor retries, with a backoff; one try per tick here
@@ -609,15 +609,16 @@ class FileDestination:
             raise AlertDeliveryError(f"{self.name}: {err}") from None
 
 
-def destinations_from_settings(settings: Settings, env: Mapping[str, str]) -> list[Destination]:
+def destinations_from_settings(settings: Settings, webhook_url: str | None, slack_token: str | None) -> list[Destination]:
     """The configured destinations: the webhook and/or Slack; with neither, the alerts file.
-    Their secrets (the webhook URL, SLACK_BOT_TOKEN) are read from `env`, never stored."""
+    Their secrets (the webhook URL, SLACK_BOT_TOKEN) are passed in at send time, never stored
+    in the settings, the cursor or the alerts file."""
     destinations: list[Destination] = []
-    url = (env.get("SPOTIFY_ASSETS_ALERT_WEBHOOK") or "").strip()
+    url = (webhook_url or "").strip()
     if settings.alerts.webhook and url:
         destinations.append(WebhookDestination(url))
     if settings.alerts.slack_channel:
-        destinations.append(SlackDestination(settings.alerts.slack_channel, env=env))
+        destinations.append(SlackDestination(settings.alerts.slack_channel, token=slack_token or ""))
     return destinations or [FileDestination(settings.alerts_file)]
 
 

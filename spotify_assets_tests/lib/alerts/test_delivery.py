@@ -21,6 +21,7 @@ import pytest
 import spotify_assets.defs.alerts.sensor as alerts_defs
 import spotify_assets.lib.alerts.delivery as alerts_lib
 from spotify_assets.defs.alerts.event_log import plain_value, read_evaluations
+from spotify_assets.defs.alerts.destinations import AlertDestinations
 from spotify_assets.defs.alerts.sensor import check_alerts_sensor
 from spotify_assets.lib.alerts.delivery import AlertState, Evaluation, plan_alerts
 from spotify_assets.lib.settings import load_settings
@@ -109,7 +110,9 @@ class _Collect(logging.Handler):
 def tick(instance: dg.DagsterInstance, cursor: str | None = None) -> Tick:
     """One sensor evaluation, as the daemon does it: the cursor in, the new cursor out; the
     settings are this environment's, as the code location parses them when it loads."""
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"settings": load_settings()})
+    settings = load_settings()
+    resources = {"settings": settings, "alert_destinations": AlertDestinations.from_settings(settings.alerts)}
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
     collect = _Collect()
     context.log.addHandler(collect)
     data = check_alerts_sensor.evaluate_tick(context)
