@@ -78,12 +78,11 @@ def run_demo(windows: int) -> int:
     # once per check ("... will proceed without gating on it"; the predictions step is skipped
     # all the same). The run log says why; the demo's console need not repeat Dagster's note.
     logging.getLogger("dagster._core.execution.plan.active").setLevel(logging.ERROR)
-    from spotify_assets.defs.partitions import snapshot_windows
     from spotify_assets.lib.raw.store import ROOT
 
     definitions = defs()
     job = definitions.resolve_job_def("spotify_pipeline_job")
-    keys = snapshot_windows.get_partition_keys()[-windows:]
+    keys = job.partitions_def.get_partition_keys()[-windows:]  # the settings' windows
     if not keys:
         print(f"No 8-hour window has closed since SPOTIFY_ASSETS_FIRST_WINDOW ({settings.first_window}).", file=sys.stderr)
         return 2

@@ -4,8 +4,8 @@ of the deployment that `SPOTIFY_ASSETS_DEPLOYMENT` selects.
 Configuration flows one way. The environment is parsed here into `Settings` (`lib/settings.py`:
 every setting declared once, every bad value named at load). The modules under `defs/` declare
 their assets without the deployment, and `bind` gives them what depends on it (the warehouse's
-kind and column types) with `dg.map_asset_specs`; the one exception is the windows' first day
-(`defs/partitions.py`). At run time, assets, checks and sensors read the same `Settings` object
+kind and column types) with `dg.map_asset_specs`; what is partitioned by window is built for the
+settings' first window (`defs/playlists/windowed.py`). At run time, assets, checks and sensors read the same `Settings` object
 as the `settings` resource, and the resources are built from it (`defs/resources.py`).
 
 The modules are collected here rather than by `dg.load_from_defs_folder`, which also imports
@@ -58,11 +58,14 @@ def build_definitions(settings: Settings, executor: dg.ExecutorDefinition | None
     """Everything under `defs/`, bound to `settings`, with the deployment's resources and
     `executor` for every job (default: the project's, see `defs/execution.py`)."""
     from spotify_assets.defs.execution import EXECUTOR
+    from spotify_assets.defs.playlists.windowed import windowed_definitions
     from spotify_assets.defs.resources import build_resources
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dg.PreviewWarning)  # the module loader is marked preview
-        found = dg.load_definitions_from_modules(defs_modules())
+        found = dg.Definitions.merge(
+            dg.load_definitions_from_modules(defs_modules()), windowed_definitions(settings.first_window)
+        )
     return dg.Definitions(
         assets=bind(list(found.assets or []), settings),
         asset_checks=found.asset_checks,

@@ -8,7 +8,6 @@ import dagster as dg
 import pytest
 
 from spotify_assets.definitions import defs
-from spotify_assets.defs.partitions import snapshot_windows
 from spotify_assets.defs.io_managers import WarehouseDuckDBIOManager, column_schema
 from spotify_assets.defs.resources import LocalRawSnapshotStore, SpotifyResource
 from spotify_assets.production import S3RawSnapshotStore, SnowflakeWarehouse, WarehouseSnowflakeIOManager
@@ -111,6 +110,7 @@ def test_production_imports_what_it_uses(tmp_path) -> None:
 
 
 def test_windows_are_8_hours_in_utc_with_hourly_keys() -> None:
+    snapshot_windows = defs().resolve_job_def("spotify_pipeline_job").partitions_def
     assert snapshot_windows.cron_schedule == "0 */8 * * *"
     assert snapshot_windows.timezone == "UTC"
     now = datetime(2026, 11, 21, 9, 30, tzinfo=timezone.utc)
@@ -119,6 +119,27 @@ def test_windows_are_8_hours_in_utc_with_hourly_keys() -> None:
     assert keys[-1] == "2026-11-21-00:00"  # the window that closed at 08:00; 08:00-16:00 is open
     window = snapshot_windows.time_window_for_partition_key("2026-11-21-08:00")
     assert (window.end - window.start).total_seconds() == 8 * 3600
+
+
+def test_the_first_window_setting_reaches_every_windowed_definition(monkeypatch) -> None:
+    monkeypatch.setenv("SPOTIFY_ASSETS_FIRST_WINDOW", "2026-06-01")
+    definitions = defs()
+    graph = definitions.resolve_asset_graph()
+    raw = graph.get(dg.AssetKey("raw_playlist_snapshots")).partitions_def
+    starts = {
+        "raw_playlist_snapshots": raw,
+        "songs": graph.get(dg.AssetKey("songs")).partitions_def,
+        "spotify_pipeline_job": definitions.resolve_job_def("spotify_pipeline_job").partitions_def,
+        **{
+            key.to_user_string(): graph.get_check_spec(key).partitions_def
+            for key in graph.asset_check_keys
+            if key.name != "fresh" and graph.get(key.asset_key).partitions_def is not None
+        },
+    }
+    assert len(starts) > 20  # the raw and table checks are among them
+    assert {name: p.get_first_partition_key() for name, p in starts.items()} == dict.fromkeys(starts, "2026-06-01-00:00")
+    schedule = definitions.resolve_schedule_def("spotify_pipeline_schedule")
+    assert schedule.cron_schedule == "0 */8 * * *" and schedule.job.partitions_def == raw
 
 
 def test_schedule_runs_the_window_that_just_closed() -> None:
@@ -157,8 +178,7 @@ def test_every_job_runs_its_steps_in_the_run_process() -> None:
 
 def test_loading_the_definitions_parses_the_environment_once(monkeypatch) -> None:
     """The settings are parsed once per load and handed down: no module parses them again
-    while the definitions are built or the assets are bound (defs/partitions.py's first window,
-    read when the module is first imported, is the one import-time read left)."""
+    while the definitions are built or the assets are bound."""
     from spotify_assets.lib import settings as settings_module
 
     defs()  # the modules are imported

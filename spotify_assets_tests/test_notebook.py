@@ -18,7 +18,7 @@ import pytest
 from nbclient import NotebookClient
 
 from spotify_assets.definitions import defs
-from spotify_assets.defs.partitions import snapshot_windows
+from spotify_assets_tests.support.windows import windows
 from spotify_assets.lib.model import popularity as ml
 
 pytestmark = pytest.mark.slow
@@ -94,7 +94,7 @@ def test_the_notebook_shows_the_newest_materialized_model_and_its_predictions() 
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     versions = []
     with dg.instance_for_test() as instance:
-        for key in snapshot_windows.get_partition_keys()[-2:]:
+        for key in windows().get_partition_keys()[-2:]:
             result = job.execute_in_process(partition_key=key, instance=instance, run_config=quiet)
             versions.append(_model_version(result))
     older, newest = versions

@@ -10,12 +10,8 @@ import pandas as pd
 import pytest
 import snowflake.connector
 
-from spotify_assets.defs.playlists.checks import raw_quality_checks, table_quality_checks
-from spotify_assets.defs.playlists.raw import raw_playlist_snapshots
-from spotify_assets.defs.partitions import snapshot_windows
 from spotify_assets.defs.resources import build_resources
 from spotify_assets.lib.settings import load_settings
-from spotify_assets.defs.playlists.tables import normalized_tables
 from spotify_assets.defs.analytics.views import view_assets
 
 # the views over the playlist tables (the listening views read streams: defs/listening/test_assets.py)
@@ -25,6 +21,7 @@ from spotify_assets.lib.tables.schema import TABLES
 from spotify_assets_tests.support.emulator import SpotifyEmulator
 from spotify_assets_tests.support.fixtures import artist, playlist, row, track
 from spotify_assets_tests.support.production import configure
+from spotify_assets_tests.support.windows import windowed, windows
 
 pytestmark = pytest.mark.slow
 
@@ -52,8 +49,9 @@ def production(monkeypatch, s3_env, fakesnow_server, snowflake_database, emulato
 
 
 def _materialize(key: str):
+    w = windowed()
     return dg.materialize(
-        [raw_playlist_snapshots, normalized_tables, *PLAYLIST_VIEWS, raw_quality_checks, table_quality_checks],
+        [w.raw, w.tables, *PLAYLIST_VIEWS, w.raw_checks, w.table_checks],
         partition_key=key,
         resources=build_resources(load_settings()),
     )
@@ -67,7 +65,7 @@ def _counts(conn, database: str, table: str) -> dict[str, int]:
 
 def test_raw_to_tables_to_views_in_production(production):
     conn, database = production
-    keys = snapshot_windows.get_partition_keys()[-2:]  # recent: the live API may stand for them
+    keys = windows().get_partition_keys()[-2:]  # recent: the live API may stand for them
     for key in keys:
         result = _materialize(key)
         assert result.success
@@ -129,10 +127,10 @@ def test_raw_to_tables_to_views_in_production(production):
 
 def test_snowflake_tables_load_back_with_the_dtypes_they_were_written_with(production):
     conn, database = production
-    key = snapshot_windows.get_partition_keys()[-1]
+    key = windows().get_partition_keys()[-1]
     assert _materialize(key).success
 
-    @dg.asset(partitions_def=snapshot_windows, ins={name: dg.AssetIn(key=name) for name in ("playlist_tracks", "albums")})
+    @dg.asset(partitions_def=windows(), ins={name: dg.AssetIn(key=name) for name in ("playlist_tracks", "albums")})
     def reader(playlist_tracks: pd.DataFrame, albums: pd.DataFrame) -> None:
         assert len(playlist_tracks) == 127
         assert str(playlist_tracks["added_at"].dtype) == "datetime64[us, UTC]"
@@ -142,7 +140,7 @@ def test_snowflake_tables_load_back_with_the_dtypes_they_were_written_with(produ
 
     resources = build_resources(load_settings())
     result = dg.materialize(
-        [normalized_tables, reader],
+        [windowed().tables, reader],
         partition_key=key,
         resources={**resources, "io_manager": resources["warehouse_io_manager"]},
         selection=[reader],

@@ -26,6 +26,21 @@ def window_slug(partition_key: str) -> str:
     return start.strftime(SLUG_FORMAT)
 
 
+def window_of(partition_key: str) -> Window:
+    """'2026-11-21-08:00' -> [08:00, 16:00) UTC on 2026-11-21."""
+    try:
+        start = datetime.strptime(partition_key, KEY_FORMAT).replace(tzinfo=timezone.utc)
+    except ValueError:
+        raise ValueError(f"{partition_key!r} is not a window key like '2026-11-21-08:00'") from None
+    return Window(start, start + WINDOW_LENGTH)
+
+
+def previous_key(partition_key: str, first_key: str) -> str | None:
+    """The key of the window before `partition_key`; None when it is `first_key` (or earlier)."""
+    before = window_of(partition_key).start - WINDOW_LENGTH
+    return before.strftime(KEY_FORMAT) if before >= window_of(first_key).start else None
+
+
 def partition_key_of(slug: str) -> str:
     """'2026-11-21T0800Z' -> '2026-11-21-08:00'."""
     return datetime.strptime(slug, SLUG_FORMAT).strftime(KEY_FORMAT)

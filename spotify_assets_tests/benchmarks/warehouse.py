@@ -489,9 +489,11 @@ def child_profile(a: argparse.Namespace) -> None:
 def _load(database: str, partition_key: str, frames: dict, connection_config: str) -> dict[str, float]:
     """Write the window's six frames as `normalized_tables` does (all six in one transaction,
     `duckdb_replace_window` on a connection holding the file lock); seconds."""
-    from spotify_assets.defs.partitions import snapshot_windows
+    from spotify_assets_tests.support.windows import windows
     from spotify_assets.lib.warehouse.duckdb import DuckDBDatabase, duckdb_replace_window
     from spotify_assets.lib.window import Window
+
+    snapshot_windows = windows()  # as the code location builds them
 
     tw = snapshot_windows.time_window_for_partition_key(partition_key)
     t0 = time.perf_counter()
@@ -570,8 +572,10 @@ def child_history(a: argparse.Namespace) -> None:
     """Window 1 into an empty file vs window N+1 after N windows; then replace window N+1."""
     import pandas as pd
 
-    from spotify_assets.defs.partitions import snapshot_windows
     from spotify_assets.lib.tables.normalize import Normalizer
+    from spotify_assets_tests.support.windows import windows
+
+    snapshot_windows = windows()  # as the code location builds them
 
     files = _files(Path(a.data), a.limit)
     keys = snapshot_windows.get_partition_keys()
@@ -686,8 +690,10 @@ def child_history(a: argparse.Namespace) -> None:
 
 def child_materialize(a: argparse.Namespace) -> None:
     """Normalize one window's documents and write its six tables in one transaction, timed."""
-    from spotify_assets.defs.partitions import snapshot_windows
+    from spotify_assets_tests.support.windows import windows
     from spotify_assets.lib.tables.normalize import Normalizer
+
+    snapshot_windows = windows()  # as the code location builds them
 
     files = _files(Path(a.data), a.limit)
     started = time.perf_counter()
@@ -748,9 +754,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _latest_key() -> str:
-    from spotify_assets.defs.partitions import snapshot_windows
+    from spotify_assets_tests.support.windows import windows
 
-    return snapshot_windows.get_last_partition_key()
+    return windows().get_last_partition_key()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -348,11 +348,11 @@ class Crash:
         import dagster  # noqa: F401 - imported once here, inherited by every forked child
 
         import spotify_assets.definitions  # noqa: F401
-        from spotify_assets.defs.partitions import snapshot_windows
         from spotify_assets_tests.support.emulator import SpotifyEmulator
+        from spotify_assets_tests.support.windows import windows
 
         self.root.mkdir(parents=True, exist_ok=True)
-        self.partition_key = snapshot_windows.get_partition_keys()[-1]
+        self.partition_key = windows().get_partition_keys()[-1]
         self.emulator = SpotifyEmulator(dev_mode_fields=False).start()
         self._serve("old")
         # Every run uses the same data directory (reset from a copy before each), so that the

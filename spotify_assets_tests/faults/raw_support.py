@@ -7,23 +7,23 @@ import duckdb
 import dagster as dg
 import pytest
 
-from spotify_assets.defs.playlists.checks import raw_quality_checks
-from spotify_assets.defs.playlists.raw import raw_playlist_snapshots
+from spotify_assets.defs.playlists.raw import RAW_KEY
 from spotify_assets.defs.resources import build_resources
 from spotify_assets.lib.settings import load_settings
-from spotify_assets.defs.playlists.tables import normalized_tables
 from spotify_assets.lib.raw.store import LocalBackend, SnapshotStore
 from spotify_assets_tests.support.emulator import SpotifyEmulator
 from spotify_assets_tests.support.fixtures import playlist
 from spotify_assets_tests.support.pipeline_env import api_env, current_window
+from spotify_assets_tests.support.windows import windowed
 
 
 def run(partition_key: str, *, tables: bool = True, checks: bool = False, raise_on_error: bool = True):
-    assets: list = [raw_playlist_snapshots]
+    w = windowed()
+    assets: list = [w.raw]
     if tables:
-        assets.append(normalized_tables)
+        assets.append(w.tables)
     if checks:
-        assets.append(raw_quality_checks)
+        assets.append(w.raw_checks)
     return dg.materialize(
         assets, resources=build_resources(load_settings()), partition_key=partition_key, raise_on_error=raise_on_error
     )
@@ -31,13 +31,13 @@ def run(partition_key: str, *, tables: bool = True, checks: bool = False, raise_
 
 def only_tables(partition_key: str, raise_on_error: bool = True):
     return dg.materialize(
-        [normalized_tables], resources=build_resources(load_settings()), partition_key=partition_key, raise_on_error=raise_on_error
+        [windowed().tables], resources=build_resources(load_settings()), partition_key=partition_key, raise_on_error=raise_on_error
     )
 
 
 def raw_metadata(result) -> dict:
     for event in result.get_asset_materialization_events():
-        if event.asset_key == raw_playlist_snapshots.key:
+        if event.asset_key == RAW_KEY:
             return {k: v.value for k, v in event.materialization.metadata.items()}
     raise AssertionError("raw_playlist_snapshots was not materialized")
 

@@ -15,8 +15,6 @@ import tracemalloc
 import dagster as dg
 import pytest
 
-from spotify_assets.defs.playlists.raw import raw_playlist_snapshots
-from spotify_assets.defs.partitions import snapshot_windows
 from spotify_assets.defs.resources import build_resources
 from spotify_assets.lib.settings import load_settings
 from spotify_assets.lib.spotify.extract import MAX_PLAYLIST_ROWS, PlaylistExtractor
@@ -29,6 +27,7 @@ from spotify_assets.lib.spotify.client import (
     SpotifyApi,
     SpotifyRequestInvalid,
 )
+from spotify_assets_tests.support.windows import windowed, windows
 from spotify_assets_tests.support.emulator import SpotifyEmulator
 from spotify_assets_tests.support.fixtures import playlist
 
@@ -107,10 +106,10 @@ def test_a_run_against_a_trickling_server_ends_bounded_with_a_clear_message(
         "SPOTIFY_REQUEST_DEADLINE_SECONDS": "2",
     }.items():
         monkeypatch.setenv(name, value)
-    window = snapshot_windows.get_partition_keys()[-1]
+    window = windows().get_partition_keys()[-1]
     started = time.monotonic()
     result = dg.materialize(
-        [raw_playlist_snapshots], resources=build_resources(load_settings()), partition_key=window
+        [windowed().raw], resources=build_resources(load_settings()), partition_key=window
     )
     elapsed = time.monotonic() - started
     assert result.success

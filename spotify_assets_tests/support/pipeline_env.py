@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from spotify_assets.defs.partitions import snapshot_windows
+from spotify_assets_tests.support.windows import windows
 from spotify_assets_tests.support.emulator import SpotifyEmulator
 
 
@@ -19,4 +19,4 @@ def api_env(monkeypatch: pytest.MonkeyPatch, emu: SpotifyEmulator, playlist_ids:
 
 def current_window() -> str:
     """The window that closed most recently: the one a live API run may still stand for."""
-    return snapshot_windows.get_partition_keys()[-1]
+    return windows().get_partition_keys()[-1]

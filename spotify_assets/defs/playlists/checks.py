@@ -10,14 +10,13 @@ from datetime import datetime, timezone
 
 import dagster as dg
 
-from spotify_assets.defs.playlists.raw import raw_playlist_snapshots
+from spotify_assets.defs.playlists.raw import RAW_KEY
 from spotify_assets.defs.io_managers import records_table, round_float
-from spotify_assets.defs.partitions import snapshot_windows
 from spotify_assets.defs.resources import RawSnapshotStore, Warehouse
 from spotify_assets.lib.quality import rules as quality
 from spotify_assets.lib.raw.store import ManifestError
 from spotify_assets.lib.settings import Settings
-from spotify_assets.lib.window import Window
+from spotify_assets.lib.window import Window, previous_key, window_of
 
 
 # Checks partitioned like their assets (one verdict per window in the UI) are a preview
@@ -50,20 +49,34 @@ def _crashed(err: Exception) -> quality.Outcome:
     return quality.Outcome(False, f"the check could not run: {type(err).__name__}: {err}")
 
 
-@dg.multi_asset_check(
-    specs=[
-        dg.AssetCheckSpec(
-            c.name,
-            asset=dg.AssetKey(c.table),
-            description=f"{'ERROR, blocking' if c.blocking else 'WARN'}. {c.description}",
-            blocking=c.blocking,
-            partitions_def=snapshot_windows,
-        )
-        for c in quality.TABLE_CHECKS
-    ],
-    name="table_quality_checks",
-    description="Keys, references, ranges, completeness and schema drift of one window of the six tables.",
-)
+def window_checks(windows: dg.PartitionsDefinition) -> list[dg.AssetChecksDefinition]:
+    """The per-window checks, one verdict per window of `windows`: the raw snapshots' and the
+    six tables'."""
+    table_checks = dg.multi_asset_check(
+        specs=[
+            dg.AssetCheckSpec(
+                c.name,
+                asset=dg.AssetKey(c.table),
+                description=f"{'ERROR, blocking' if c.blocking else 'WARN'}. {c.description}",
+                blocking=c.blocking,
+                partitions_def=windows,
+            )
+            for c in quality.TABLE_CHECKS
+        ],
+        name="table_quality_checks",
+        description="Keys, references, ranges, completeness and schema drift of one window of the six tables.",
+    )(table_quality_checks)
+    raw_checks = dg.multi_asset_check(
+        specs=[
+            dg.AssetCheckSpec(c.name, asset=RAW_KEY, description=f"WARN. {c.description}", partitions_def=windows)
+            for c in quality.RAW_CHECKS
+        ],
+        name="raw_quality_checks",
+        description="Completeness, unread playlists and volume of one window of raw snapshots, from its manifest.",
+    )(raw_quality_checks)
+    return [raw_checks, table_checks]
+
+
 def table_quality_checks(context: dg.AssetCheckExecutionContext, warehouse: Warehouse):
     tw = context.partition_time_window
     outcomes: list[quality.Outcome] = []
@@ -90,19 +103,6 @@ def table_quality_checks(context: dg.AssetCheckExecutionContext, warehouse: Ware
     )
 
 
-@dg.multi_asset_check(
-    specs=[
-        dg.AssetCheckSpec(
-            c.name,
-            asset=raw_playlist_snapshots.key,
-            description=f"WARN. {c.description}",
-            partitions_def=snapshot_windows,
-        )
-        for c in quality.RAW_CHECKS
-    ],
-    name="raw_quality_checks",
-    description="Completeness, unread playlists and volume of one window of raw snapshots, from its manifest.",
-)
 def raw_quality_checks(context: dg.AssetCheckExecutionContext, raw_store: RawSnapshotStore, settings: dg.ResourceParam[Settings]):
     store = raw_store.store()
     key = context.partition_key
@@ -111,9 +111,9 @@ def raw_quality_checks(context: dg.AssetCheckExecutionContext, raw_store: RawSna
         manifest = store.read_manifest(key)
     except ManifestError as err:  # every check fails, naming the manifest's path
         manifest, broken = None, str(err)
-    before = snapshot_windows.get_prev_partition_window(context.partition_time_window.start)  # None: the first window
+    before = previous_key(key, settings.first_window)  # None: the first window
     try:
-        previous = store.read_manifest(before.start.strftime(snapshot_windows.fmt)) if manifest and before else None
+        previous = store.read_manifest(before) if manifest and before else None
     except ManifestError as err:
         context.log.warning(f"the previous window's manifest is unreadable, volume not compared: {err}")
         previous = None
@@ -131,11 +131,11 @@ def raw_quality_checks(context: dg.AssetCheckExecutionContext, raw_store: RawSna
                 outcome = _crashed(err)
         if not outcome.passed:
             context.log.warning(f"raw_playlist_snapshots/{check.name} failed for window {key}: {outcome.summary}")
-        yield _result(raw_playlist_snapshots.key, check.name, False, outcome, key)
+        yield _result(RAW_KEY, check.name, False, outcome, key)
 
 
 @dg.asset_check(
-    asset=raw_playlist_snapshots,
+    asset=RAW_KEY,
     name="fresh",
     description=(
         "WARN. The newest stored raw window ended no more than 8 hours plus SPOTIFY_ASSETS_FRESHNESS_GRACE_HOURS "
@@ -148,11 +148,11 @@ def raw_freshness(
     windows = raw_store.store().windows()
     newest_end = None
     if windows:
-        newest_end = snapshot_windows.time_window_for_partition_key(max(windows)).end.astimezone(timezone.utc)
+        newest_end = window_of(max(windows)).end
     outcome = quality.freshness(newest_end, datetime.now(timezone.utc), settings.quality.freshness_grace_hours)
     if not outcome.passed:
         context.log.warning(f"raw_playlist_snapshots/fresh: {outcome.summary}")
-    return _result(raw_playlist_snapshots.key, "fresh", False, outcome, max(windows) if windows else None)
+    return _result(RAW_KEY, "fresh", False, outcome, max(windows) if windows else None)
 
 
 raw_freshness_job = dg.define_asset_job(

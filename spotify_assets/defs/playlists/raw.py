@@ -6,7 +6,6 @@ from typing import Any
 
 import dagster as dg
 
-from spotify_assets.defs.partitions import snapshot_windows
 from spotify_assets.defs.resources import RawSnapshotStore, SpotifyResource
 from spotify_assets.lib.spotify.extract import PlaylistExtractor, PlaylistSnapshot
 from spotify_assets.lib.raw.store import ManifestError
@@ -26,12 +25,16 @@ PLAYLISTS_SCHEMA = dg.TableSchema(
 )
 
 
-@dg.asset(
-    partitions_def=snapshot_windows,
-    group_name="ingestion",
-    kinds={"spotify", "json"},
-    tags={"layer": "raw"},
-)
+RAW_KEY = dg.AssetKey("raw_playlist_snapshots")
+
+
+def raw_asset(windows: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    """`raw_playlist_snapshots`, one partition per window of `windows`."""
+    return dg.asset(partitions_def=windows, group_name="ingestion", kinds={"spotify", "json"}, tags={"layer": "raw"})(
+        raw_playlist_snapshots
+    )
+
+
 def raw_playlist_snapshots(
     context: dg.AssetExecutionContext,
     spotify: SpotifyResource,

@@ -3,15 +3,14 @@
 import dagster as dg
 
 from spotify_assets.defs.playlists.checks import raw_freshness
-from spotify_assets.defs.playlists.raw import raw_playlist_snapshots
-from spotify_assets.defs.partitions import snapshot_windows
+from spotify_assets.defs.playlists.raw import RAW_KEY
 
 spotify_pipeline_job = dg.define_asset_job(
     name="spotify_pipeline_job",
     # every asset from the raw snapshots on, with their per-window checks; freshness is not
     # about one window and has its own hourly schedule
-    selection=dg.AssetSelection.assets(raw_playlist_snapshots).downstream() - dg.AssetSelection.checks(raw_freshness),
-    partitions_def=snapshot_windows,
+    # partitioned by the windows of the assets it selects (defs/partitions.py), bound at load
+    selection=dg.AssetSelection.assets(RAW_KEY).downstream() - dg.AssetSelection.checks(raw_freshness),
     description="One 8-hour window: raw playlist snapshots, every asset built from them, and their checks.",
 )
 

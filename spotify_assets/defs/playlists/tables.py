@@ -4,9 +4,8 @@ import time
 
 import dagster as dg
 
-from spotify_assets.defs.playlists.raw import raw_playlist_snapshots
+from spotify_assets.defs.playlists.raw import RAW_KEY
 from spotify_assets.defs.io_managers import table_metadata
-from spotify_assets.defs.partitions import snapshot_windows
 from spotify_assets.defs.resources import RawSnapshotStore, Warehouse
 from spotify_assets.lib.tables.normalize import normalize_window
 from spotify_assets.lib.raw.store import ManifestError
@@ -14,24 +13,28 @@ from spotify_assets.lib.tables.schema import PARTITION_COLUMN, TABLES
 from spotify_assets.lib.window import Window
 
 
-@dg.multi_asset(
-    specs=[
-        dg.AssetSpec(
-            name,
-            description=f"{spec.description} Key per window: ({', '.join(spec.key)}).",
-            # the warehouse's kind and column types are added at load (definitions.bind)
-            metadata={"partition_expr": PARTITION_COLUMN},
-            kinds={"pandas"},
-            tags={"layer": "table"},
-            deps=[raw_playlist_snapshots],
-            group_name="warehouse",
-        ).with_io_manager_key("warehouse_io_manager")  # how the tables load (a notebook, an asset's input)
-        for name, spec in TABLES.items()
-    ],
-    partitions_def=snapshot_windows,
-    can_subset=False,
-    name="normalized_tables",
-)
+def tables_asset(windows: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    """`normalized_tables`: the six tables, one partition per window of `windows`."""
+    return dg.multi_asset(
+        specs=[
+            dg.AssetSpec(
+                name,
+                description=f"{spec.description} Key per window: ({', '.join(spec.key)}).",
+                # the warehouse's kind and column types are added at load (definitions.bind)
+                metadata={"partition_expr": PARTITION_COLUMN},
+                kinds={"pandas"},
+                tags={"layer": "table"},
+                deps=[RAW_KEY],
+                group_name="warehouse",
+            ).with_io_manager_key("warehouse_io_manager")  # how the tables load (a notebook, an asset's input)
+            for name, spec in TABLES.items()
+        ],
+        partitions_def=windows,
+        can_subset=False,
+        name="normalized_tables",
+    )(normalized_tables)
+
+
 def normalized_tables(context: dg.AssetExecutionContext, raw_store: RawSnapshotStore, warehouse: Warehouse):
     """Normalize one window's raw snapshots into songs, artists, albums, song_artists,
     playlists and playlist_tracks, and replace that window in all six tables in ONE

@@ -14,7 +14,7 @@ import pytest
 import snowflake.connector
 
 from spotify_assets.definitions import defs
-from spotify_assets.defs.partitions import snapshot_windows
+from spotify_assets_tests.support.windows import windows
 from spotify_assets.lib.settings import load_settings
 from spotify_assets.lib.model import popularity as ml
 from spotify_assets.lib.model.popularity import PopularityModel
@@ -27,7 +27,7 @@ MODEL_OP = "popularity_model_training"
 
 
 def _key(offset: int = 1) -> str:
-    return snapshot_windows.get_partition_keys()[-offset]
+    return windows().get_partition_keys()[-offset]
 
 
 def _run(instance: dg.DagsterInstance, key: str, run_config: dict | None = None) -> dg.ExecuteInProcessResult:
@@ -194,7 +194,7 @@ def test_without_popularity_the_scheduled_run_succeeds_and_says_why(monkeypatch,
     definitions = defs()
     schedule = definitions.resolve_schedule_def("spotify_pipeline_schedule")
     with dg.instance_for_test() as instance:
-        tick = snapshot_windows.time_window_for_partition_key(_key()).end
+        tick = windows().time_window_for_partition_key(_key()).end
         with dg.build_schedule_context(instance=instance, scheduled_execution_time=tick) as context:
             (request,) = schedule.evaluate_tick(context).run_requests
         result = definitions.resolve_job_def("spotify_pipeline_job").execute_in_process(

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from spotify_assets.definitions import defs
-from spotify_assets.defs.partitions import snapshot_windows
+from spotify_assets_tests.support.windows import windows
 from spotify_assets.defs.analytics.views import view_names
 from spotify_assets.lib.quality import rules as quality
 from spotify_assets.lib.tables.normalize import NormalizedWindow, Normalizer
@@ -20,7 +20,7 @@ def _playlist_views() -> set[str]:
 
 
 def _window(offset: int = 1) -> str:
-    return snapshot_windows.get_partition_keys()[-offset]
+    return windows().get_partition_keys()[-offset]
 
 
 def _run(instance: dg.DagsterInstance, key: str, job: str = "spotify_pipeline_job") -> dg.ExecuteInProcessResult:

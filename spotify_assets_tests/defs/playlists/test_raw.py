@@ -11,7 +11,6 @@ import boto3
 import dagster as dg
 import pytest
 
-from spotify_assets.defs.playlists.raw import raw_playlist_snapshots
 from spotify_assets.defs.resources import build_resources
 from spotify_assets.lib.settings import load_settings
 from spotify_assets.lib.samples.catalogue import sample_playlist_ids, sample_playlists
@@ -19,6 +18,7 @@ from spotify_assets.lib.raw.store import LocalBackend, S3Backend, SnapshotStore
 from spotify_assets_tests.support.emulator import SpotifyEmulator
 from spotify_assets_tests.support.fixtures import playlist
 from spotify_assets_tests.support.pipeline_env import api_env, current_window
+from spotify_assets_tests.support.windows import windowed
 
 W1 = "2026-11-20-16:00"
 W2 = "2026-11-21-00:00"
@@ -26,7 +26,7 @@ W2 = "2026-11-21-00:00"
 
 def materialize(partition_key: str, instance: dg.DagsterInstance | None = None, raise_on_error: bool = True):
     return dg.materialize(
-        [raw_playlist_snapshots],
+        [windowed().raw],
         resources=build_resources(load_settings()),
         partition_key=partition_key,
         instance=instance,

@@ -505,9 +505,11 @@ def test_a_duplicated_song_in_the_real_pipeline_produces_exactly_one_alert(insta
     import pandas as pd
 
     from spotify_assets.definitions import defs
-    from spotify_assets.defs.partitions import snapshot_windows
+    from spotify_assets_tests.support.windows import windows
     from spotify_assets.defs.analytics.views import view_names
     from spotify_assets.lib.tables.normalize import Normalizer
+
+    snapshot_windows = windows()  # as the code location builds them
 
     use_webhook(monkeypatch, receiver)
     finish = Normalizer.finish
