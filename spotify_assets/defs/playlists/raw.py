@@ -67,6 +67,11 @@ def raw_playlist_snapshots(
             warn=context.log.warning,
         ).extract(playlist_ids)
         counts = source.counts
+    if counts.get("rate_limited"):
+        context.log.warning(
+            f"{counts['rate_limited']} HTTP 429 answer(s): every worker paused {counts['paused_ms'] / 1000:.1f} s in all, "
+            f"and the requests in flight went down to {counts['lowest_in_flight']} of {spotify.settings.concurrency}"
+        )
 
     failed = [s for s in snapshots if not s.ok]
     if len(failed) == len(snapshots):
@@ -137,6 +142,9 @@ def _metadata(
         "requests": sum(s.extraction["requests"] for s in snapshots),
         "retries": counts.get("retries", 0),
         "token_renewals": counts.get("token_renewals", 0),
+        # the rate gate (lib/spotify/rate_gate.py): 429s seen, and the time every worker waited
+        "rate_limited_429s": counts.get("rate_limited", 0),
+        "time_paused_s": round(counts.get("paused_ms", 0) / 1000, 1),
         "popularity_present": any(s.extraction.get("popularity_present") for s in ok),
         "manifest": dg.MetadataValue.path(manifest_uri) if "://" not in manifest_uri else dg.MetadataValue.url(manifest_uri),
         "version": version,

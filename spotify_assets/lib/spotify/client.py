@@ -27,6 +27,8 @@ from requests.adapters import HTTPAdapter
 from spotipy.cache_handler import MemoryCacheHandler
 from spotipy.oauth2 import SpotifyClientCredentials, SpotifyOAuth, SpotifyOauthError
 
+from spotify_assets.lib.spotify.rate_gate import GateClosed, RateGate
+
 DEFAULT_API_URL = "https://api.spotify.com/v1"
 DEFAULT_ACCOUNTS_URL = "https://accounts.spotify.com"
 # Reading a playlist's contents needs one of these on a user token (Development Mode apps).
@@ -76,6 +78,15 @@ class RateLimitExceeded(SpotifyError):
             f"HTTP 429 from {request}{why}: Spotify asked to wait {retry_after_s:g} s, more "
             f"than the {bound_s:g} s allowed (SPOTIFY_MAX_RETRY_AFTER_SECONDS)"
         )
+
+
+class RateLimitNotSent(RateLimitExceeded):
+    """A request not sent at all: an earlier 429 asked every request to wait longer than allowed."""
+
+    def __init__(self, request: str, closed_by: RateLimitExceeded, remaining_s: float):
+        self.closed_by = closed_by
+        super().__init__(request, remaining_s, closed_by.bound_s, closed_by.reason)
+        self.args = (f"{request} not sent, {remaining_s:.0f} s before the rate limit lifts: {closed_by}",)
 
 
 class SpotifyUnavailable(SpotifyError):
@@ -251,6 +262,8 @@ class SpotifyApi:
         self._renew_lock = threading.Lock()
         self._token_generation = 0
         self._counts: dict[str, int] = {"retries": 0, "token_renewals": 0}
+        # every worker's API requests pass one gate: a 429 pauses them all (lib/spotify/rate_gate.py)
+        self._gate = RateGate(pool_size, sleep=sleep)
 
         self._session = _DeadlineSession(policy.deadline_s)
         adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max(pool_size, 2), max_retries=0)
@@ -308,8 +321,17 @@ class SpotifyApi:
 
     @property
     def counts(self) -> dict[str, int]:
+        """Retries and token renewals; 429s seen, pauses, milliseconds paused and the lowest
+        number of requests the gate let in flight."""
+        gate = self._gate.counts
         with self._lock:
-            return dict(self._counts)
+            return {
+                **self._counts,
+                "rate_limited": gate.rate_limited,
+                "rate_limit_pauses": gate.pauses,
+                "paused_ms": round(gate.paused_s * 1000),
+                "lowest_in_flight": gate.lowest_limit,
+            }
 
     def _count(self, key: str) -> None:
         with self._lock:
@@ -317,7 +339,7 @@ class SpotifyApi:
 
     def authenticate(self) -> None:
         """Fetch the first token up front, so workers do not race to fetch it."""
-        self._call_with_retries(_TOKEN_REQUEST, self._fetch_token)
+        self._call_with_retries(_TOKEN_REQUEST, self._fetch_token, gated=False)
 
     def _fetch_token(self) -> str:
         if isinstance(self._auth, SpotifyOAuth):
@@ -353,17 +375,31 @@ class SpotifyApi:
 
         return self._call_with_retries(display, call)
 
-    def _call_with_retries(self, display: str, call: Callable[[], Any]) -> Any:
+    def _call_with_retries(self, display: str, call: Callable[[], Any], *, gated: bool = True) -> Any:
+        """`gated`: an API request, through the rate gate (the accounts service is limited
+        apart, and a token renewal must not wait behind the requests that need it)."""
         policy = self.policy
         attempt = 0
         renewed = False
         while True:
             attempt += 1
             generation = self._token_generation
+            ticket = self._enter_gate(display) if gated else None
             try:
-                return call()
+                result = call()
             except Exception as err:  # classified below; anything unknown is re-raised there
-                outcome = _classify(err, display, policy)
+                if ticket is not None:
+                    self._gate.leave(ticket, throttled=_is_rate_limited(err))
+                try:
+                    outcome = _classify(err, display, policy)
+                except RateLimitExceeded as limit:
+                    if gated:  # nothing more is sent until the wait it asked for has passed
+                        self._gate.close(limit.retry_after_s, limit)
+                    raise
+            else:
+                if ticket is not None:
+                    self._gate.leave(ticket, throttled=False)
+                return result
             if outcome.renew_token and not renewed:
                 renewed = True
                 attempt -= 1  # a renewal is not a failed attempt
@@ -377,13 +413,24 @@ class SpotifyApi:
                 raise error(f"{display}: {outcome.failure}, gave up after {attempt} attempts")
             self._count("retries")
             wait = outcome.retry_after_s
+            if wait is not None and gated:
+                # Every worker waits it out, this one too (in the gate, before its next try).
+                self._log(f"{display}: {outcome.failure}; every request waits {wait:.1f} s, then retry {attempt}/{policy.max_attempts - 1}")
+                self._gate.pause(wait)
+                continue
             if wait is None:
                 wait = policy.backoff(attempt, self._rand)
             self._log(f"{display}: {outcome.failure}; retry {attempt}/{policy.max_attempts - 1} in {wait:.1f} s")
             self._sleep(wait)
 
+    def _enter_gate(self, display: str):  # type: ignore[no-untyped-def]
+        try:
+            return self._gate.enter()
+        except GateClosed as closed:
+            raise RateLimitNotSent(display, closed.cause, closed.remaining_s) from None  # type: ignore[arg-type]
+
     def _renew_token_retrying(self, generation: int) -> None:
-        self._call_with_retries(_TOKEN_REQUEST, lambda: self._renew_token(generation))
+        self._call_with_retries(_TOKEN_REQUEST, lambda: self._renew_token(generation), gated=False)
 
     def close(self) -> None:
         self._session.close()
@@ -401,6 +448,10 @@ class _Outcome:
     retry_after_s: float | None = None  # None: exponential backoff
     renew_token: bool = False
     deadline: bool = False  # the request ran past SPOTIFY_REQUEST_DEADLINE_SECONDS
+
+
+def _is_rate_limited(err: Exception) -> bool:
+    return isinstance(err, spotipy.SpotifyException) and err.http_status == 429
 
 
 def _classify(err: Exception, display: str, policy: RetryPolicy) -> _Outcome:

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from spotify_assets.lib.spotify.client import (
     RateLimitExceeded,
+    RateLimitNotSent,
     SpotifyHttpError,
     SpotifyUnavailable,
 )
@@ -167,8 +168,10 @@ def failure_reason(err: Exception, playlist_id: str) -> dict[str, Any]:
         return {
             "kind": "rate_limited",
             "status": 429,
-            "retry_after_s": err.retry_after_s,
+            "retry_after_s": round(err.retry_after_s, 3),
             "message": str(err),
+            # not sent: an earlier 429 (of another playlist, maybe) closed the rate gate
+            **({"not_sent": True} if isinstance(err, RateLimitNotSent) else {}),
         }
     if isinstance(err, SpotifyHttpError) and err.status == 403:
         return {
@@ -313,7 +316,8 @@ class PlaylistExtractor:
         try:
             return future.result()
         except (SpotifyHttpError, SpotifyUnavailable, RateLimitExceeded, MalformedPayload, PlaylistTooLarge) as err:
-            if playlist.error is None:
+            # the playlist's own failure rather than a request it did not send because of it
+            if playlist.error is None or (playlist.error.get("not_sent") and not isinstance(err, RateLimitNotSent)):
                 playlist.error = failure_reason(err, playlist.playlist_id)
             return None
 

@@ -111,6 +111,23 @@ def test_a_failed_playlist_is_one_warning_in_the_run_log(monkeypatch: pytest.Mon
     assert len(reported) == 1 and reported[0].level == logging.WARNING
 
 
+@pytest.mark.slow
+def test_429s_and_the_time_every_worker_paused_are_in_the_metadata_and_the_log(
+    monkeypatch: pytest.MonkeyPatch, emulator: SpotifyEmulator
+) -> None:
+    long, rows = playlist("long", 160)
+    emulator.add_playlist(long, rows)
+    emulator.inject("rate_limit", path=r"/items$", query={"offset": "100"}, times=1, retry_after=1)
+    api_env(monkeypatch, emulator, [long["id"]])
+    with dg.instance_for_test() as instance:
+        result = materialize(current_window(), instance=instance)
+        warnings = [e.user_message for e in instance.all_logs(result.run_id) if e.level == logging.WARNING and "429" in (e.user_message or "")]
+    values = metadata_of(result)
+    assert values["dagster/row_count"] == 160
+    assert values["rate_limited_429s"] == 1 and 0.9 <= values["time_paused_s"] <= 1.1
+    assert len([w for w in warnings if "every worker paused 1.0 s" in w]) == 1
+
+
 def test_no_playlist_readable_fails_and_keeps_the_window_as_it_was(
     monkeypatch: pytest.MonkeyPatch, emulator: SpotifyEmulator
 ) -> None:

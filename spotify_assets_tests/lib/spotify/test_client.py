@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import logging
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -150,22 +151,56 @@ def test_edge_rows_are_kept_as_returned_and_counted(emulator: SpotifyEmulator, s
 def test_429_within_the_bound_is_waited_out(emulator: SpotifyEmulator, sleeps: Sleeps) -> None:
     pid, _ = add(emulator, "limited", 120)
     emulator.inject("rate_limit", path=r"/items$", query={"offset": "50"}, times=2, retry_after=3)
-    snap = extract(emulator, sleeps, [pid])[pid]
+    api = make_api(emulator, sleeps)
+    api.authenticate()
+    snap = PlaylistExtractor(api, concurrency=4).extract([pid])[0]
     assert snap.ok and len(snap.items) == 120
-    assert sleeps == [3.0, 3.0]
+    # the limited request waited each Retry-After out; a worker that came to the gate during a
+    # pause waited what was left of it
+    assert sorted(sleeps)[-2:] == pytest.approx([3.0, 3.0], abs=0.5) and max(sleeps) <= 3.0
+    counts = api.counts
+    assert counts["rate_limited"] == 2 and counts["rate_limit_pauses"] == 2 and counts["retries"] == 2
+    assert counts["lowest_in_flight"] == 1  # halved twice from 4
 
 
-def test_429_beyond_the_bound_fails_that_playlist_only_and_names_the_wait(emulator: SpotifyEmulator, sleeps: Sleeps) -> None:
+def test_429_beyond_the_bound_stops_every_request_until_it_lifts(emulator: SpotifyEmulator, sleeps: Sleeps) -> None:
+    """A 429 asking for more than SPOTIFY_MAX_RETRY_AFTER_SECONDS fails its playlist, and no
+    request is sent after it (each would earn a 429 of its own, and a longer wait): the others
+    fail at once, unsent, naming the 429. Their previous snapshots are kept by the raw asset."""
     limited, _ = add(emulator, "quota-hit", 120)
     fine, _ = add(emulator, "fine", 120)
     emulator.inject("rate_limit", path=rf"/playlists/{limited}/items$", times=None, retry_after=7200, quota=True)
-    snaps = extract(emulator, sleeps, [limited, fine])
+    snaps = extract(emulator, sleeps, [limited, fine], concurrency=1)  # one worker: a fixed order
     error = snaps[limited].extraction["error"]
     assert not snaps[limited].ok and error["kind"] == "rate_limited" and error["retry_after_s"] == 7200
     assert "7200" in error["message"] and "SPOTIFY_MAX_RETRY_AFTER_SECONDS" in error["message"]
     assert snaps[limited].items == []  # nothing half-read is kept
-    assert snaps[fine].ok and len(snaps[fine].items) == 120
-    assert all(s < 60 for s in sleeps)
+    unsent = snaps[fine].extraction["error"]
+    assert not snaps[fine].ok and snaps[fine].items == [] and unsent["kind"] == "rate_limited"
+    assert "not sent" in unsent["message"] and limited in unsent["message"] and "QUOTA_EXCEEDED" in unsent["message"]
+    assert 7100 < unsent["retry_after_s"] <= 7200
+    # both playlists' metadata, then the one page that got the 429, and nothing after it
+    assert emulator.count(r"^/v1/playlists/") == 3 and emulator.count(r"/items$") == 1
+    assert sleeps == []
+
+
+@pytest.mark.slow
+def test_a_429_pauses_every_worker_until_its_retry_after_has_passed() -> None:
+    with SpotifyEmulator(latency_s=0.02) as emu:
+        ids = [add(emu, f"busy-{i}", 1000)[0] for i in range(4)]
+        emu.inject("rate_limit", path=rf"/playlists/{ids[0]}/items$", query={"offset": "50"}, times=1, retry_after=1)
+        api = make_api(emu, time.sleep)  # type: ignore[arg-type]
+        api.authenticate()
+        snaps = PlaylistExtractor(api, concurrency=4).extract(ids)
+        assert all(s.ok and len(s.items) == 1000 for s in snaps)
+        api_requests = [r for r in emu.requests if r.path.startswith("/v1/")]
+        limited = next(r for r in api_requests if r.status == 429)
+        # Requests already past the gate when the 429 came back may still arrive for a moment;
+        # after that, nothing until the Retry-After second has passed.
+        started = [r.monotonic_start - limited.monotonic_end for r in api_requests]
+        assert [t for t in started if 0.3 < t < 0.95] == []
+        assert sum(1 for t in started if t >= 0.95) > 10  # and then the work went on
+        assert api.counts["rate_limited"] == 1 and 900 <= api.counts["paused_ms"] <= 1100
 
 
 def test_server_errors_back_off_exponentially_with_jitter(emulator: SpotifyEmulator) -> None:
