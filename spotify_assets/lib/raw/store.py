@@ -251,7 +251,7 @@ class WindowManifest:
     partition_key: str
     version: str
     written_at: str
-    # playlist_id -> {"key", "sha256", "bytes", "status", "name", "rows_total", "rows_read", "error"}
+    # playlist_id -> {"key", "sha256", "bytes", "status", "name", "snapshot_id", "rows_total", "rows_read", "error"}
     # and, for a document carried over from an earlier version, "kept": {"from_version",
     # "reason", "error", "at"} (+ "unusable" when that document itself cannot be read)
     documents: dict[str, dict[str, Any]]
@@ -441,6 +441,24 @@ class SnapshotStore:
             else:
                 yield StoredDocument(playlist_id, key, data)
 
+    def document(self, partition_key: str, playlist_id: str, manifest: WindowManifest) -> StoredDocument | None:
+        """One committed document of the window `manifest` describes, checked like `documents`
+        does (size and sha256): None if the manifest has no entry for the playlist; a document
+        that cannot be used comes with its `problem` and no data."""
+        entry = manifest.documents.get(playlist_id)
+        if entry is None:
+            return None
+        key = entry["key"]
+        recorded = entry.get("bytes")
+        if isinstance(recorded, int) and recorded > MAX_DOCUMENT_BYTES:
+            return StoredDocument(
+                playlist_id, key, None,
+                f"{self.backend.uri(key)} is {recorded} bytes, over the {MAX_DOCUMENT_BYTES} bytes a document may have",
+            )
+        data = self.backend.get(key)
+        problem = self._check(entry, data)
+        return StoredDocument(playlist_id, key, None, problem) if problem is not None else StoredDocument(playlist_id, key, data)
+
     def _check(self, entry: Mapping[str, Any], data: bytes | None) -> str | None:
         where = self.backend.uri(entry["key"])
         if data is None:
@@ -516,6 +534,9 @@ def document_facts(document: Mapping[str, Any]) -> dict[str, Any]:
     error = extraction.get("error")
     return {
         "name": (document.get("playlist") or {}).get("name"),
+        # the playlist's version: the next window tells from it, without reading this document,
+        # whether its rows may be reused (lib/spotify/reuse.py)
+        "snapshot_id": (document.get("playlist") or {}).get("snapshot_id"),
         "rows_total": extraction.get("total"),
         "rows_read": extraction.get("rows_read", len(document.get("items") or ())),
         "error": {"kind": error.get("kind"), "message": error.get("message")} if error else None,
