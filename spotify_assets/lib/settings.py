@@ -28,13 +28,13 @@ from spotify_assets.lib.spotify.client import (
     parse_playlist_refs,
     url_problem,
 )
+from spotify_assets.lib.spotify.reuse import FULL_REREAD_WINDOWS, ROWS_POLICIES
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
 DEFAULT_FIRST_WINDOW = "2026-01-01"
 
 Deployment = Literal["local", "production"]
-REUSE_ROWS = ("without_popularity", "always", "never")  # SPOTIFY_ASSETS_REUSE_ROWS
 
 
 class SettingsError(ValueError):
@@ -66,7 +66,7 @@ class SpotifySettings:
     reuse_rows: str = "without_popularity"
     # A playlist is read fully again once its rows have been reused this many windows in a row
     # (9 = every 3 days): what snapshot_id does not track (a track becoming unavailable) shows.
-    full_reread_windows: int = 9
+    full_reread_windows: int = FULL_REREAD_WINDOWS
 
     def as_dict(self) -> dict[str, Any]:
         """Plain values (the Spotify resource's config, as the UI shows it). An unset value is
@@ -349,7 +349,7 @@ def _spotify_settings(reader: _Reader) -> SpotifySettings:
         max_window_lag_hours=reader.number(
             "SPOTIFY_ASSETS_MAX_WINDOW_LAG_HOURS", SpotifySettings.max_window_lag_hours, minimum=0, maximum=168
         ),
-        reuse_rows=reader.choice("SPOTIFY_ASSETS_REUSE_ROWS", REUSE_ROWS, SpotifySettings.reuse_rows),
+        reuse_rows=reader.choice("SPOTIFY_ASSETS_REUSE_ROWS", ROWS_POLICIES, SpotifySettings.reuse_rows),
         # 1: every window reads every page (no reuse); 90: at least one full read a month.
         full_reread_windows=int(
             reader.number(
