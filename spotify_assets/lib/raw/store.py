@@ -422,42 +422,30 @@ class SnapshotStore:
         if manifest is None:
             return
         for playlist_id, entry in manifest.documents.items():
-            key = entry["key"]
-            recorded = entry.get("bytes")
-            if isinstance(recorded, int) and recorded > MAX_DOCUMENT_BYTES:  # not even read into memory
-                yield StoredDocument(
-                    playlist_id, key, None,
-                    f"{self.backend.uri(key)} is {recorded} bytes, over the {MAX_DOCUMENT_BYTES} bytes a document may have",
-                )
-                continue
-            data = self.backend.get(key)
-            if data is None:
+            doc, missing = self._read_entry(playlist_id, entry)
+            if missing:
                 current = self.read_manifest(partition_key)
                 if current is None or current.version != manifest.version:
                     raise VersionCollected(f"window {partition_key}: version {manifest.version} was replaced while it was read")
-            problem = self._check(entry, data)
-            if problem is not None:
-                yield StoredDocument(playlist_id, key, None, problem)
-            else:
-                yield StoredDocument(playlist_id, key, data)
+            yield doc
 
-    def document(self, partition_key: str, playlist_id: str, manifest: WindowManifest) -> StoredDocument | None:
+    def document(self, playlist_id: str, manifest: WindowManifest) -> StoredDocument | None:
         """One committed document of the window `manifest` describes, checked like `documents`
-        does (size and sha256): None if the manifest has no entry for the playlist; a document
-        that cannot be used comes with its `problem` and no data."""
+        checks them (size and sha256): None if the manifest has no entry for the playlist; a
+        document that cannot be used comes with its `problem` and no data."""
         entry = manifest.documents.get(playlist_id)
-        if entry is None:
-            return None
+        return self._read_entry(playlist_id, entry)[0] if entry is not None else None
+
+    def _read_entry(self, playlist_id: str, entry: Mapping[str, Any]) -> tuple[StoredDocument, bool]:
+        """The document of a manifest entry, checked; and whether its file is missing."""
         key = entry["key"]
         recorded = entry.get("bytes")
-        if isinstance(recorded, int) and recorded > MAX_DOCUMENT_BYTES:
-            return StoredDocument(
-                playlist_id, key, None,
-                f"{self.backend.uri(key)} is {recorded} bytes, over the {MAX_DOCUMENT_BYTES} bytes a document may have",
-            )
+        if isinstance(recorded, int) and recorded > MAX_DOCUMENT_BYTES:  # not even read into memory
+            problem = f"{self.backend.uri(key)} is {recorded} bytes, over the {MAX_DOCUMENT_BYTES} bytes a document may have"
+            return StoredDocument(playlist_id, key, None, problem), False
         data = self.backend.get(key)
         problem = self._check(entry, data)
-        return StoredDocument(playlist_id, key, None, problem) if problem is not None else StoredDocument(playlist_id, key, data)
+        return StoredDocument(playlist_id, key, data if problem is None else None, problem), data is None
 
     def _check(self, entry: Mapping[str, Any], data: bytes | None) -> str | None:
         where = self.backend.uri(entry["key"])

@@ -173,7 +173,7 @@ class PreviousWindow:
             return Refusal("changed", "the playlist has no snapshot_id: read fully")
         if "snapshot_id" in entry and entry["snapshot_id"] != snapshot_id:
             return Refusal("changed", f"snapshot_id {entry['snapshot_id']!r} in window {self.partition_key}, now {snapshot_id!r}")
-        stored = self.store.document(self.manifest.partition_key, playlist_id, self.manifest)
+        stored = self.store.document(playlist_id, self.manifest)
         if stored is None or stored.data is None:
             problem = stored.problem if stored is not None else "no entry"
             self.warn(f"playlist {playlist_id}: the previous window's document cannot be reused, read fully: {problem}")
@@ -211,7 +211,7 @@ class PreviousWindow:
         return PreviousRows(
             window=self.manifest.partition_key,
             version=self.manifest.version,
-            sha256=str(self.manifest.documents[playlist_id].get("sha256")),
+            sha256=str(entry.get("sha256")),
             items=items,
             chain=chain,
             full_read_window=full_read_window,
