@@ -54,6 +54,12 @@ def serve(emu: SpotifyEmulator, label: str, n: int, snapshot_id: str = "AAAA") -
     return meta, rows
 
 
+def stored(store: SnapshotStore, key: str, pid: str) -> tuple[Path, dict]:
+    """The file of `pid`'s committed document in window `key`, and the document."""
+    path = Path(store.backend.uri(store.read_manifest(key).documents[pid]["key"]))
+    return path, orjson.loads(path.read_bytes())
+
+
 def test_an_unchanged_playlist_costs_one_request_and_its_document_is_complete(
     emulator: SpotifyEmulator, store: SnapshotStore
 ) -> None:
@@ -154,8 +160,7 @@ def test_a_previous_document_that_cannot_be_trusted_means_a_full_read(emulator: 
     meta, _ = serve(emulator, "tampered", 120)
     pid = meta["id"]
     run_window(emulator, store, KEYS[0], [pid])
-    path = Path(store.backend.uri(store.read_manifest(KEYS[0]).documents[pid]["key"]))
-    document = orjson.loads(path.read_bytes())
+    path, document = stored(store, KEYS[0], pid)
     document["items"] = document["items"][:1] * 120  # same length, other rows: sha256 no longer matches
     path.write_bytes(orjson.dumps(document))
     emulator.reset_log()
@@ -201,8 +206,7 @@ def test_rows_read_with_another_fields_filter_are_not_reused(emulator: SpotifyEm
     meta, _ = serve(emulator, "older", 120)
     pid = meta["id"]
     run_window(emulator, store, KEYS[0], [pid])
-    path = Path(store.backend.uri(store.read_manifest(KEYS[0]).documents[pid]["key"]))
-    document = orjson.loads(path.read_bytes())
+    path, document = stored(store, KEYS[0], pid)
     document["extraction"]["rows_request"]["fields_sha256"] = "0" * 16  # read by another version of the code
     data = orjson.dumps(document)
     path.write_bytes(data)
