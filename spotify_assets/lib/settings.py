@@ -28,6 +28,7 @@ from spotify_assets.lib.spotify.client import (
     parse_playlist_refs,
     url_problem,
 )
+from spotify_assets.lib.spotify.reuse import FULL_REREAD_WINDOWS, ROWS_POLICIES
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
@@ -58,6 +59,14 @@ class SpotifySettings:
     retry: RetryPolicy = RetryPolicy()  # attempts, waits and per-request deadlines
     concurrency: int = 8
     max_window_lag_hours: float = 24.0
+    # Rows of a playlist whose snapshot_id has not changed since the previous window are taken
+    # from that window's document instead of being read again (lib/spotify/reuse.py):
+    # "always", "never", or "without_popularity" (only when those rows carry no popularity,
+    # a value that belongs to the window it was read in).
+    reuse_rows: str = "without_popularity"
+    # A playlist is read fully again once its rows have been reused this many windows in a row
+    # (9 = every 3 days): what snapshot_id does not track (a track becoming unavailable) shows.
+    full_reread_windows: int = FULL_REREAD_WINDOWS
 
     def as_dict(self) -> dict[str, Any]:
         """Plain values (the Spotify resource's config, as the UI shows it). An unset value is
@@ -339,6 +348,13 @@ def _spotify_settings(reader: _Reader) -> SpotifySettings:
         ),
         max_window_lag_hours=reader.number(
             "SPOTIFY_ASSETS_MAX_WINDOW_LAG_HOURS", SpotifySettings.max_window_lag_hours, minimum=0, maximum=168
+        ),
+        reuse_rows=reader.choice("SPOTIFY_ASSETS_REUSE_ROWS", ROWS_POLICIES, SpotifySettings.reuse_rows),
+        # 1: every window reads every page (no reuse); 90: at least one full read a month.
+        full_reread_windows=int(
+            reader.number(
+                "SPOTIFY_ASSETS_FULL_REREAD_WINDOWS", SpotifySettings.full_reread_windows, minimum=1, maximum=90, integer=True
+            )
         ),
     )
     playlist_ids: list[str] = []

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from spotify_assets.lib.settings import DEFAULT_DATA_DIR, Settings, SettingsError
+from spotify_assets.lib.settings import DEFAULT_DATA_DIR, Settings, SettingsError, SpotifySettings
 from spotify_assets.lib.spotify.client import parse_playlist_ref
 
 PID = "5ABHKGoOzxkaa28ttQV9sE"
@@ -273,3 +273,25 @@ def test_definitions_refuse_an_unwritable_data_dir_naming_the_variable(tmp_path:
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "SPOTIFY_ASSETS_DATA_DIR=" in output and f"{tmp_path / 'file'} is a file, not a directory" in output
+
+
+def test_row_reuse_defaults_to_rows_without_popularity_and_a_full_read_every_3_days() -> None:
+    s = Settings.from_env({}).spotify
+    assert (s.reuse_rows, s.full_reread_windows) == ("without_popularity", 9)
+    s = Settings.from_env({"SPOTIFY_ASSETS_REUSE_ROWS": "Never", "SPOTIFY_ASSETS_FULL_REREAD_WINDOWS": "90"}).spotify
+    assert (s.reuse_rows, s.full_reread_windows) == ("never", 90)
+    s = Settings.from_env({"SPOTIFY_ASSETS_REUSE_ROWS": "always", "SPOTIFY_ASSETS_FULL_REREAD_WINDOWS": "1"}).spotify
+    assert (s.reuse_rows, s.full_reread_windows) == ("always", 1)
+    # The resource's config carries them (plain values) and gives them back.
+    assert SpotifySettings.from_dict(s.as_dict()) == s
+
+
+def test_bad_row_reuse_settings_are_named_together_at_load() -> None:
+    message = problems(
+        {"SPOTIFY_ASSETS_REUSE_ROWS": "sometimes", "SPOTIFY_ASSETS_FULL_REREAD_WINDOWS": "0", "SPOTIFY_CONCURRENCY": "0"}
+    )
+    assert "SPOTIFY_ASSETS_REUSE_ROWS='sometimes' is not one of: without_popularity, always, never" in message
+    assert "SPOTIFY_ASSETS_FULL_REREAD_WINDOWS='0' must be between 1 and 90" in message
+    assert "SPOTIFY_CONCURRENCY='0'" in message
+    assert "SPOTIFY_ASSETS_FULL_REREAD_WINDOWS='91' must be between 1 and 90" in problems({"SPOTIFY_ASSETS_FULL_REREAD_WINDOWS": "91"})
+    assert "SPOTIFY_ASSETS_FULL_REREAD_WINDOWS='2.5' is not a whole number" in problems({"SPOTIFY_ASSETS_FULL_REREAD_WINDOWS": "2.5"})

@@ -8,8 +8,10 @@ import dagster as dg
 
 from spotify_assets.defs.resources import RawSnapshotStore, SpotifyResource
 from spotify_assets.lib.spotify.extract import PlaylistExtractor, PlaylistSnapshot
+from spotify_assets.lib.spotify.reuse import PreviousWindow, ReusePolicy
 from spotify_assets.lib.raw.store import ManifestError
 from spotify_assets.lib.timestamps import iso_z
+from spotify_assets.lib.window import previous_key
 
 PLAYLISTS_SCHEMA = dg.TableSchema(
     columns=[
@@ -17,7 +19,8 @@ PLAYLISTS_SCHEMA = dg.TableSchema(
         dg.TableColumn("name", "string"),
         dg.TableColumn("status", "string", description="ok, or failed with the reason"),
         dg.TableColumn("rows", "int", description="rows read (all of them, or none on failure)"),
-        dg.TableColumn("pages", "int"),
+        dg.TableColumn("pages", "int", description="pages read in this window"),
+        dg.TableColumn("reused", "string", description="rows unchanged since, and taken from, this window (else empty)"),
         dg.TableColumn("not_songs", "string", description="rows that cannot become songs, by reason"),
         dg.TableColumn("shape", "string", description="container and row key the API used"),
         dg.TableColumn("reason", "string"),
@@ -50,9 +53,23 @@ def raw_playlist_snapshots(
     window's previous document (`kept`, logged as an error, counted in `playlists_kept`).
     The materialization fails only when no playlist at all could be read. Each run then
     removes replaced versions and temporary files left over past the grace period.
+
+    A playlist whose `snapshot_id` is unchanged since the previous window's complete document
+    keeps its first page and takes its other rows from that document instead of reading them
+    again (SPOTIFY_ASSETS_REUSE_ROWS, SPOTIFY_ASSETS_FULL_REREAD_WINDOWS; the document's
+    `extraction.reuse` says from which window and version, or why it was read fully).
     """
     window = context.partition_time_window
     spotify.check_window(window.end)
+    store = raw_store.store()
+    settings = spotify.settings
+    first_key = context.assets_def.partitions_def.get_first_partition_key()  # type: ignore[union-attr]
+    previous = PreviousWindow.open(
+        store,
+        previous_key(context.partition_key, first_key) if first_key else None,
+        ReusePolicy(settings.reuse_rows, settings.full_reread_windows),
+        warn=context.log.warning,
+    )
     with closing(spotify.open_source(window.start, log=context.log.warning)) as source:
         playlist_ids = spotify.playlist_ids(source)
         context.log.info(
@@ -61,16 +78,17 @@ def raw_playlist_snapshots(
         )
         snapshots = PlaylistExtractor(
             source,
-            concurrency=spotify.settings.concurrency,
-            market=spotify.settings.market,
+            concurrency=settings.concurrency,
+            market=settings.market,
             log=context.log.info,
             warn=context.log.warning,
+            previous=previous,
         ).extract(playlist_ids)
         counts = source.counts
     if counts.get("rate_limited"):
         context.log.warning(
             f"{counts['rate_limited']} HTTP 429 answer(s): every worker paused {counts['paused_ms'] / 1000:.1f} s in all, "
-            f"and the requests in flight went down to {counts['lowest_in_flight']} of {spotify.settings.concurrency}"
+            f"and the requests in flight went down to {counts['lowest_in_flight']} of {settings.concurrency}"
         )
 
     failed = [s for s in snapshots if not s.ok]
@@ -85,7 +103,6 @@ def raw_playlist_snapshots(
         "start": iso_z(window.start),
         "end": iso_z(window.end),
     }
-    store = raw_store.store()
     try:
         manifest = store.write_window(
             context.partition_key,
@@ -139,12 +156,7 @@ def _metadata(
         "playlists_read": len(ok),
         "playlists_failed": len(failed),
         "rows_not_songs": dg.MetadataValue.json(dict(not_songs)),
-        "requests": sum(s.extraction["requests"] for s in snapshots),
-        "retries": counts.get("retries", 0),
-        "token_renewals": counts.get("token_renewals", 0),
-        # the rate gate (lib/spotify/rate_gate.py): 429s seen, and the time every worker waited
-        "rate_limited_429s": counts.get("rate_limited", 0),
-        "time_paused_s": round(counts.get("paused_ms", 0) / 1000, 1),
+        **_request_counts(snapshots, counts),
         "popularity_present": any(s.extraction.get("popularity_present") for s in ok),
         "manifest": dg.MetadataValue.path(manifest_uri) if "://" not in manifest_uri else dg.MetadataValue.url(manifest_uri),
         "version": version,
@@ -158,6 +170,30 @@ def _metadata(
     return metadata
 
 
+def _request_counts(snapshots: list[PlaylistSnapshot], counts: dict[str, int]) -> dict[str, Any]:
+    """What this window cost in API requests, and what reusing unchanged playlists saved.
+
+    `requests`: made (metadata and pages; a retry is not another one); `pages_reread`: the page
+    requests among them (every request after a playlist's metadata request);
+    `requests_saved`: pages not requested because a playlist's rows were reused;
+    `playlists_reused`; `full_reads`: playlists read fully, by why they were not reused.
+    """
+    reuses = [s.extraction.get("reuse") or {} for s in snapshots if s.ok]
+    full_reads = Counter(r["why"] for r in reuses if r and not r.get("reused"))
+    return {
+        "requests": sum(s.extraction["requests"] for s in snapshots),
+        "requests_saved": sum(r.get("requests_saved", 0) for r in reuses if r.get("reused")),
+        "playlists_reused": sum(1 for r in reuses if r.get("reused")),
+        "pages_reread": sum(max(0, s.extraction["requests"] - 1) for s in snapshots),
+        "full_reads": dg.MetadataValue.json(dict(sorted(full_reads.items()))),
+        "retries": counts.get("retries", 0),
+        "token_renewals": counts.get("token_renewals", 0),
+        # the rate gate (lib/spotify/rate_gate.py): 429s seen, and the time every worker waited
+        "rate_limited_429s": counts.get("rate_limited", 0),
+        "time_paused_s": round(counts.get("paused_ms", 0) / 1000, 1),
+    }
+
+
 def _record(snap: PlaylistSnapshot) -> dg.TableRecord:
     facts = snap.extraction
     error = facts.get("error")
@@ -169,11 +205,18 @@ def _record(snap: PlaylistSnapshot) -> dg.TableRecord:
             "status": "ok" if error is None else f"failed ({error['kind']})",
             "rows": len(snap.items),
             "pages": facts["pages"],
+            "reused": _reused_text(facts.get("reuse")),
             "not_songs": ", ".join(f"{s['reason']}: {s['count']}" for s in facts.get("skipped", [])),
             "shape": f"{facts['container']}/{'+'.join(sorted(keys)) or '-'}" if facts["container"] else "",
             "reason": error["message"] if error else "",
         }
     )
+
+
+def _reused_text(reuse: dict[str, Any] | None) -> str:
+    if not reuse or not reuse.get("reused"):
+        return ""
+    return f"{reuse['from_window']} (v {reuse['from_version']}; {reuse['requests_saved']} requests saved)"
 
 
 def _kept_markdown(kept: dict[str, dict[str, Any]]) -> str:

@@ -251,7 +251,7 @@ class WindowManifest:
     partition_key: str
     version: str
     written_at: str
-    # playlist_id -> {"key", "sha256", "bytes", "status", "name", "rows_total", "rows_read", "error"}
+    # playlist_id -> {"key", "sha256", "bytes", "status", "name", "snapshot_id", "rows_total", "rows_read", "error"}
     # and, for a document carried over from an earlier version, "kept": {"from_version",
     # "reason", "error", "at"} (+ "unusable" when that document itself cannot be read)
     documents: dict[str, dict[str, Any]]
@@ -422,24 +422,30 @@ class SnapshotStore:
         if manifest is None:
             return
         for playlist_id, entry in manifest.documents.items():
-            key = entry["key"]
-            recorded = entry.get("bytes")
-            if isinstance(recorded, int) and recorded > MAX_DOCUMENT_BYTES:  # not even read into memory
-                yield StoredDocument(
-                    playlist_id, key, None,
-                    f"{self.backend.uri(key)} is {recorded} bytes, over the {MAX_DOCUMENT_BYTES} bytes a document may have",
-                )
-                continue
-            data = self.backend.get(key)
-            if data is None:
+            doc, missing = self._read_entry(playlist_id, entry)
+            if missing:
                 current = self.read_manifest(partition_key)
                 if current is None or current.version != manifest.version:
                     raise VersionCollected(f"window {partition_key}: version {manifest.version} was replaced while it was read")
-            problem = self._check(entry, data)
-            if problem is not None:
-                yield StoredDocument(playlist_id, key, None, problem)
-            else:
-                yield StoredDocument(playlist_id, key, data)
+            yield doc
+
+    def document(self, playlist_id: str, manifest: WindowManifest) -> StoredDocument | None:
+        """One committed document of the window `manifest` describes, checked like `documents`
+        checks them (size and sha256): None if the manifest has no entry for the playlist; a
+        document that cannot be used comes with its `problem` and no data."""
+        entry = manifest.documents.get(playlist_id)
+        return self._read_entry(playlist_id, entry)[0] if entry is not None else None
+
+    def _read_entry(self, playlist_id: str, entry: Mapping[str, Any]) -> tuple[StoredDocument, bool]:
+        """The document of a manifest entry, checked; and whether its file is missing."""
+        key = entry["key"]
+        recorded = entry.get("bytes")
+        if isinstance(recorded, int) and recorded > MAX_DOCUMENT_BYTES:  # not even read into memory
+            problem = f"{self.backend.uri(key)} is {recorded} bytes, over the {MAX_DOCUMENT_BYTES} bytes a document may have"
+            return StoredDocument(playlist_id, key, None, problem), False
+        data = self.backend.get(key)
+        problem = self._check(entry, data)
+        return StoredDocument(playlist_id, key, data if problem is None else None, problem), data is None
 
     def _check(self, entry: Mapping[str, Any], data: bytes | None) -> str | None:
         where = self.backend.uri(entry["key"])
@@ -516,6 +522,9 @@ def document_facts(document: Mapping[str, Any]) -> dict[str, Any]:
     error = extraction.get("error")
     return {
         "name": (document.get("playlist") or {}).get("name"),
+        # the playlist's version: the next window tells from it, without reading this document,
+        # whether its rows may be reused (lib/spotify/reuse.py)
+        "snapshot_id": (document.get("playlist") or {}).get("snapshot_id"),
         "rows_total": extraction.get("total"),
         "rows_read": extraction.get("rows_read", len(document.get("items") or ())),
         "error": {"kind": error.get("kind"), "message": error.get("message")} if error else None,

@@ -10,6 +10,12 @@ page by offset. Offsets are known once the total is, so pages of all playlists a
 concurrently through one bounded pool, rather than by following `next` one page at a time; at
 most 2 x concurrency requests are queued at once, and a total above MAX_PLAYLIST_ROWS is
 refused before any page is.
+
+Given the previous window (`previous`, see reuse.py), a playlist whose snapshot_id has not
+changed keeps its first page from this window's metadata request and takes the other rows
+from the previous window's document: its remaining pages are not requested. The document's
+`extraction.reuse` says where the rows came from and how many requests that saved, or why
+the playlist was read fully.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from spotify_assets.lib.spotify.client import (
     SpotifyHttpError,
     SpotifyUnavailable,
 )
+from spotify_assets.lib.spotify.reuse import PreviousRows, PreviousWindow, Refusal, rows_request, same_rows
 from spotify_assets.lib.timestamps import iso_z
 
 PAGE_SIZE = 50  # the 2026 maximum for /items
@@ -234,6 +241,8 @@ class _Playlist:
     endpoints: set[str] = field(default_factory=set)
     todo: range | None = None  # offsets still to queue; None until the metadata is asked for
     in_flight: int = 0  # requests of this playlist in the pool
+    reused: list[dict[str, Any]] = field(default_factory=list)  # rows after the first page, from the previous window
+    reuse: dict[str, Any] | None = None  # extraction.reuse: where the rows came from, or why read fully
 
 
 class PlaylistExtractor:
@@ -250,6 +259,7 @@ class PlaylistExtractor:
         warn: Callable[[str], None] | None = None,
         clock: Callable[[], str] = iso_z,
         max_rows: int = MAX_PLAYLIST_ROWS,
+        previous: PreviousWindow | None = None,
     ):
         self.source = source
         self.max_rows = max_rows
@@ -263,6 +273,10 @@ class PlaylistExtractor:
         self._items_path = "items"
         self._lock = threading.Lock()
         self._done = self._total = 0
+        self.previous = previous  # None: every page of every playlist is read
+        self.rows_request = rows_request(
+            fields=f"{PLAYLIST_FIELDS}\n{PAGE_FIELDS}", market=market, additional_types=ADDITIONAL_TYPES, source=source.label
+        )
 
     def extract(self, playlist_ids: list[str]) -> list[PlaylistSnapshot]:
         with _cycle_collection_paused():
@@ -350,9 +364,52 @@ class PlaylistExtractor:
         # Development Mode gives other users' playlists as metadata only: no embedded rows.
         if isinstance(rows, list) and rows:
             playlist.pages[_int(container.get("offset", 0), "offset")] = rows
+        if self.previous is not None:
+            self._reuse(playlist, rows if isinstance(rows, list) and container.get("offset", 0) == 0 else [])
+
+    def _reuse(self, playlist: _Playlist, first: list[dict[str, Any]]) -> None:
+        """Take the rows after the first page from the previous window, if the playlist is
+        unchanged and the policy allows (runs on the metadata request's worker thread)."""
+        assert self.previous is not None
+        if not first and playlist.total:
+            # Metadata only (Development Mode, another user's playlist): its pages will say why.
+            playlist.reuse = Refusal("no_contents", "the metadata request returned no rows").record()
+            return
+        if len(first) >= playlist.total:
+            playlist.reuse = Refusal("one_page", f"all {playlist.total} rows came with the metadata request").record()
+            return
+        found: PreviousRows | Refusal
+        try:
+            found = self.previous.rows_for(playlist.playlist_id, (playlist.meta or {}).get("snapshot_id"), self.rows_request)
+        except Exception as err:  # the store failing (S3 down, a disk error): a full read is always right
+            self._warn(f"playlist {playlist.playlist_id}: the previous window could not be read, reading fully: {err!r}")
+            found = Refusal("previous_unreadable", f"{type(err).__name__}: {err}")
+        if isinstance(found, PreviousRows) and len(found.items) != playlist.total:
+            found = Refusal(
+                "rows_differ",
+                f"the playlist reports {playlist.total} rows, window {found.window}'s document has {len(found.items)}",
+            )
+        if isinstance(found, PreviousRows) and not same_rows(
+            first, found.items[: len(first)], ignore_popularity=self.previous.policy.rows == "always"
+        ):
+            found = Refusal("rows_differ", f"this window's first page differs from window {found.window}'s rows")
+        if isinstance(found, Refusal):
+            playlist.reuse = found.record()
+            return
+        playlist.reused = found.items[len(first) :]
+        playlist.reuse = {
+            "reused": True,
+            "from_window": found.window,
+            "from_version": found.version,
+            "from_sha256": found.sha256,
+            "rows_reused": len(playlist.reused),
+            "requests_saved": len(range(len(first), playlist.total, self.page_size)),
+            "windows_since_full_read": found.chain + 1,
+            "full_read_window": found.full_read_window,
+        }
 
     def _missing_offsets(self, playlist: _Playlist) -> range:
-        have = sum(len(rows) for rows in playlist.pages.values())
+        have = sum(len(rows) for rows in playlist.pages.values()) + len(playlist.reused)
         return range(have, playlist.total, self.page_size)
 
     def _fetch_page(self, playlist: _Playlist, offset: int) -> list[dict[str, Any]]:
@@ -398,7 +455,7 @@ class PlaylistExtractor:
         return page
 
     def _finish(self, playlist: _Playlist) -> PlaylistSnapshot:
-        items = [row for offset in sorted(playlist.pages) for row in playlist.pages[offset]]
+        items = [row for offset in sorted(playlist.pages) for row in playlist.pages[offset]] + playlist.reused
         if playlist.error is None and len(items) != playlist.total:
             playlist.error = {
                 "kind": "incomplete",
@@ -421,7 +478,10 @@ class PlaylistExtractor:
             "total": playlist.total if playlist.meta is not None else None,
             "rows_read": len(items),
             "error": playlist.error,
+            "rows_request": self.rows_request,
         }
+        if self.previous is not None:
+            facts["reuse"] = playlist.reuse
         self._done += 1  # only the coordinating thread finishes playlists
         progress = f"[{self._done}/{self._total}] playlist {playlist.playlist_id}"
         if playlist.error is not None:
@@ -430,7 +490,14 @@ class PlaylistExtractor:
             return PlaylistSnapshot(playlist.playlist_id, playlist.meta, [], facts)
         facts.update(summarize_rows(items))
         snapshot = PlaylistSnapshot(playlist.playlist_id, playlist.meta, items, facts)
-        self._log(f"{progress} ({snapshot.name!r}): {len(items)} rows in {len(playlist.pages)} pages")
+        reuse = playlist.reuse or {}
+        if reuse.get("reused"):
+            self._log(
+                f"{progress} ({snapshot.name!r}): {len(items)} rows, unchanged since window {reuse['from_window']}: "
+                f"{reuse['rows_reused']} reused, {reuse['requests_saved']} requests saved"
+            )
+        else:
+            self._log(f"{progress} ({snapshot.name!r}): {len(items)} rows in {len(playlist.pages)} pages")
         return snapshot
 
 

@@ -9,6 +9,7 @@ import re
 from datetime import datetime, timedelta, timezone
 
 import boto3
+import orjson
 import pytest
 
 from spotify_assets.lib.raw.store import LocalBackend, ManifestError, S3Backend, SnapshotStore
@@ -181,3 +182,19 @@ def test_list_info_and_open_stream_an_object(store: SnapshotStore) -> None:
     with pytest.raises(FileNotFoundError):
         with backend.open("listening/ana/missing.json"):
             pass
+
+
+def test_one_document_is_read_and_checked_on_its_own_and_its_snapshot_id_is_in_the_manifest(store: SnapshotStore) -> None:
+    a, b = "a" * 22, "b" * 22
+    written = docs("one")
+    written[a]["playlist"] = {"name": "A", "snapshot_id": "AAAA"}
+    manifest = store.write_window(W1, written)
+    assert manifest.documents[a]["snapshot_id"] == "AAAA" and manifest.documents[b]["snapshot_id"] is None
+    found = store.document(a, manifest)
+    assert found is not None and found.problem is None and orjson.loads(found.data) == written[a]
+    assert store.document("c" * 22, manifest) is None
+    store.backend.put(manifest.documents[b]["key"], orjson.dumps({**written[b], "tag": "swapped"}))
+    swapped = store.document(b, manifest)
+    assert swapped is not None and swapped.data is None and "does not match the size and sha256" in swapped.problem
+    store.backend.delete([manifest.documents[b]["key"]])
+    assert "in the manifest but missing" in store.document(b, manifest).problem
