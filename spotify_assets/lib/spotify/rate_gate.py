@@ -9,8 +9,9 @@ when it has had enough; a client that goes on sending meanwhile earns waits of h
   429 that closed it, instead of each earning a 429 of its own;
 - the number of requests in flight adapts, additive increase and multiplicative decrease (as
   TCP does): halved on a 429 (once per burst: the requests already in flight when it was halved
-  do not halve it again), grown by one after a limit's worth of requests without a 429. A long
-  run settles just under the limit instead of bouncing off it.
+  do not halve it again), grown by one after a limit's worth of requests without a 429. Near
+  the level where the last 429 came (as many in flight as then, less one) it grows PROBE times
+  more slowly, so a long run settles just under the limit instead of bouncing off it.
 
 Plain threads, no Dagster. `clock` and `sleep` are injectable: a test records the waits instead
 of sleeping through them, and each worker then waits once for each pause it has not seen.
@@ -49,6 +50,9 @@ class GateCounts:
     lowest_limit: int  # the lowest it went
 
 
+PROBE = 8  # how much more slowly the limit grows past the level of the last 429
+
+
 class RateGate:
     def __init__(
         self,
@@ -66,6 +70,7 @@ class RateGate:
         self._in_flight = 0
         self._since_change = 0  # requests answered without a 429 since the limit last changed
         self._decreased_at = float("-inf")
+        self._ceiling = self.max_in_flight + 1  # requests in flight when the last 429 came
         self._paused_until = float("-inf")
         self._pause_generation = 0
         self._paused_s = 0.0
@@ -100,13 +105,15 @@ class RateGate:
             if throttled:
                 self._rate_limited += 1
                 if ticket.started >= self._decreased_at:  # the first 429 of a burst
+                    self._ceiling = self._in_flight + 1  # with this one
                     self._limit = max(1, self._limit // 2)
                     self._lowest = min(self._lowest, self._limit)
                     self._decreased_at = self._clock()
                     self._since_change = 0
             else:
                 self._since_change += 1
-                if self._since_change >= self._limit and self._limit < self.max_in_flight:
+                needed = self._limit if self._limit + 1 < self._ceiling else self._limit * PROBE
+                if self._since_change >= needed and self._limit < self.max_in_flight:
                     self._limit += 1
                     self._since_change = 0
             self._cond.notify_all()

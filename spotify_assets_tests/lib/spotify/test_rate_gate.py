@@ -44,18 +44,40 @@ def test_a_429_halves_the_requests_in_flight_once_per_burst() -> None:
     assert g.counts.limit == 2 and g.counts.lowest_limit == 2
 
 
-def test_the_limit_grows_by_one_after_a_limits_worth_of_answers_without_429_up_to_the_bound() -> None:
-    g, clock = gate(3)
-    g.leave(g.enter(), throttled=True)
+def test_the_limit_grows_by_one_after_a_limits_worth_of_answers_and_slowly_near_the_last_429() -> None:
+    g, clock = gate(8)
+    burst = [g.enter() for _ in range(4)]
+    g.leave(burst[0], throttled=True)  # 4 in flight when the 429 came
+    for ticket in burst[1:]:
+        g.leave(ticket, throttled=False)
+    assert g.counts.limit == 4  # 8 halved; the three answers of the same burst do not count yet
     clock.now += 1
-    g.leave(g.enter(), throttled=True)
-    assert g.counts.limit == 1
-    seen = []
-    for _ in range(20):
+    g.leave(g.enter(), throttled=True)  # alone in flight: the 429 came at 1
+    assert g.counts.limit == 2
+    limits = []
+    for _ in range(60):
         g.leave(g.enter(), throttled=False)
-        seen.append(g.counts.limit)
-    assert seen[:4] == [2, 2, 3, 3] and set(seen[4:]) == {3}
-    assert g.counts.lowest_limit == 1
+        limits.append(g.counts.limit)
+    # the last 429 came with 1 in flight: every step is past that level, 8x slower (limit x 8)
+    assert limits.index(3) == 15 and limits.index(4) == 15 + 24
+    assert g.counts.lowest_limit == 2
+
+
+def test_below_the_level_of_the_last_429_the_limit_grows_by_one_per_limits_worth() -> None:
+    g, clock = gate(16)
+    burst = [g.enter() for _ in range(16)]
+    g.leave(burst[0], throttled=True)  # 16 in flight: halved to 8, the last 429 at 16
+    for ticket in burst[1:]:
+        g.leave(ticket, throttled=False)
+    limits = []
+    for _ in range(200):
+        g.leave(g.enter(), throttled=False)
+        limits.append(g.counts.limit)
+    # the burst's 15 answers already took it to 9 (8 answers) and most of the way to 10
+    assert [limits.index(n) for n in (9, 10, 11)] == [0, 1, 11]
+    # one step per limit's worth of answers up to 15; the step to 16, where the 429 came, takes 8x
+    assert limits.index(15) - limits.index(14) == 14 and limits.index(16) - limits.index(15) == 15 * 8
+    assert max(limits) == 16
 
 
 def test_a_pause_holds_every_worker_and_overlapping_pauses_count_once() -> None:
