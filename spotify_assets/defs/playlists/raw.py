@@ -7,6 +7,7 @@ from typing import Any
 import dagster as dg
 
 from spotify_assets.defs.resources import RawSnapshotStore, SpotifyResource
+from spotify_assets.lib.spotify.enrich import Enricher, Enrichment
 from spotify_assets.lib.spotify.extract import PlaylistExtractor, PlaylistSnapshot
 from spotify_assets.lib.raw.store import ManifestError
 from spotify_assets.lib.timestamps import iso_z
@@ -66,6 +67,7 @@ def raw_playlist_snapshots(
             log=context.log.info,
             warn=context.log.warning,
         ).extract(playlist_ids)
+        enrichment = _enrich(spotify, source, snapshots, context)
         counts = source.counts
 
     failed = [s for s in snapshots if not s.ok]
@@ -86,6 +88,8 @@ def raw_playlist_snapshots(
             context.partition_key,
             {s.playlist_id: s.to_document(window_facts) for s in snapshots},
             tag=context.run.run_id.split("-")[0],
+            # Development Mode (or nothing to ask): no document; the window keeps any it had
+            enrichment=enrichment.to_document(window_facts) if enrichment.status not in ("dev_mode", "nothing_to_enrich") else None,
         )
     except ManifestError as err:
         raise dg.Failure(
@@ -112,7 +116,26 @@ def raw_playlist_snapshots(
     }
     if kept:
         metadata["kept"] = dg.MetadataValue.md(_kept_markdown(kept))
+    received = enrichment.received
+    metadata |= {
+        "enrichment": enrichment.status,
+        "artists_enriched": received["artists"],
+        "albums_enriched": received["albums"],
+        "enrichment_requests": enrichment.requests,
+    }
     return dg.MaterializeResult(metadata=metadata)
+
+
+def _enrich(spotify: SpotifyResource, source, snapshots: list[PlaylistSnapshot], context) -> Enrichment:  # type: ignore[no-untyped-def]
+    """Artists and albums from the batch endpoints (lib/spotify/enrich.py); never raises.
+    The sample stands for a Development Mode app: its refusal is expected, so it is not a warning."""
+    return Enricher(
+        source,
+        concurrency=spotify.settings.concurrency,
+        market=spotify.settings.market,
+        log=context.log.info,
+        warn=context.log.info if spotify.is_sample else context.log.warning,
+    ).enrich(snapshots)
 
 
 def _metadata(

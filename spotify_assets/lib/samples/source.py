@@ -3,6 +3,10 @@
 `SampleSource.get` answers `playlists/{id}` (metadata with the first page embedded) and
 `playlists/{id}/items` (pages by offset) exactly as the 2026 API does, from the deterministic
 catalogue in `sample_catalogue`. The extractor cannot tell it from the real API.
+
+It stands for a Development Mode app: the batch endpoints `artists` and `albums` answer 403,
+so the sample's artists and albums are never enriched (their genres, followers, popularity
+and label stay null) and the demo's figures do not depend on enrichment.
 """
 
 from __future__ import annotations
@@ -61,6 +65,8 @@ class SampleSource:
             if not 1 <= limit <= MAX_LIMIT or offset < 0:
                 raise SpotifyHttpError(400, f"GET /v1/{path}", "Invalid limit")
             return self._page(playlist, path, offset, limit)
+        if parts[0] in ("artists", "albums") and len(parts) == 1:
+            raise SpotifyHttpError(403, f"GET /v1/{path}", "Forbidden: the synthetic sample stands for a Development Mode app")
         raise SpotifyHttpError(404, f"GET /v1/{path}", "Service not found")
 
     def _page(self, playlist: SamplePlaylist, path: str, offset: int, limit: int) -> dict[str, Any]:
