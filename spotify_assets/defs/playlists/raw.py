@@ -127,14 +127,13 @@ def raw_playlist_snapshots(
 
 
 def _enrich(spotify: SpotifyResource, source, snapshots: list[PlaylistSnapshot], context) -> Enrichment:  # type: ignore[no-untyped-def]
-    """Artists and albums from the batch endpoints (lib/spotify/enrich.py); never raises.
-    The sample stands for a Development Mode app: its refusal is expected, so it is not a warning."""
+    """Artists and albums from the batch endpoints (lib/spotify/enrich.py); never raises."""
     return Enricher(
         source,
         concurrency=spotify.settings.concurrency,
         market=spotify.settings.market,
         log=context.log.info,
-        warn=context.log.info if spotify.is_sample else context.log.warning,
+        warn=context.log.warning,
     ).enrich(snapshots)
 
 
