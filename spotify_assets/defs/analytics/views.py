@@ -126,7 +126,8 @@ def _view_asset(name: str) -> dg.AssetsDefinition:
         preview = warehouse.query(
             f"SELECT *, COUNT(*) OVER () AS view_rows FROM {view} ORDER BY {order} LIMIT {PREVIEW_ROWS}"
         )
-        rows = int(preview.pop("view_rows").iloc[0]) if len(preview) else 0
+        counted = preview.pop("view_rows")  # also from an empty view: the preview shows the view's columns only
+        rows = int(counted.iloc[0]) if len(counted) else 0
         schema = view_schema(warehouse, name)
         context.log.info(f"view {view}: {rows} rows, {len(schema.columns)} columns")
         return dg.MaterializeResult(

@@ -51,6 +51,10 @@ def raw_playlist_snapshots(
     window's previous document (`kept`, logged as an error, counted in `playlists_kept`).
     The materialization fails only when no playlist at all could be read. Each run then
     removes replaced versions and temporary files left over past the grace period.
+
+    The window's artists and albums are enriched from the batch endpoints where the app may
+    (Extended Quota: genres, followers, popularity, label), kept raw in one more document of
+    the window; Development Mode is one warning, and no enrichment failure fails the window.
     """
     window = context.partition_time_window
     spotify.check_window(window.end)

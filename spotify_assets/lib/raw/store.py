@@ -444,19 +444,7 @@ class SnapshotStore:
         """The window's enrichment document, checked against its manifest entry like a
         playlist's (None when the window has none). Raises VersionCollected like `documents`."""
         entry = manifest.enrichment
-        if entry is None:
-            return None
-        key = entry["key"]
-        recorded = entry.get("bytes")
-        if isinstance(recorded, int) and recorded > MAX_DOCUMENT_BYTES:
-            return StoredDocument("", key, None, f"{self.backend.uri(key)} is {recorded} bytes, over the {MAX_DOCUMENT_BYTES} bytes a document may have")
-        data = self.backend.get(key)
-        if data is None:
-            current = self.read_manifest(partition_key)
-            if current is None or current.version != manifest.version:
-                raise VersionCollected(f"window {partition_key}: version {manifest.version} was replaced while it was read")
-        problem = self._check(entry, data)
-        return StoredDocument("", key, None, problem) if problem is not None else StoredDocument("", key, data)
+        return None if entry is None else self._stored(partition_key, manifest, "", entry)
 
     def _keep(self, before: dict[str, Any], reason: str, error: dict[str, Any] | None, now: datetime) -> dict[str, Any]:
         """The previous entry, carried into the new manifest as it was, marked kept."""
@@ -486,24 +474,24 @@ class SnapshotStore:
         if manifest is None:
             return
         for playlist_id, entry in manifest.documents.items():
-            key = entry["key"]
-            recorded = entry.get("bytes")
-            if isinstance(recorded, int) and recorded > MAX_DOCUMENT_BYTES:  # not even read into memory
-                yield StoredDocument(
-                    playlist_id, key, None,
-                    f"{self.backend.uri(key)} is {recorded} bytes, over the {MAX_DOCUMENT_BYTES} bytes a document may have",
-                )
-                continue
-            data = self.backend.get(key)
-            if data is None:
-                current = self.read_manifest(partition_key)
-                if current is None or current.version != manifest.version:
-                    raise VersionCollected(f"window {partition_key}: version {manifest.version} was replaced while it was read")
-            problem = self._check(entry, data)
-            if problem is not None:
-                yield StoredDocument(playlist_id, key, None, problem)
-            else:
-                yield StoredDocument(playlist_id, key, data)
+            yield self._stored(partition_key, manifest, playlist_id, entry)
+
+    def _stored(self, partition_key: str, manifest: WindowManifest, playlist_id: str, entry: Mapping[str, Any]) -> StoredDocument:
+        """One document of `manifest`, read and checked against its entry (see `documents`)."""
+        key = entry["key"]
+        recorded = entry.get("bytes")
+        if isinstance(recorded, int) and recorded > MAX_DOCUMENT_BYTES:  # not even read into memory
+            return StoredDocument(
+                playlist_id, key, None,
+                f"{self.backend.uri(key)} is {recorded} bytes, over the {MAX_DOCUMENT_BYTES} bytes a document may have",
+            )
+        data = self.backend.get(key)
+        if data is None:
+            current = self.read_manifest(partition_key)
+            if current is None or current.version != manifest.version:
+                raise VersionCollected(f"window {partition_key}: version {manifest.version} was replaced while it was read")
+        problem = self._check(entry, data)
+        return StoredDocument(playlist_id, key, None, problem) if problem is not None else StoredDocument(playlist_id, key, data)
 
     def _check(self, entry: Mapping[str, Any], data: bytes | None) -> str | None:
         where = self.backend.uri(entry["key"])

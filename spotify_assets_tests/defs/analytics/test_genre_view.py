@@ -170,3 +170,20 @@ def test_the_genre_view_asset_builds_without_a_listening_history_table(tmp_path)
     assert rows == _expected(True, False)
     [event] = [e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == "genres"]
     assert event.materialization.metadata["dagster/row_count"].value == len(EXPECTED)
+
+
+@pytest.mark.slow
+def test_an_empty_genre_view_materializes_with_its_columns_only(tmp_path):
+    """Development Mode: no artist has genres. The view is built, with no rows, and its preview
+    shows the view's columns, not the count the asset adds to its query."""
+    database = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(database)) as conn:
+        for start, tables in _frames(False).items():
+            for name, frame in tables.items():
+                duckdb_replace(conn, "analytics", name, frame, Window(start, start + timedelta(hours=8)))
+    assets = [a for a in view_assets if a.key.to_user_string() in VIEWS]
+    result = dg.materialize(assets, resources={"warehouse": DuckDBWarehouse(database=str(database))})
+    [event] = [e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == "genres"]
+    metadata = event.materialization.metadata
+    assert metadata["dagster/row_count"].value == 0 and metadata["preview"].records == []
+    assert metadata["preview"].schema == metadata["dagster/column_schema"].value
