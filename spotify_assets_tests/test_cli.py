@@ -92,7 +92,7 @@ def test_demo_materializes_the_graph_on_the_embedded_default(tmp_path: Path) -> 
     assert len(windows) == 2
     for window in windows:
         names = sorted(p.stem for p in window.rglob("*.json"))
-        assert names == sorted(sample_playlist_ids())
+        assert names == sorted([*sample_playlist_ids(), "_enrichment"])  # one per playlist, and the window's artists and albums
     assert len(re.findall(r"window \S+: ok", result.stdout)) == 2
     assert (tmp_path / "data/dagster_home").is_dir()
     # the tables and views are in the DuckDB warehouse, two windows of each table

@@ -2,8 +2,12 @@
 
 Serves both API shapes: "2026" (Development Mode: `/items`, rows carry `item`, page size 50,
 stripped popularity/markets/genres) and "2025" (Extended Quota / before February 2026:
-`/tracks`, rows carry `track`, page size 100). Faults can be injected per path/method/query,
-in-process or over HTTP (`/_emulator/...`) from another process. Stdlib only.
+`/tracks`, rows carry `track`, page size 100). Without Development Mode fields it also serves
+the batch endpoints `GET /artists?ids=` (at most 50) and `GET /albums?ids=` (at most 20), with
+the full objects of the artists and albums its playlists name (`add_artist`/`add_album` set
+genres, followers, popularity, label); in Development Mode they answer 403 (removed
+endpoints). Faults can be injected per path/method/query, in-process or over HTTP
+(`/_emulator/...`) from another process. Stdlib only.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ _DEV_MODE_ALBUM = ("popularity", "label", "album_group", "available_markets")
 _DEV_MODE_ARTIST = ("popularity", "followers", "genres")
 _PAGE_QUERY_KEYS = ("fields", "market", "additional_types")
 _ROUTE = re.compile(r"^/v1/playlists/([^/]+)(?:/(items|tracks))?$")
+_BATCH_ROUTES = {"/v1/artists": ("artists", 50), "/v1/albums": ("albums", 20)}  # the API's id limits
 _EXPIRED = "The access token expired"
 _MAX_FILTER_CACHE = 64
 
@@ -289,6 +294,8 @@ class SpotifyEmulator:
         self._container, self._payload_key, self._max_limit = _SHAPES[shape]
         self._lock = threading.Lock()
         self._playlists: dict[str, _Playlist] = {}
+        # full objects for the batch endpoints: learned from playlist rows, then `add_artist`/`add_album`
+        self._catalog: dict[str, dict[str, dict[str, Any]]] = {"artists": {}, "albums": {}}
         self._faults: list[_Fault] = []
         self._tokens: set[str] = set()
         self._codes: dict[str, tuple[str, str]] = {}  # authorization code -> (redirect_uri, scope)
@@ -379,10 +386,54 @@ class SpotifyEmulator:
             meta.pop(container, None)
         if "id" not in meta:
             raise ValueError("playlist meta needs an 'id'")
+        self._learn(rows)  # before Development Mode stripping: the batch endpoints serve whole objects
         served = [self._serve_row(row) for row in copy.deepcopy(rows)]
         playlist = _Playlist(meta, served, [_dumps(row) for row in served], contents_forbidden)
         with self._lock:
             self._playlists[str(meta["id"])] = playlist
+
+    def add_artist(self, artist: dict[str, Any]) -> None:
+        """Serve this full artist object (genres, followers, popularity, ...) from `GET /artists`."""
+        self._register("artists", artist)
+
+    def add_album(self, album: dict[str, Any]) -> None:
+        """Serve this full album object (label, popularity, ...) from `GET /albums`."""
+        self._register("albums", album)
+
+    def _register(self, kind: str, obj: dict[str, Any]) -> None:
+        if not obj.get("id"):
+            raise ValueError(f"an {kind[:-1]} needs an 'id'")
+        with self._lock:
+            known = self._catalog[kind].get(str(obj["id"]), {})
+            self._catalog[kind][str(obj["id"])] = {**known, **copy.deepcopy(obj)}
+
+    def _learn(self, rows: list[dict[str, Any]]) -> None:
+        """The artists and albums the rows name, as simplified objects (the full ones add to them)."""
+        with self._lock:
+            for row in rows:
+                payload = row.get("item") or row.get("track") if isinstance(row, dict) else None
+                if not isinstance(payload, dict):
+                    continue
+                album = payload.get("album") if isinstance(payload.get("album"), dict) else {}
+                artists = [*(payload.get("artists") or []), *(album.get("artists") or [])]
+                for kind, obj in [("albums", album), *(("artists", a) for a in artists)]:
+                    if isinstance(obj, dict) and obj.get("id"):
+                        self._catalog[kind].setdefault(str(obj["id"]), copy.deepcopy(obj))
+
+    def _full_object(self, kind: str, object_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            known = self._catalog[kind].get(object_id)
+        if known is None:
+            return None  # the API answers null for an id it does not know
+        if kind == "artists":
+            defaults: dict[str, Any] = {"followers": {"href": None, "total": 0}, "genres": [], "images": [], "popularity": 0}
+        else:
+            defaults = {
+                "available_markets": ["SE", "US"], "copyrights": [], "genres": [], "images": [], "label": "",
+                "popularity": 0, "tracks": {"href": None, "items": [], "limit": 50, "next": None, "offset": 0,
+                                            "previous": None, "total": known.get("total_tracks", 0)},
+            }
+        return {**defaults, **copy.deepcopy(known)}
 
     def _serve_row(self, row: dict[str, Any]) -> dict[str, Any]:
         if self._row_key == "auto":
@@ -538,6 +589,8 @@ class SpotifyEmulator:
             authorized = scheme.lower() == "bearer" and token.strip() in self._tokens
         if not authorized:
             return _error(401, _EXPIRED)
+        if path.rstrip("/") in _BATCH_ROUTES:  # spotipy asks for `artists/?ids=`
+            return self._batch(method, path.rstrip("/"), query)
         match = _ROUTE.match(path)
         if match is None:
             return _error(404, "Service not found")
@@ -550,6 +603,20 @@ class SpotifyEmulator:
             # 2026: /tracks is closed to Development Mode apps; 2025: the server predates /items.
             return _error(403, "Forbidden") if self._shape == "2026" else _error(404, "Service not found")
         return self._items(playlist_id, sub, query)
+
+    def _batch(self, method: str, path: str, query: dict[str, str]) -> _Response:
+        """`GET /artists?ids=` or `/albums?ids=`: full objects in the order asked, null for unknown ids."""
+        if method != "GET":
+            return _error(405, "Method not allowed")
+        if self._dev_mode_fields:
+            return _error(403, "Forbidden")  # removed for Development Mode apps
+        kind, most = _BATCH_ROUTES[path]
+        ids = query.get("ids", "").split(",")
+        if not all(ids):
+            return _error(400, "invalid id")
+        if len(ids) > most:
+            return _error(400, "Too many ids requested")
+        return _json(200, {kind: [self._full_object(kind, object_id) for object_id in ids]})
 
     def _token(self, headers: Mapping[str, str], body: bytes) -> _Response:
         scheme, _, encoded = (headers.get("Authorization") or "").partition(" ")

@@ -635,3 +635,31 @@ def test_cli_serves_a_playlists_dir(tmp_path: Path) -> None:
         process.terminate()
         _, stderr = process.communicate(timeout=5)
     assert process.returncode == 0, stderr
+
+
+def test_extended_quota_serves_full_artists_and_albums_in_batches(make_emulator: Callable[..., SpotifyEmulator]) -> None:
+    emulator = make_emulator(rows=10, shape="2025")
+    emulator.add_artist({"id": "artist1", "genres": ["swedish pop", "k-pop"], "followers": {"href": None, "total": 1234}})
+    emulator.add_album({"id": "album2", "label": "Label Two", "popularity": 77})
+    sp = spotipy.Spotify(auth=token(emulator), requests_timeout=5, retries=0)
+    sp.prefix = f"{emulator.api_url}/"
+    artists = sp.artists(["artist1", "artist0", "nobody"])["artists"]
+    assert artists[0]["genres"] == ["swedish pop", "k-pop"] and artists[0]["followers"]["total"] == 1234
+    assert artists[0]["name"] == "Artist 1"  # learned from the playlist rows
+    assert artists[1]["genres"] == ["pop"] and artists[2] is None  # unknown ids answer null, in place
+    albums = sp.albums(["album2", "album3"])["albums"]
+    assert (albums[0]["label"], albums[0]["popularity"], albums[0]["name"]) == ("Label Two", 77, "Album 2")
+    assert albums[1]["label"] == "Label"
+    # the API's limits: 50 artists, 20 albums a request
+    assert get(emulator, "/artists", ids=",".join(f"a{i}" for i in range(50))).status_code == 200
+    assert get(emulator, "/artists", ids=",".join(f"a{i}" for i in range(51))).status_code == 400
+    assert get(emulator, "/albums", ids=",".join(f"a{i}" for i in range(21))).status_code == 400
+    assert get(emulator, "/albums", ids="").status_code == 400
+
+
+def test_development_mode_refuses_the_batch_endpoints(emu: SpotifyEmulator) -> None:
+    assert emu.dev_mode_fields is True
+    for path in ("/artists", "/albums"):
+        response = get(emu, path, ids="artist1")
+        assert response.status_code == 403, path
+    assert get(emu, "/artists", headers={"Authorization": "Bearer nope"}, ids="artist1").status_code == 401

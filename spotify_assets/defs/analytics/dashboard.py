@@ -33,7 +33,7 @@ else:
     pd = lazy("pandas")
 
 DASHBOARD_KEY = "dashboard/index.html"
-_PLAYLIST_VIEWS = ("top_artists", "popularity_trends", "current_top_songs")
+_PLAYLIST_VIEWS = ("top_artists", "popularity_trends", "current_top_songs", "genres")
 _TOP_SONGS_WITH_HISTORY = 200
 
 
@@ -96,7 +96,7 @@ def _stored_model(context: dg.AssetExecutionContext):  # type: ignore[no-untyped
 )
 def dashboard(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     """One self-contained HTML report: top artists, recent against older releases, popularity
-    history, current top songs, the popularity model's held-out quality, and the listening
+    history, current top songs, genres, the popularity model's held-out quality, and the listening
     KPIs, as charts. Opens with the network cut off; the materialization links to it."""
     warehouse = context.resources.warehouse
     frames = _read_frames(warehouse, context.log.info)

@@ -5,7 +5,9 @@ that DuckDB and Snowflake both run, rendered by the warehouse: `{schema}` become
 warehouse schema (`analytics` locally, `DATABASE.SCHEMA` in Snowflake) and
 `{recent_release_days}` the configured cut.
 An asset's dependencies are read from the tables and views its file names, so the lineage
-graph is the SQL's own.
+graph is the SQL's own. A declared table a view reads that no run has written yet (`streams`
+before any listening export was dropped, for `genres`) is created empty from its declaration
+first, so the view answers with what there is instead of failing.
 """
 
 import re
@@ -15,7 +17,7 @@ import dagster as dg
 
 from spotify_assets.defs.io_managers import preview_table
 from spotify_assets.defs.resources import Warehouse
-from spotify_assets.lib.tables.schema import DECLARED_TABLES
+from spotify_assets.lib.tables.schema import DECLARED_TABLES, TABLES
 
 SQL_DIR = Path(__file__).resolve().parents[3] / "sql" / "views"
 PREVIEW_ROWS = 10
@@ -39,6 +41,7 @@ PREVIEW_ORDER = {
     "listening_top_artists": "artist_rank, listener",
     "listening_top_tracks": "track_rank, listener",
     "listening_artist_churn": "month_start DESC, listener",
+    "genres": "song_count DESC, playlist_rows DESC, genre",
 }
 
 _REFERENCE = re.compile(r"\{schema\}\.(\w+)")
@@ -60,6 +63,17 @@ def references(name: str, sql: str | None = None) -> list[str]:
     if unknown:
         raise ValueError(f"sql/views/{name}.sql reads {unknown}, which are neither tables nor views")
     return refs
+
+
+def missing_tables(warehouse: Warehouse, names: list[str]) -> list[str]:
+    """CREATE TABLE statements for the declared tables among `names` the warehouse lacks."""
+    # the windowed tables are written before any view is built; the others may not be yet
+    declared = [n for n in names if n in DECLARED_TABLES and n not in TABLES]
+    if not declared:
+        return []
+    present = warehouse.tables()
+    dialect = warehouse.client().dialect
+    return [dialect.create_table(DECLARED_TABLES[n], warehouse.qualified(n)) for n in declared if n not in present]
 
 
 def _description(name: str, sql: str) -> str:
@@ -106,13 +120,14 @@ def _view_asset(name: str) -> dg.AssetsDefinition:
     def _view(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
         view = warehouse.qualified(name)
         statement = warehouse.render(sql, recent_release_days=int(warehouse.recent_release_days))
-        warehouse.execute([statement])
+        warehouse.execute([*missing_tables(warehouse, references(name, sql)), statement])
         order = PREVIEW_ORDER.get(name, "1")
         # One evaluation of the view (and one connection): its first rows, each with the count.
         preview = warehouse.query(
             f"SELECT *, COUNT(*) OVER () AS view_rows FROM {view} ORDER BY {order} LIMIT {PREVIEW_ROWS}"
         )
-        rows = int(preview.pop("view_rows").iloc[0]) if len(preview) else 0
+        counted = preview.pop("view_rows")  # also from an empty view: the preview shows the view's columns only
+        rows = int(counted.iloc[0]) if len(counted) else 0
         schema = view_schema(warehouse, name)
         context.log.info(f"view {view}: {rows} rows, {len(schema.columns)} columns")
         return dg.MaterializeResult(

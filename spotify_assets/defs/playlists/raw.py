@@ -7,6 +7,7 @@ from typing import Any
 import dagster as dg
 
 from spotify_assets.defs.resources import RawSnapshotStore, SpotifyResource
+from spotify_assets.lib.spotify.enrich import Enricher, Enrichment
 from spotify_assets.lib.spotify.extract import PlaylistExtractor, PlaylistSnapshot
 from spotify_assets.lib.spotify.reuse import PreviousWindow, ReusePolicy
 from spotify_assets.lib.raw.store import ManifestError
@@ -58,6 +59,10 @@ def raw_playlist_snapshots(
     keeps its first page and takes its other rows from that document instead of reading them
     again (SPOTIFY_ASSETS_REUSE_ROWS, SPOTIFY_ASSETS_FULL_REREAD_WINDOWS; the document's
     `extraction.reuse` says from which window and version, or why it was read fully).
+
+    The window's artists and albums are enriched from the batch endpoints where the app may
+    (Extended Quota: genres, followers, popularity, label), kept raw in one more document of
+    the window; Development Mode is one warning, and no enrichment failure fails the window.
     """
     window = context.partition_time_window
     spotify.check_window(window.end)
@@ -84,6 +89,7 @@ def raw_playlist_snapshots(
             warn=context.log.warning,
             previous=previous,
         ).extract(playlist_ids)
+        enrichment = _enrich(spotify, source, snapshots, context)
         counts = source.counts
     if counts.get("rate_limited"):
         context.log.warning(
@@ -108,6 +114,8 @@ def raw_playlist_snapshots(
             context.partition_key,
             {s.playlist_id: s.to_document(window_facts) for s in snapshots},
             tag=context.run.run_id.split("-")[0],
+            # Development Mode (or nothing to ask): no document; the window keeps any it had
+            enrichment=enrichment.to_document(window_facts) if enrichment.status not in ("dev_mode", "nothing_to_enrich") else None,
         )
     except ManifestError as err:
         raise dg.Failure(
@@ -134,7 +142,25 @@ def raw_playlist_snapshots(
     }
     if kept:
         metadata["kept"] = dg.MetadataValue.md(_kept_markdown(kept))
+    received = enrichment.received
+    metadata |= {
+        "enrichment": enrichment.status,
+        "artists_enriched": received["artists"],
+        "albums_enriched": received["albums"],
+        "enrichment_requests": enrichment.requests,
+    }
     return dg.MaterializeResult(metadata=metadata)
+
+
+def _enrich(spotify: SpotifyResource, source, snapshots: list[PlaylistSnapshot], context) -> Enrichment:  # type: ignore[no-untyped-def]
+    """Artists and albums from the batch endpoints (lib/spotify/enrich.py); never raises."""
+    return Enricher(
+        source,
+        concurrency=spotify.settings.concurrency,
+        market=spotify.settings.market,
+        log=context.log.info,
+        warn=context.log.warning,
+    ).enrich(snapshots)
 
 
 def _metadata(

@@ -444,6 +444,26 @@ def _top_artists(frames: dict[str, pd.DataFrame]) -> str:
                  xlabel="songs in the current playlists")
 
 
+def _genres(frames: dict[str, pd.DataFrame]) -> str:
+    """Songs per genre (the ten with most), and minutes played per genre when a listening
+    history gave any."""
+    frame = _usable(frames, "genres", ["genre", "song_count"])
+    if isinstance(frame, str):
+        return _note(frame + " Genres come from the batch endpoints, which only Extended Quota apps may call.")
+    songs = frame.assign(songs=_numbers(frame["song_count"]).fillna(0))
+    songs = songs[songs["songs"] > 0].sort_values(["songs", "genre"], ascending=[False, True], kind="stable").head(10)
+    parts = []
+    if len(songs):
+        parts.append(_barh([_label(g) for g in songs["genre"]], songs["songs"].tolist(), xlabel="songs in the current playlists"))
+    if "minutes_played" in frame.columns:
+        played = frame.assign(minutes=_numbers(frame["minutes_played"]))
+        played = played[played["minutes"] > 0].sort_values(["minutes", "genre"], ascending=[False, True], kind="stable").head(10)
+        if len(played):
+            parts.append(_barh([_label(g) for g in played["genre"]], played["minutes"].round(1).tolist(),
+                               xlabel="minutes played (all listeners)", color=PALETTE[1]))
+    return "".join(parts) or _note(f"{NO_DATA} (no current song has a genre).")
+
+
 def _popularity_trends(frames: dict[str, pd.DataFrame], recent_release_days: int | None) -> str:
     frame = _usable(frames, "popularity_trends", ["window_start", "release_group", "avg_popularity"])
     if isinstance(frame, str):
@@ -720,6 +740,10 @@ def render_dashboard(
             _panel("current-top-songs", "Current top songs",
                    "The ten best-ranked current songs; 'ranked by' says whether popularity or playlist rows decided.",
                    lambda: _current_top_songs(frames)),
+            _panel("genres", "Genres",
+                   "The genres with the most current songs (a song has the genres of its artists) and, when a "
+                   "listening history exists, the genres listened to most.",
+                   lambda: _genres(frames)),
         ],
         _badge(cov.playlists_synthetic),
     )

@@ -3,6 +3,7 @@
 Layout (under a local directory or an S3 prefix):
 
     raw/playlist_snapshots/window=2026-11-21T0800Z/v=<version>/<playlist_id>.json
+    raw/playlist_snapshots/window=2026-11-21T0800Z/v=<version>/_enrichment.json   (optional)
     raw/playlist_snapshots/_manifests/window=2026-11-21T0800Z.json
 
 A window is written as a new version: every document first, then the window's manifest, whose
@@ -15,6 +16,11 @@ configured, keeps the window's previous good document (its manifest entry is car
 marked `kept` with the new error). Replaced versions are listed in the manifest (`replaced`)
 and deleted only after GRACE, so that a reader still reading one finishes; `collect_garbage`
 removes them, leftovers of failed writes and stale temporary files.
+
+A window may also hold one enrichment document (the batch endpoints' answers for its artists
+and albums, lib/spotify/enrich.py), written in the same version before the commit and named
+by the manifest's `enrichment` entry with its sha256 and size, like a playlist's document. A
+re-run that enriched nothing (Development Mode, the API failing) keeps the previous one.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from spotify_assets.lib.timestamps import iso_z
 from spotify_assets.lib.window import partition_key_of, window_slug
 
 ROOT = "raw/playlist_snapshots"
+ENRICHMENT_NAME = "_enrichment.json"  # playlist ids are base62: no playlist's document has this name
 MANIFEST_SCHEMA_VERSION = 2  # 2: `replaced` versions, `kept` entries
 # A replaced version, a failed write's leftover or a temporary file is deleted only this long
 # after it stopped being needed: a reader that started on it has long finished by then.
@@ -257,31 +264,37 @@ class WindowManifest:
     documents: dict[str, dict[str, Any]]
     # versions this window's commits superseded, not yet deleted: {"version", "at"}
     replaced: list[dict[str, str]] = field(default_factory=list)
+    # the enrichment document, if any: {"key", "sha256", "bytes", "status", "requests", "asked",
+    # "received", "error"} (+ "kept" like a playlist's entry when carried from an earlier version)
+    enrichment: dict[str, Any] | None = None
 
     def to_json(self) -> bytes:
-        return orjson.dumps(
-            {
-                "schema_version": MANIFEST_SCHEMA_VERSION,
-                "partition_key": self.partition_key,
-                "version": self.version,
-                "written_at": self.written_at,
-                "documents": self.documents,
-                "replaced": self.replaced,
-            },
-            option=orjson.OPT_INDENT_2,
-        )
+        manifest: dict[str, Any] = {
+            "schema_version": MANIFEST_SCHEMA_VERSION,
+            "partition_key": self.partition_key,
+            "version": self.version,
+            "written_at": self.written_at,
+            "documents": self.documents,
+            "replaced": self.replaced,
+        }
+        if self.enrichment is not None:  # absent, not null: a window without one is written as before
+            manifest["enrichment"] = self.enrichment
+        return orjson.dumps(manifest, option=orjson.OPT_INDENT_2)
 
     @classmethod
     def from_json(cls, data: bytes, where: str = "the manifest") -> WindowManifest:
         """Raises ManifestError naming `where` if `data` is not a whole manifest."""
         try:
             raw = orjson.loads(data)
+            enrichment = raw.get("enrichment")
             manifest = cls(
                 str(raw["partition_key"]),
                 str(raw["version"]),
                 str(raw["written_at"]),
                 dict(raw["documents"]),
                 list(raw.get("replaced") or []),
+                # an entry without a key names no document: as if there were none
+                enrichment if isinstance(enrichment, dict) and isinstance(enrichment.get("key"), str) else None,
             )
             for pid, entry in manifest.documents.items():
                 if not isinstance(entry, dict) or not isinstance(entry.get("key"), str):
@@ -340,7 +353,12 @@ class SnapshotStore:
         return f"{ROOT}/window={window_slug(partition_key)}/"
 
     def write_window(
-        self, partition_key: str, documents: Mapping[str, dict[str, Any]], *, tag: str = ""
+        self,
+        partition_key: str,
+        documents: Mapping[str, dict[str, Any]],
+        *,
+        tag: str = "",
+        enrichment: dict[str, Any] | None = None,
     ) -> WindowManifest:
         """Commit a new version of the window's documents (playlist_id -> document) atomically.
 
@@ -351,6 +369,10 @@ class SnapshotStore:
 
         `tag` (a run id, say) is appended to the version, which starts with the write time so
         that versions sort in the order they were written.
+
+        `enrichment` (lib/spotify/enrich.py's document) is written in the same version and
+        named by the manifest's `enrichment` entry. One that holds no answer (Development Mode,
+        every batch failed) does not replace the window's previous one, which is kept.
         """
         previous = self.read_manifest(partition_key)  # ManifestError: refuse, overwrite nothing
         now = datetime.now(timezone.utc)
@@ -381,18 +403,48 @@ class SnapshotStore:
             for playlist_id, before in old.items():
                 if playlist_id not in entries:
                     entries[playlist_id] = self._keep(before, "no longer configured", None, now)
+            enriched = self._enrichment_entry(prefix, enrichment, previous, now, written)
             replaced: list[dict[str, str]] = []
             if previous is not None:
                 # Versions collected since are forgotten (collect_garbage never rewrites a manifest).
                 present = {_version_of(k) for k in self.backend.list(self.window_prefix(partition_key))}
                 replaced = [r for r in previous.replaced if r["version"] in present]
                 replaced.append({"version": previous.version, "at": iso_z(now)})
-            manifest = WindowManifest(partition_key, version, iso_z(now), entries, replaced)
+            manifest = WindowManifest(partition_key, version, iso_z(now), entries, replaced, enriched)
             self.backend.put(self.manifest_key(partition_key), manifest.to_json())  # the commit
         except BaseException:
             self.backend.delete(written)  # nothing half-written survives; the old version stands
             raise
         return manifest
+
+    def _enrichment_entry(
+        self,
+        prefix: str,
+        document: dict[str, Any] | None,
+        previous: WindowManifest | None,
+        now: datetime,
+        written: list[str],
+    ) -> dict[str, Any] | None:
+        """The manifest entry of the new enrichment document (written here), or the previous
+        entry kept when the new document holds no answer and the previous one does."""
+        before = previous.enrichment if previous is not None else None
+        if document is None:
+            return before  # nothing was attempted: what the window had stays
+        facts = enrichment_facts(document)
+        held = before is not None and any((before.get("received") or {}).values())
+        if not document.get("batches") and held and not (before.get("kept") or {}).get("unusable"):  # type: ignore[union-attr]
+            return self._keep(before, "enriched nothing on this run", facts["error"], now)
+        data = orjson.dumps(document)
+        key = f"{prefix}{ENRICHMENT_NAME}"
+        self.backend.put(key, data)
+        written.append(key)
+        return {"key": key, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), **facts}
+
+    def enrichment_document(self, partition_key: str, manifest: WindowManifest) -> StoredDocument | None:
+        """The window's enrichment document, checked against its manifest entry like a
+        playlist's (None when the window has none). Raises VersionCollected like `documents`."""
+        entry = manifest.enrichment
+        return None if entry is None else self._stored(partition_key, manifest, "", entry)
 
     def _keep(self, before: dict[str, Any], reason: str, error: dict[str, Any] | None, now: datetime) -> dict[str, Any]:
         """The previous entry, carried into the new manifest as it was, marked kept."""
@@ -422,12 +474,7 @@ class SnapshotStore:
         if manifest is None:
             return
         for playlist_id, entry in manifest.documents.items():
-            doc, missing = self._read_entry(playlist_id, entry)
-            if missing:
-                current = self.read_manifest(partition_key)
-                if current is None or current.version != manifest.version:
-                    raise VersionCollected(f"window {partition_key}: version {manifest.version} was replaced while it was read")
-            yield doc
+            yield self._stored(partition_key, manifest, playlist_id, entry)
 
     def document(self, playlist_id: str, manifest: WindowManifest) -> StoredDocument | None:
         """One committed document of the window `manifest` describes, checked like `documents`
@@ -435,6 +482,16 @@ class SnapshotStore:
         document that cannot be used comes with its `problem` and no data."""
         entry = manifest.documents.get(playlist_id)
         return self._read_entry(playlist_id, entry)[0] if entry is not None else None
+
+    def _stored(self, partition_key: str, manifest: WindowManifest, playlist_id: str, entry: Mapping[str, Any]) -> StoredDocument:
+        """One document of `manifest` while it is read as the window's current version: a
+        missing file means the version was replaced meanwhile (VersionCollected)."""
+        doc, missing = self._read_entry(playlist_id, entry)
+        if missing:
+            current = self.read_manifest(partition_key)
+            if current is None or current.version != manifest.version:
+                raise VersionCollected(f"window {partition_key}: version {manifest.version} was replaced while it was read")
+        return doc
 
     def _read_entry(self, playlist_id: str, entry: Mapping[str, Any]) -> tuple[StoredDocument, bool]:
         """The document of a manifest entry, checked; and whether its file is missing."""
@@ -496,6 +553,8 @@ class SnapshotStore:
             if manifest is None:
                 continue
             needed = {e["key"] for e in manifest.documents.values()}
+            if manifest.enrichment is not None:
+                needed.add(manifest.enrichment["key"])
             replaced_at = {r["version"]: _parse_iso(r["at"]) for r in manifest.replaced}
             dead: dict[str, list[str]] = {}
             for key in self.backend.list(self.window_prefix(partition_key)):
@@ -528,6 +587,24 @@ def document_facts(document: Mapping[str, Any]) -> dict[str, Any]:
         "rows_total": extraction.get("total"),
         "rows_read": extraction.get("rows_read", len(document.get("items") or ())),
         "error": {"kind": error.get("kind"), "message": error.get("message")} if error else None,
+    }
+
+
+def enrichment_facts(document: Mapping[str, Any]) -> dict[str, Any]:
+    """What the manifest says of an enrichment document: its outcome and counts."""
+    errors = document.get("errors") or []
+    dev_mode = document.get("dev_mode")
+    error = (
+        {"kind": "dev_mode", "message": dev_mode.get("message")} if isinstance(dev_mode, dict)
+        else {"kind": errors[0].get("kind"), "message": errors[0].get("message")} if errors
+        else None
+    )
+    return {
+        "status": document.get("status"),
+        "requests": document.get("requests"),
+        "asked": document.get("asked"),
+        "received": document.get("received"),
+        "error": error,
     }
 
 

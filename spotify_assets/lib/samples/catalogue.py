@@ -965,3 +965,40 @@ def sample_playlist(playlist_id: str, window_start: datetime) -> SamplePlaylist:
     if spec is None:
         raise KeyError(f"no synthetic sample playlist with id {playlist_id!r}")
     return _build(spec, w)
+
+
+# --------------------------------------------------------------------------------------------
+# The batch endpoints (`GET /artists?ids=`, `GET /albums?ids=`), which Extended Quota apps may
+# call: what playlist rows never carry. Fixed per id (a hash), so every window agrees.
+
+_GENRES = (
+    "indie pop", "dream pop", "synthwave", "chamber folk", "alt country", "neo soul", "lo-fi beats",
+    "post-punk", "art rock", "bedroom pop", "nu jazz", "electropop", "baroque pop", "trip hop",
+    "shoegaze", "city pop",
+)
+_LABELS = ("Paper Moth Records", "Quiet Harbour", "Static Bloom", "Northern Ledger", "Velvet Room Music")
+
+
+def synthetic_artist(simplified: dict) -> dict:
+    """The full artist object of a sample artist (from its simplified object in a row):
+    0 to 3 genres (about one artist in eight has none, as on Spotify), followers and popularity."""
+    aid = simplified["id"]
+    count = (0, 1, 1, 2, 2, 2, 3, 3)[_int("genre-count", aid) % 8]
+    genres = sorted({_GENRES[_int("genre", aid, i) % len(_GENRES)] for i in range(count)})
+    return {
+        **simplified,
+        "followers": {"href": None, "total": int(10 ** (2 + 4 * _unit("followers", aid)))},
+        "genres": genres,
+        "popularity": 5 + _int("artist-popularity", aid) % 86,
+    }
+
+
+def synthetic_album(simplified: dict) -> dict:
+    """The full album object of a sample album: its label and popularity."""
+    aid = simplified["id"]
+    return {
+        **simplified,
+        "genres": [],  # the API's album genres are nearly always empty
+        "label": _LABELS[_int("label", aid) % len(_LABELS)],
+        "popularity": 5 + _int("album-popularity", aid) % 86,
+    }

@@ -12,6 +12,11 @@ A row becomes a song only if it is a track with an id and not a local file; null
 episode and unknown rows are counted on the playlist's row, never loaded as songs.
 A document that does not decode (a type the API never sends, say) is reported with the
 path of the bad value, and its playlist gets status `unreadable`; the others go on.
+
+A window's enrichment document (the batch endpoints' answers, lib/spotify/enrich.py) fills
+the columns playlist responses never carry: artist popularity, followers and genres, album
+popularity and label. It is decoded batch by batch: a batch that does not decode is reported
+and skipped, and a window without enrichment gives exactly the tables it gave before.
 """
 
 from __future__ import annotations
@@ -142,6 +147,24 @@ class _Document(msgspec.Struct, gc=False):
 
 _decoder = msgspec.json.Decoder(_Document)
 
+
+class _EnrichmentDocument(msgspec.Struct, gc=False):
+    batches: tuple[msgspec.Raw, ...] = ()
+
+
+class _BatchResponse(msgspec.Struct, gc=False):
+    artists: tuple[_Artist | None, ...] = ()
+    albums: tuple[_Album | None, ...] = ()
+
+
+class _Batch(msgspec.Struct, gc=False):
+    endpoint: str
+    response: _BatchResponse
+
+
+_enrichment_decoder = msgspec.json.Decoder(_EnrichmentDocument)
+_batch_decoder = msgspec.json.Decoder(_Batch)
+
 # --- release dates -----------------------------------------------------------------------
 
 _RELEASE = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
@@ -208,6 +231,9 @@ class Normalizer:
         self._albums: dict[str, _Album] = {}
         self._artists: dict[str, _Artist] = {}
         self._first_added = pd.Series(dtype="datetime64[us, UTC]")
+        # the batch endpoints' objects (enrichment), by id
+        self._enriched_artists: dict[str, _Artist] = {}
+        self._enriched_albums: dict[str, _Album] = {}
 
     def add(self, data: bytes, *, playlist_id: str = "", where: str = "") -> None:
         """Add one stored document (its JSON bytes). One that cannot be decoded (bytes that
@@ -228,6 +254,28 @@ class Normalizer:
             )
             return
         self._add(doc)
+
+    def add_enrichment(self, data: bytes, *, where: str = "") -> None:
+        """Add the window's enrichment document (its JSON bytes). A document or batch that
+        cannot be decoded is reported as a problem and skipped: the playlists are unaffected."""
+        at = f"{where}: " if where else ""
+        try:
+            doc = _enrichment_decoder.decode(data)
+        except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, ValueError, RecursionError) as err:
+            self.problems.append({"playlist_id": "", "message": f"{at}the enrichment document is malformed ({err}): artists and albums not enriched"})
+            return
+        for index, raw in enumerate(doc.batches):
+            try:
+                batch = _batch_decoder.decode(raw)
+            except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, ValueError, RecursionError) as err:
+                self.problems.append({"playlist_id": "", "message": f"{at}enrichment batch {index} is malformed ({err}): skipped"})
+                continue
+            for artist in batch.response.artists:
+                if artist is not None and artist.id:
+                    self._enriched_artists[artist.id] = artist
+            for album in batch.response.albums:
+                if album is not None and album.id:
+                    self._enriched_albums[album.id] = album
 
     def add_unreadable(self, playlist_id: str, message: str) -> None:
         """Record a playlist whose stored document could not even be read (see StoredDocument)."""
@@ -439,8 +487,8 @@ class Normalizer:
             "uri": [a.uri or f"spotify:album:{aid}" for aid, a in albums.items()],
             "album_type": [a.album_type for a in items],
             "artist_id": [_first_artist(a.artists) for a in items],
-            "popularity": [a.popularity for a in items],
-            "label": [a.label for a in items],
+            "popularity": _enriched(albums, self._enriched_albums, "popularity"),
+            "label": _enriched(albums, self._enriched_albums, "label"),
         }
 
     def _artists_frame(self) -> dict[str, list]:
@@ -453,9 +501,9 @@ class Normalizer:
             "name": [a.name for a in items],
             "url": [a.external_urls.spotify if a.external_urls else None for a in items],
             "uri": [a.uri or f"spotify:artist:{aid}" for aid, a in artists.items()],
-            "popularity": [a.popularity for a in items],
-            "followers": [a.followers.total if a.followers else None for a in items],
-            "genres": [orjson.dumps(a.genres).decode() if a.genres is not None else None for a in items],
+            "popularity": _enriched(artists, self._enriched_artists, "popularity"),
+            "followers": [f.total if f else None for f in _enriched(artists, self._enriched_artists, "followers")],
+            "genres": [orjson.dumps(g).decode() if g is not None else None for g in _enriched(artists, self._enriched_artists, "genres")],
         }
 
     def _playlists_frame(self) -> dict[str, list]:
@@ -467,9 +515,16 @@ class Normalizer:
         return data
 
 
-def normalize_documents(window_start: datetime, documents: Iterable[bytes | dict[str, Any]]) -> NormalizedWindow:
-    """Normalize a window's documents (JSON bytes or parsed dicts) into the six tables."""
+def normalize_documents(
+    window_start: datetime,
+    documents: Iterable[bytes | dict[str, Any]],
+    enrichment: bytes | dict[str, Any] | None = None,
+) -> NormalizedWindow:
+    """Normalize a window's documents (JSON bytes or parsed dicts), and its enrichment
+    document if any, into the six tables."""
     normalizer = Normalizer(window_start)
+    if enrichment is not None:
+        normalizer.add_enrichment(enrichment if isinstance(enrichment, bytes) else orjson.dumps(enrichment))
     for doc in documents:
         if isinstance(doc, (bytes, bytearray, memoryview)):
             normalizer.add(bytes(doc))
@@ -501,6 +556,11 @@ def normalize_window(
         if manifest is None:
             return normalizer.finish(), None
         try:
+            enrichment = store.enrichment_document(partition_key, manifest)
+            if enrichment is not None and enrichment.data is None:
+                normalizer.problems.append({"playlist_id": "", "message": f"{enrichment.problem}: artists and albums not enriched"})
+            elif enrichment is not None:
+                normalizer.add_enrichment(enrichment.data, where=store.uri(enrichment.key))
             for i, doc in enumerate(store.documents(partition_key, manifest), start=1):
                 if doc.data is None:
                     normalizer.add_unreadable(doc.playlist_id, doc.problem or f"{doc.key} cannot be read")
@@ -514,6 +574,17 @@ def normalize_window(
             continue
         return normalizer.finish(), manifest
     raise AssertionError("unreachable")
+
+
+def _enriched(objects: dict[str, Any], enriched: dict[str, Any], member: str) -> list[Any]:
+    """`member` of each object: the batch endpoint's value where it gave one, else the
+    playlist response's (which never carries these in practice)."""
+    out = []
+    for object_id, obj in objects.items():
+        full = enriched.get(object_id)
+        value = getattr(full, member) if full is not None else None
+        out.append(value if value is not None else getattr(obj, member))
+    return out
 
 
 def _first_artist(artists: tuple[_Artist, ...] | None) -> str | None:

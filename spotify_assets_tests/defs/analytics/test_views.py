@@ -59,8 +59,13 @@ def _windows(scenario: str) -> dict[datetime, dict[str, pd.DataFrame]]:
         return out
 
     newest = docs(W2, 3, scenario == "no_popularity", scenario == "partial")
+    # genres for some artists, in the older window only (the genre view reads the newest given)
+    credited = [a["id"] for r in a_rows[:3] + [row(duet)] for a in r["item"]["artists"]]
+    genres = {"batches": [{"endpoint": "artists", "ids": credited, "response": {"artists": [
+        {"id": aid, "genres": ["pop", "swedish pop"][: 1 + i % 2]} for i, aid in enumerate(credited)
+    ]}}]}
     return {
-        W1: normalize_documents(W1, docs(W1, 0, False, False)).frames,
+        W1: normalize_documents(W1, docs(W1, 0, False, False), enrichment=genres).frames,
         W2: normalize_documents(W2, newest).frames,
     }
 

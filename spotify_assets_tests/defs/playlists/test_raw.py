@@ -60,6 +60,9 @@ def test_sample_window_gives_one_document_per_playlist() -> None:
     assert "synthetic" in meta["source"]
     assert meta["rows_not_songs"]["local"] >= 1 and meta["rows_not_songs"]["unavailable"] >= 1
     assert len(meta["playlists"].records) == len(expected)
+    # the sample also answers the batch endpoints: every artist and album of the window enriched
+    assert meta["enrichment"] == "ok" and meta["artists_enriched"] > 0 and meta["albums_enriched"] > 0
+    assert store.read_manifest(W2).enrichment["received"] == {"artists": meta["artists_enriched"], "albums": meta["albums_enriched"]}
 
 
 def test_rematerializing_a_window_replaces_it_and_touches_no_other() -> None:
@@ -73,7 +76,8 @@ def test_rematerializing_a_window_replaces_it_and_touches_no_other() -> None:
     assert first is not None and second is not None and first.version != second.version
     assert second.replaced[-1]["version"] == first.version  # kept for the grace period, for readers
     SnapshotStore(store.backend, grace=timedelta(0)).collect_garbage(now=datetime.now(timezone.utc) + timedelta(seconds=2))
-    assert store.backend.list(store.window_prefix(W2)) == sorted(e["key"] for e in second.documents.values())
+    kept = [e["key"] for e in second.documents.values()] + [second.enrichment["key"]]  # the sample's enrichment
+    assert store.backend.list(store.window_prefix(W2)) == sorted(kept)
     assert {k: store.backend.get(k) for k in store.backend.list(store.window_prefix(W1))} == other
     assert store.windows() == [W1, W2]
 

@@ -59,6 +59,10 @@ def _frames() -> dict[str, pd.DataFrame]:
              "name": [EVIL] + [f"song {i}" for i in range(1, 12)], "artist_name": "someone",
              "popularity": [90 - i for i in range(12)], "playlist_appearances": 1}
         ),
+        "genres": pd.DataFrame(
+            {"genre": ["pop", EVIL, "música mexicana", "jazz"], "artist_count": [3, 1, 1, 1], "song_count": [9, 4, 2, 0],
+             "playlist_rows": [12, 4, 2, 0], "plays": [10, 3, 0, 2], "minutes_played": [30.5, 9.0, 0.0, 6.0]}
+        ),
         "listening_activity": pd.DataFrame(
             [
                 {"listener": who, "period": period, "period_start": m, "streams": 100, "minutes_played": 300.0 + 10 * i}
@@ -135,7 +139,8 @@ def _panel(document: str, panel_id: str) -> str:
 
 
 PANELS = {
-    "playlist-analytics": {"top-artists": 1, "popularity-trends": 1, "popularity-history": 1, "current-top-songs": 0},
+    "playlist-analytics": {"top-artists": 1, "popularity-trends": 1, "popularity-history": 1, "current-top-songs": 0,
+                           "genres": 2},  # songs per genre, minutes per genre
     "model-quality": {"model-mae": 1, "model-importances": 1},
     "listening-kpis": {
         "minutes-per-month": 1, "plays-by-hour": 1, "plays-by-weekday": 1, "plays-by-country": 1, "skip-rate": 1,
@@ -158,7 +163,10 @@ def test_every_section_and_chart_is_there(document: str) -> None:
             assert panel.count("<svg") == charts, panel_id
             assert "<h3>" in panel and 'class="explain"' in panel
             assert "no data yet" not in panel and "not shown" not in panel and "could not draw" not in panel, panel_id
-    assert chart_count(document) == 14
+    assert chart_count(document) == 16
+    # genres: songs and minutes, each only the genres that have some, most first
+    genres = _panel(document, "genres")
+    assert genres.index("pop") < genres.index("música mexicana") and genres.count("jazz") == 1
     # the top songs table: ten rows, ranked, with the basis
     table = _panel(document, "current-top-songs")
     assert table.count("<tr>") == 11 and "song 9" in table and "song 10" not in table and "popularity" in table
@@ -205,11 +213,11 @@ def test_missing_and_empty_frames_give_a_note() -> None:
     assert "no model trained yet" in section_html(page, "model-quality")
     assert chart_count(page, "model-quality") == 0
     assert "<title>my &lt;title&gt;</title>" in page
-    assert chart_count(page) == 14 - 2 - 4 - 1  # the model, four charted views, active days
+    assert chart_count(page) == 16 - 2 - 4 - 1  # the model, four charted views, active days
 
     empty = render_dashboard({}, None, generated_at=GENERATED)
     assert chart_count(empty) == 0
-    assert empty.count("no data yet") == 4 + 9
+    assert empty.count("no data yet") == 5 + 9
 
 
 @pytest.mark.slow
@@ -382,3 +390,13 @@ def test_legends_and_labels_are_words_not_code_values() -> None:
     country = _panel(page, "plays-by-country")
     assert "Spain (ES)" in country and "United States (US)" in country and "country not given" in country
     assert "song length" in _panel(page, "model-importances")
+
+
+def test_genres_show_no_data_without_genres_and_no_minutes_without_history() -> None:
+    frames = _frames()
+    frames["genres"] = frames["genres"].iloc[0:0]
+    panel = _panel(render_dashboard(frames, None, generated_at=GENERATED), "genres")
+    assert "no data yet" in panel and "Extended Quota" in panel and "<svg" not in panel
+    frames["genres"] = _frames()["genres"].assign(plays=None, minutes_played=None)  # no listening history
+    panel = _panel(render_dashboard(frames, None, generated_at=GENERATED), "genres")
+    assert panel.count("<svg") == 1 and "minutes played" not in panel and "songs in the current playlists" in panel

@@ -198,3 +198,53 @@ def test_one_document_is_read_and_checked_on_its_own_and_its_snapshot_id_is_in_t
     assert swapped is not None and swapped.data is None and "does not match the size and sha256" in swapped.problem
     store.backend.delete([manifest.documents[b]["key"]])
     assert "in the manifest but missing" in store.document(b, manifest).problem
+
+
+def enrichment(status: str = "ok", genres: str = "pop") -> dict[str, Any]:
+    batches = [] if status in ("failed", "dev_mode") else [
+        {"endpoint": "artists", "ids": ["x" * 22], "response": {"artists": [{"id": "x" * 22, "genres": [genres]}]}}
+    ]
+    return {"kind": "enrichment", "status": status, "requests": 1, "asked": {"artists": 1, "albums": 0},
+            "received": {"artists": len(batches), "albums": 0}, "dev_mode": None,
+            "errors": [{"kind": "unavailable", "message": "503"}] if status == "failed" else [], "batches": batches}
+
+
+def test_enrichment_is_one_more_document_of_the_version_checked_like_the_others(store: SnapshotStore) -> None:
+    plain = store.write_window(W1, docs("old"))
+    assert plain.enrichment is None and b"enrichment" not in store.backend.get(store.manifest_key(W1))
+    manifest = store.write_window(W1, docs("new"), enrichment=enrichment())
+    entry = manifest.enrichment
+    assert entry is not None and entry["key"].startswith(f"{store.window_prefix(W1)}v={manifest.version}/")
+    assert (entry["status"], entry["received"], entry["error"]) == ("ok", {"artists": 1, "albums": 0}, None)
+    assert store.read_manifest(W1) == manifest
+    stored = store.enrichment_document(W1, manifest)
+    assert stored is not None and stored.problem is None and orjson.loads(stored.data) == enrichment()
+    assert sorted(read(store, W1)) == ["a" * 22, "b" * 22]  # not a playlist
+    store.backend.put(entry["key"], b'{"batches": []}')  # swapped since it was written
+    swapped = store.enrichment_document(W1, manifest)
+    assert swapped is not None and swapped.data is None and "sha256" in swapped.problem
+
+
+def test_a_rerun_that_enriched_nothing_keeps_the_previous_enrichment(store: SnapshotStore) -> None:
+    first = store.write_window(W1, docs("old"), enrichment=enrichment(genres="first"))
+    assert first.enrichment is not None
+    failed = store.write_window(W1, docs("new"), enrichment=enrichment("failed"))
+    assert failed.enrichment["key"] == first.enrichment["key"]
+    assert failed.enrichment["kept"]["error"] == {"kind": "unavailable", "message": "503"}
+    untried = store.write_window(W1, docs("newer"))  # Development Mode: nothing given
+    assert untried.enrichment["key"] == first.enrichment["key"]
+    # garbage collection keeps what the manifest still names, in an older version
+    SnapshotStore(store.backend, grace=timedelta(0)).collect_garbage(now=datetime.now(timezone.utc) + timedelta(seconds=2))
+    stored = store.enrichment_document(W1, store.read_manifest(W1))
+    assert stored is not None and orjson.loads(stored.data)["batches"][0]["response"]["artists"][0]["genres"] == ["first"]
+    newer = store.write_window(W1, docs("newest"), enrichment=enrichment(genres="second"))
+    assert newer.enrichment["key"] != first.enrichment["key"] and "kept" not in newer.enrichment
+
+
+def test_a_failed_write_leaves_no_enrichment_behind(store: SnapshotStore) -> None:
+    store.write_window(W1, docs("old"))
+    before = sorted(store.backend.list(store.window_prefix(W1)))
+    flaky = SnapshotStore(FailingBackend(store.backend, 4))  # a, b, the enrichment, then the manifest fails
+    with pytest.raises(OSError, match="injected"):
+        flaky.write_window(W1, docs("new"), enrichment=enrichment())
+    assert sorted(store.backend.list(store.window_prefix(W1))) == before and store.read_manifest(W1).enrichment is None

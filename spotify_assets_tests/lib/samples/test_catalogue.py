@@ -351,3 +351,29 @@ def test_popularity_is_learnable_from_simple_features(start: datetime) -> None:
     baseline = ((y[~train] - y[train].mean()) ** 2).sum()
     assert 1 - residual / baseline > 0.35
     assert y.std() > 8  # not a constant the mean would already predict
+
+
+def test_the_sample_answers_the_batch_endpoints_like_an_extended_quota_app() -> None:
+    from spotify_assets.lib.samples.source import SampleSource
+    from spotify_assets.lib.spotify.client import SpotifyHttpError
+
+    source = SampleSource(WINDOW)
+    rows = [r for p in sample_playlists(WINDOW) for r in p.rows if r.get("item") and r["item"].get("type") == "track" and r["item"].get("id")]
+    artist_ids = list(dict.fromkeys(a["id"] for r in rows for a in r["item"]["artists"]))
+    album_ids = list(dict.fromkeys(r["item"]["album"]["id"] for r in rows))
+    artists = source.get("artists", ids=",".join(artist_ids[:50]))["artists"]
+    assert [a["id"] for a in artists] == artist_ids[:50]
+    assert all(isinstance(a["genres"], list) and a["followers"]["total"] > 0 and 0 <= a["popularity"] <= 100 for a in artists)
+    assert any(a["genres"] for a in artists) and any(not a["genres"] for a in artists)
+    albums = source.get("albums", ids=",".join(album_ids[:19]) + ",unknownAlbumId00000000")["albums"]
+    assert [a["id"] for a in albums[:19]] == album_ids[:19] and albums[19] is None  # null for an unknown id
+    assert all(a["label"] and 0 <= a["popularity"] <= 100 for a in albums[:19])
+    # fixed per id: another window gives the same genres
+    later_window = WINDOW + 9 * STEP
+    later_ids = {a["id"] for p in sample_playlists(later_window) for r in p.rows if r.get("item") for a in r["item"].get("artists", ())}
+    both = [a for a in artists if a["id"] in later_ids][:5]
+    assert both
+    later = SampleSource(later_window).get("artists", ids=",".join(a["id"] for a in both))["artists"]
+    assert [a["genres"] for a in later] == [a["genres"] for a in both]
+    with pytest.raises(SpotifyHttpError):
+        source.get("artists", ids=",".join(artist_ids[:51]))
