@@ -2,7 +2,7 @@
 
     python3 -m uv run python -m spotify_assets_tests.benchmarks.rate_limit [--limit 40 --window-s 2]
 
-The emulator (in this process) enforces a rolling limit like Spotify's: more than `--limit`
+The emulator (in this process, `rate_budget`) enforces a rolling limit like Spotify's: more than `--limit`
 API requests in the last `--window-s` seconds are answered 429, with a `Retry-After` of the
 whole seconds until the window has room again; a refused request counts against the window
 too (a client that keeps sending stays limited).
@@ -20,44 +20,13 @@ actually served against the limit. The gate should see far fewer 429s for the sa
 from __future__ import annotations
 
 import argparse
-import collections
-import math
-import threading
 import time
-from collections.abc import Mapping
 
 from spotify_assets.lib.spotify.client import Credentials, RetryPolicy, SpotifyApi
 from spotify_assets.lib.spotify.extract import PlaylistExtractor
 from spotify_assets.lib.spotify.rate_gate import RateGate, Ticket
-from spotify_assets_tests.support import emulator as emu_module
 from spotify_assets_tests.support.emulator import SpotifyEmulator
 from spotify_assets_tests.support.fixtures import playlist
-
-
-class LimitedEmulator(SpotifyEmulator):
-    """The emulator with a rolling per-app limit on /v1/ requests."""
-
-    def __init__(self, limit: int, window_s: float, **kwargs) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(**kwargs)
-        self.limit = limit
-        self.window_s = window_s
-        self._sent: collections.deque[float] = collections.deque()
-        self._limit_lock = threading.Lock()
-
-    def _handle(self, method: str, path: str, query: dict[str, str], headers: Mapping[str, str], body: bytes):  # type: ignore[no-untyped-def]
-        if path.startswith("/v1/"):
-            with self._limit_lock:
-                now = time.monotonic()
-                while self._sent and self._sent[0] <= now - self.window_s:
-                    self._sent.popleft()
-                over = len(self._sent) >= self.limit
-                self._sent.append(now)
-                # room again once the oldest requests beyond the limit have left the window
-                free_at = self._sent[len(self._sent) - self.limit] + self.window_s if over else now
-            if over:
-                retry_after = str(max(1, math.ceil(free_at - now)))
-                return emu_module._error(429, "API rate limit exceeded", (("Retry-After", retry_after),))
-        return super()._handle(method, path, query, headers, body)
 
 
 class PerWorkerGate(RateGate):
@@ -74,7 +43,7 @@ class PerWorkerGate(RateGate):
 
 
 def run(mode: str, args: argparse.Namespace) -> dict[str, float]:
-    with LimitedEmulator(args.limit, args.window_s, latency_s=args.latency_ms / 1000) as emu:
+    with SpotifyEmulator(latency_s=args.latency_ms / 1000, rate_budget=(args.limit, args.window_s)) as emu:
         ids = []
         for i in range(args.playlists):
             meta, rows = playlist(f"limited-{i}", args.rows)

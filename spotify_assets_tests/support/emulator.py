@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import argparse
 import base64
+import collections
 import copy
 import functools
+import hashlib
 import json
+import math
 import re
 import secrets
 import signal
@@ -276,7 +279,14 @@ class SpotifyEmulator:
         dev_mode_fields: bool | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        versioned_snapshots: bool = False,
+        rate_budget: tuple[int, float] | None = None,
     ) -> None:
+        """`versioned_snapshots`: each playlist's `snapshot_id` is derived from its rows (it
+        changes exactly when they do, as Spotify's does) instead of taken from its metadata.
+        `rate_budget` = (requests, seconds): like Spotify's per-app limit, more than `requests`
+        API requests within a rolling `seconds` are answered 429 with the `Retry-After` (whole
+        seconds) until the window has room; a refused request counts against it too."""
         if shape not in _SHAPES:
             raise ValueError(f"shape must be one of {sorted(_SHAPES)}, got {shape!r}")
         if row_key not in ("auto", None):
@@ -291,6 +301,10 @@ class SpotifyEmulator:
         self._dev_mode_fields = shape == "2026" if dev_mode_fields is None else dev_mode_fields
         self._host = host
         self._port = port
+        self._versioned_snapshots = versioned_snapshots
+        self._rate_budget = rate_budget
+        self._budget_sent: collections.deque[float] = collections.deque()
+        self._budget_lock = threading.Lock()
         self._container, self._payload_key, self._max_limit = _SHAPES[shape]
         self._lock = threading.Lock()
         self._playlists: dict[str, _Playlist] = {}
@@ -388,6 +402,8 @@ class SpotifyEmulator:
             raise ValueError("playlist meta needs an 'id'")
         self._learn(rows)  # before Development Mode stripping: the batch endpoints serve whole objects
         served = [self._serve_row(row) for row in copy.deepcopy(rows)]
+        if self._versioned_snapshots:
+            meta["snapshot_id"] = hashlib.sha256(b"\n".join(_dumps(row) for row in served)).hexdigest()[:32]
         playlist = _Playlist(meta, served, [_dumps(row) for row in served], contents_forbidden)
         with self._lock:
             self._playlists[str(meta["id"])] = playlist
@@ -538,6 +554,10 @@ class SpotifyEmulator:
     ) -> _Response:
         if self.latency_s > 0:
             time.sleep(self.latency_s)
+        if self._rate_budget is not None and path.startswith("/v1/"):
+            retry_after = self._over_budget()
+            if retry_after is not None:
+                return _error(429, "API rate limit exceeded", (("Retry-After", str(retry_after)),))
         fault = self._take_fault(method, path, query)
         if fault is not None:
             if fault.kind == "slow":
@@ -558,6 +578,22 @@ class SpotifyEmulator:
             else:
                 return self._fault_response(fault)
         return self._route(method, path, query, headers, body)
+
+    def _over_budget(self) -> int | None:
+        """None if this request is within the rolling budget, else the whole seconds until the
+        window has room again."""
+        limit, window_s = self._rate_budget  # type: ignore[misc]
+        with self._budget_lock:
+            now = time.monotonic()
+            sent = self._budget_sent
+            while sent and sent[0] <= now - window_s:
+                sent.popleft()
+            over = len(sent) >= limit
+            sent.append(now)
+            if not over:
+                return None
+            free_at = sent[len(sent) - limit] + window_s  # the oldest beyond the limit leaves
+        return max(1, math.ceil(free_at - now))
 
     def _fault_response(self, fault: _Fault) -> _Response:
         params = fault.params

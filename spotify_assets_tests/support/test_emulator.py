@@ -663,3 +663,40 @@ def test_development_mode_refuses_the_batch_endpoints(emu: SpotifyEmulator) -> N
         response = get(emu, path, ids="artist1")
         assert response.status_code == 403, path
     assert get(emu, "/artists", headers={"Authorization": "Bearer nope"}, ids="artist1").status_code == 401
+
+
+def test_versioned_snapshots_change_exactly_when_the_rows_do() -> None:
+    from spotify_assets_tests.support.fixtures import playlist
+
+    meta, rows = playlist("versioned", 60)
+    with SpotifyEmulator(versioned_snapshots=True) as emu:
+        def snapshot_id() -> str:
+            emu_token = requests.post(f"{emu.accounts_url}/api/token", data={"grant_type": "client_credentials"}, auth=CLIENT, timeout=5).json()
+            answer = requests.get(f"{emu.api_url}/playlists/{meta['id']}", headers={"Authorization": f"Bearer {emu_token['access_token']}"}, timeout=5)
+            return answer.json()["snapshot_id"]
+
+        emu.add_playlist(meta, rows)
+        first = snapshot_id()
+        emu.add_playlist({**meta, "snapshot_id": "ignored"}, rows)  # the same rows again
+        assert snapshot_id() == first != meta["snapshot_id"]
+        emu.add_playlist(meta, rows[:-1])  # one row removed
+        removed = snapshot_id()
+        emu.add_playlist(meta, [rows[1], rows[0], *rows[2:]])  # two rows moved
+        assert len({first, removed, snapshot_id()}) == 3
+
+
+@pytest.mark.slow
+def test_a_rolling_budget_answers_429_with_the_wait_until_it_has_room() -> None:
+    with SpotifyEmulator(rate_budget=(5, 2.0)) as emu:
+        token = requests.post(f"{emu.accounts_url}/api/token", data={"grant_type": "client_credentials"}, auth=CLIENT, timeout=5).json()
+        headers = {"Authorization": f"Bearer {token['access_token']}"}
+        started = time.monotonic()
+        answers = [requests.get(f"{emu.api_url}/playlists/none", headers=headers, timeout=5) for _ in range(7)]
+        assert [a.status_code for a in answers] == [404] * 5 + [429, 429]  # within the budget, then over
+        assert all(1 <= int(a.headers["Retry-After"]) <= 2 for a in answers[5:])
+        assert requests.post(f"{emu.accounts_url}/api/token", data={"grant_type": "client_credentials"}, auth=CLIENT, timeout=5).ok  # accounts apart
+        # the refused requests count too: sent again and again, the budget never has room
+        time.sleep(max(0.0, started + 1.5 - time.monotonic()))
+        assert [requests.get(f"{emu.api_url}/playlists/none", headers=headers, timeout=5).status_code for _ in range(5)] == [429] * 5
+        time.sleep(max(0.0, started + 2.2 - time.monotonic()))  # the first five have left the window
+        assert requests.get(f"{emu.api_url}/playlists/none", headers=headers, timeout=5).status_code == 429

@@ -105,6 +105,26 @@ def test_a_changed_snapshot_id_is_read_fully_with_the_new_rows(emulator: Spotify
     assert doc["extraction"]["reuse"]["why"] == "changed" and "'AAAA'" in doc["extraction"]["reuse"]["detail"]
 
 
+def test_with_snapshot_ids_that_follow_the_rows_only_the_changed_playlist_is_read_again(store: SnapshotStore) -> None:
+    """As the real API does: a row moved deep in one playlist changes its snapshot_id only."""
+    with SpotifyEmulator(versioned_snapshots=True) as emu:
+        still, rows_still = playlist("still", 180)
+        moved, rows_moved = playlist("moved", 180)
+        for meta, rows in ((still, rows_still), (moved, rows_moved)):
+            emu.add_playlist(meta, rows)
+        ids = [still["id"], moved["id"]]
+        run_window(emu, store, KEYS[0], ids)
+        changed = [*rows_moved[:150], rows_moved[170], *rows_moved[150:170], *rows_moved[171:]]  # on the last page
+        emu.add_playlist(moved, changed)
+        emu.reset_log()
+        docs = run_window(emu, store, KEYS[1], ids)
+        assert emu.count(rf"/playlists/{still['id']}/items$") == 0
+        assert emu.count(rf"/playlists/{moved['id']}/items$") == 3  # re-read whole: every page after the first
+        assert docs[still["id"]]["extraction"]["reuse"]["reused"] is True
+        assert docs[moved["id"]]["extraction"]["reuse"]["why"] == "changed"
+        assert [r["item"]["id"] for r in docs[moved["id"]]["items"]] == [r["item"]["id"] for r in changed]
+
+
 def test_the_same_snapshot_id_with_rows_that_differ_is_read_fully(emulator: SpotifyEmulator, store: SnapshotStore) -> None:
     # What snapshot_id does not track: a track of the first page became unavailable.
     meta, rows = serve(emulator, "quiet", 120)
