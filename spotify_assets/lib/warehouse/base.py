@@ -52,10 +52,20 @@ class Dialect:
     name: str
     column_types: Mapping[str, str]  # declared column type (`schema.TYPES`) -> SQL type
     timestamp_type: str  # the cast that reads an ISO 8601 instant with offset
-    dtype_types: Callable[[Any], str]  # the SQL type of an undeclared frame column's dtype
+    # an undeclared frame column's pandas dtype -> SQL type (unlisted: text); datetimes apart
+    dtype_sql: Mapping[str, str]
+    aware_datetime_type: str  # datetime64[..., tz]
+    naive_datetime_type: str  # datetime64[...]
 
     def sql_type(self, column: Column) -> str:
         return self.column_types[column.type]
+
+    def dtype_type(self, dtype: Any) -> str:
+        """The SQL type of a frame column of `dtype` that no table declares."""
+        text = str(dtype)
+        if text.startswith("datetime64"):
+            return self.aware_datetime_type if "," in text else self.naive_datetime_type
+        return self.dtype_sql.get(text, "VARCHAR")
 
     def create_table(self, table: Table, qualified_name: str) -> str:
         cols = ",\n".join(

@@ -66,15 +66,6 @@ _PANDAS_TO_DUCKDB = {
 }
 
 
-def _duckdb_type(dtype: Any) -> str:
-    text = str(dtype)
-    if text.startswith("datetime64") and "," in text:
-        return "TIMESTAMPTZ"
-    if text.startswith("datetime64"):
-        return "TIMESTAMP"
-    return _PANDAS_TO_DUCKDB.get(text, "VARCHAR")
-
-
 DIALECT = Dialect(
     name="duckdb",
     column_types={
@@ -87,7 +78,9 @@ DIALECT = Dialect(
         "timestamp": "TIMESTAMPTZ",
     },
     timestamp_type="TIMESTAMPTZ",
-    dtype_types=_duckdb_type,
+    dtype_sql=_PANDAS_TO_DUCKDB,
+    aware_datetime_type="TIMESTAMPTZ",
+    naive_datetime_type="TIMESTAMP",
 )
 
 
@@ -210,7 +203,7 @@ def _duckdb_swap(
         conn.execute(DIALECT.create_table(spec, qualified))
     else:
         # An undeclared table takes the frame's columns: whole-table writes recreate it.
-        cols = ", ".join(f'"{c}" {DIALECT.dtype_types(t)}' for c, t in frame.dtypes.items())
+        cols = ", ".join(f'"{c}" {DIALECT.dtype_type(t)}' for c, t in frame.dtypes.items())
         create = "CREATE OR REPLACE TABLE" if window is None else "CREATE TABLE IF NOT EXISTS"
         conn.execute(f"{create} {qualified} ({cols})")
     selected = f" WHERE {where}" if where is not None else DIALECT.where_window(window)

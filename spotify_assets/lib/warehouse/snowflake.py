@@ -75,15 +75,6 @@ _DTYPE_TYPES = {
 }
 
 
-def _snowflake_type(dtype: Any) -> str:
-    text = str(dtype)
-    if text.startswith("datetime64") and "," in text:
-        return "TIMESTAMP_TZ(6)"
-    if text.startswith("datetime64"):
-        return "TIMESTAMP_NTZ(6)"
-    return _DTYPE_TYPES.get(text, "VARCHAR")
-
-
 DIALECT = Dialect(
     name="snowflake",
     column_types={
@@ -96,7 +87,9 @@ DIALECT = Dialect(
         "timestamp": "TIMESTAMP_TZ(6)",
     },
     timestamp_type="TIMESTAMP_TZ",
-    dtype_types=_snowflake_type,
+    dtype_sql=_DTYPE_TYPES,
+    aware_datetime_type="TIMESTAMP_TZ(6)",
+    naive_datetime_type="TIMESTAMP_NTZ(6)",
 )
 
 
@@ -154,7 +147,7 @@ def _snowflake_swap(
                 cur.execute(DIALECT.create_table(spec, qualified))
             else:
                 # An undeclared table takes the frame's columns: whole-table writes recreate it.
-                cols = ", ".join(f"{str(c).upper()} {DIALECT.dtype_types(t)}" for c, t in frame.dtypes.items())
+                cols = ", ".join(f"{str(c).upper()} {DIALECT.dtype_type(t)}" for c, t in frame.dtypes.items())
                 create = "CREATE OR REPLACE TABLE" if window is None else "CREATE TABLE IF NOT EXISTS"
                 cur.execute(f"{create} {qualified} ({cols})")
             # A temporary table lives in the session's current schema and vanishes with the
