@@ -136,8 +136,7 @@ def run_window(server: Server, store: SnapshotStore, key: str, args: argparse.Na
     enrichment = Enricher(api, concurrency=args.concurrency).enrich(snapshots)
     api_s = time.monotonic() - started
     facts = {"partition_key": key, "start": "", "end": ""}
-    document = enrichment.to_document(facts) if enrichment.status not in ("dev_mode", "nothing_to_enrich") else None
-    store.write_window(key, {s.playlist_id: s.to_document(facts) for s in snapshots}, enrichment=document)
+    store.write_window(key, {s.playlist_id: s.to_document(facts) for s in snapshots}, enrichment=enrichment.document_to_keep(facts))
     wall = time.monotonic() - started
     api.close()
     stats = server.ask("stats")

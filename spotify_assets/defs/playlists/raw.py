@@ -10,7 +10,8 @@ from spotify_assets.defs.resources import RawSnapshotStore, SpotifyResource
 from spotify_assets.lib.spotify.enrich import Enricher, Enrichment
 from spotify_assets.lib.spotify.extract import PlaylistExtractor, PlaylistSnapshot
 from spotify_assets.lib.spotify.reuse import PreviousWindow, ReusePolicy
-from spotify_assets.lib.raw.store import ManifestError
+from spotify_assets.lib.raw.store import ManifestError, SnapshotStore
+from spotify_assets.lib.settings import SpotifySettings
 from spotify_assets.lib.timestamps import iso_z
 from spotify_assets.lib.window import previous_key
 
@@ -68,13 +69,7 @@ def raw_playlist_snapshots(
     spotify.check_window(window.end)
     store = raw_store.store()
     settings = spotify.settings
-    first_key = context.assets_def.partitions_def.get_first_partition_key()  # type: ignore[union-attr]
-    previous = PreviousWindow.open(
-        store,
-        previous_key(context.partition_key, first_key) if first_key else None,
-        ReusePolicy(settings.reuse_rows, settings.full_reread_windows),
-        warn=context.log.warning,
-    )
+    previous = _previous_window(context, store, settings)
     with closing(spotify.open_source(window.start, log=context.log.warning)) as source:
         playlist_ids = spotify.playlist_ids(source)
         context.log.info(
@@ -92,10 +87,7 @@ def raw_playlist_snapshots(
         enrichment = _enrich(spotify, source, snapshots, context)
         counts = source.counts
     if counts.get("rate_limited"):
-        context.log.warning(
-            f"{counts['rate_limited']} HTTP 429 answer(s): every worker paused {counts['paused_ms'] / 1000:.1f} s in all, "
-            f"and the requests in flight went down to {counts['lowest_in_flight']} of {settings.concurrency}"
-        )
+        context.log.warning(_rate_limit_summary(counts, settings.concurrency))
 
     failed = [s for s in snapshots if not s.ok]
     if len(failed) == len(snapshots):
@@ -114,8 +106,7 @@ def raw_playlist_snapshots(
             context.partition_key,
             {s.playlist_id: s.to_document(window_facts) for s in snapshots},
             tag=context.run.run_id.split("-")[0],
-            # Development Mode (or nothing to ask): no document; the window keeps any it had
-            enrichment=enrichment.to_document(window_facts) if enrichment.status not in ("dev_mode", "nothing_to_enrich") else None,
+            enrichment=enrichment.document_to_keep(window_facts),
         )
     except ManifestError as err:
         raise dg.Failure(
@@ -150,6 +141,25 @@ def raw_playlist_snapshots(
         "enrichment_requests": enrichment.requests,
     }
     return dg.MaterializeResult(metadata=metadata)
+
+
+def _previous_window(context: dg.AssetExecutionContext, store: SnapshotStore, settings: SpotifySettings) -> PreviousWindow:
+    """The window before this one, whose documents unchanged playlists may reuse (none before
+    the first window)."""
+    first_key = context.assets_def.partitions_def.get_first_partition_key()  # type: ignore[union-attr]
+    return PreviousWindow.open(
+        store,
+        previous_key(context.partition_key, first_key) if first_key else None,
+        ReusePolicy(settings.reuse_rows, settings.full_reread_windows),
+        warn=context.log.warning,
+    )
+
+
+def _rate_limit_summary(counts: dict[str, int], concurrency: int) -> str:
+    return (
+        f"{counts['rate_limited']} HTTP 429 answer(s): every worker paused {counts['paused_ms'] / 1000:.1f} s in all, "
+        f"and the requests in flight went down to {counts['lowest_in_flight']} of {concurrency}"
+    )
 
 
 def _enrich(spotify: SpotifyResource, source, snapshots: list[PlaylistSnapshot], context) -> Enrichment:  # type: ignore[no-untyped-def]

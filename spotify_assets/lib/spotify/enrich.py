@@ -96,6 +96,11 @@ class Enrichment:
             out[batch["endpoint"]] += sum(1 for obj in batch["response"][batch["endpoint"]] if obj is not None)
         return out
 
+    def document_to_keep(self, window: dict[str, str]) -> dict[str, Any] | None:
+        """The window's enrichment document; None in Development Mode or with nothing to ask,
+        so that the window keeps any enrichment it had (`SnapshotStore.write_window`)."""
+        return None if self.status in ("dev_mode", "nothing_to_enrich") else self.to_document(window)
+
     def to_document(self, window: dict[str, str]) -> dict[str, Any]:
         return {
             "schema_version": ENRICHMENT_SCHEMA_VERSION,
