@@ -216,3 +216,11 @@ def test_the_tables_carry_the_deployments_warehouse_as_kind_and_column_types(mon
     assert "snowflake" in production.kinds and "duckdb" not in production.kinds
     assert production.metadata["dagster/column_schema"] == column_schema("streams", "snowflake")
     assert column_schema("streams", "snowflake") != column_schema("streams", "duckdb")
+
+
+def test_the_benchmarks_reference_definitions_load_with_the_default_executor() -> None:
+    """benchmarks/daemon_path.py runs the job against these; they once broke unnoticed."""
+    from spotify_assets_tests.benchmarks.default_executor import defs as reference
+
+    job = reference().get_repository_def().get_job("spotify_pipeline_job")
+    assert job.executor_def.name == "multi_or_in_process_executor"
