@@ -48,24 +48,50 @@ def ids_to_enrich(snapshots: Iterable[PlaylistSnapshot]) -> tuple[list[str], lis
     """The distinct artist ids and album ids of the window's songs, in order of first
     appearance: every credited artist, the album, and the album's artists, of every track row
     of every playlist read (local files, episodes and null rows name none)."""
-    artists: dict[str, None] = {}
-    albums: dict[str, None] = {}
-    for snapshot in snapshots:
-        if not snapshot.ok:
-            continue
-        for row in snapshot.items:
-            payload = payload_of(row) if isinstance(row, dict) else None
-            if not isinstance(payload, dict) or row.get("is_local") or payload.get("is_local"):
-                continue
-            if payload.get("type", "track") != "track" or not payload.get("id"):
-                continue
-            album = payload.get("album") if isinstance(payload.get("album"), dict) else {}
-            if isinstance(album.get("id"), str) and album["id"]:
-                albums.setdefault(album["id"])
-            for artist in [*(payload.get("artists") or ()), *(album.get("artists") or ())]:
-                if isinstance(artist, dict) and isinstance(artist.get("id"), str) and artist["id"]:
-                    artists.setdefault(artist["id"])
-    return list(artists), list(albums)
+    return IdScan(snapshots).all()
+
+
+class IdScan:
+    """`ids_to_enrich`, reading rows only as far as asked: the first batch is known after a
+    few playlists, and a Development Mode app refuses it before the rest are read (a window's
+    unchanged playlists carry their rows as stored bytes: reading them all costs seconds)."""
+
+    def __init__(self, snapshots: Iterable[PlaylistSnapshot]):
+        self.artists: dict[str, None] = {}
+        self.albums: dict[str, None] = {}
+        self._rows = (row for snapshot in snapshots if snapshot.ok for row in snapshot.items)
+        self.done = False
+
+    def first_job(self) -> tuple[str, list[str]] | None:
+        """The first batch `all()`'s ids make (artists first), read only as far as it needs."""
+        size = BATCH_SIZES["artists"]
+        while not self.done and len(self.artists) < size:
+            self._step()
+        if self.artists:
+            return "artists", list(self.artists)[:size]
+        return ("albums", list(self.albums)[: BATCH_SIZES["albums"]]) if self.albums else None
+
+    def all(self) -> tuple[list[str], list[str]]:
+        while not self.done:
+            self._step()
+        return list(self.artists), list(self.albums)
+
+    def _step(self) -> None:
+        row = next(self._rows, None)
+        if row is None:
+            self.done = True
+            return
+        payload = payload_of(row) if isinstance(row, dict) else None
+        if not isinstance(payload, dict) or row.get("is_local") or payload.get("is_local"):
+            return
+        if payload.get("type", "track") != "track" or not payload.get("id"):
+            return
+        album = payload.get("album") if isinstance(payload.get("album"), dict) else {}
+        if isinstance(album.get("id"), str) and album["id"]:
+            self.albums.setdefault(album["id"])
+        for artist in [*(payload.get("artists") or ()), *(album.get("artists") or ())]:
+            if isinstance(artist, dict) and isinstance(artist.get("id"), str) and artist["id"]:
+                self.artists.setdefault(artist["id"])
 
 
 def batches(kind: str, ids: list[str]) -> list[list[str]]:
@@ -149,36 +175,47 @@ class Enricher:
         self._lock = threading.Lock()
 
     def enrich(self, snapshots: Iterable[PlaylistSnapshot]) -> Enrichment:
-        """Never raises: whatever fails is in the result's `errors` (or `dev_mode`)."""
-        try:
-            artist_ids, album_ids = ids_to_enrich(snapshots)
-        except Exception as err:  # rows of an unexpected shape: the playlists still go on
-            self._warn(f"enrichment skipped: the window's artists and albums could not be listed ({type(err).__name__}: {err})")
-            return Enrichment(
-                "failed", {"artists": 0, "albums": 0}, source=self.source.label, api_url=self.source.api_url,
-                errors=[{"endpoint": None, "ids": [], "kind": "unexpected", "status": None, "message": f"{type(err).__name__}: {err}"}],
-            )
-        return self.enrich_ids(artist_ids, album_ids)
+        """Never raises: whatever fails is in the result's `errors` (or `dev_mode`). The rows
+        are read for ids only as far as the first batch needs until it has answered: for a
+        Development Mode app, which refuses it, the rest are never read (its `asked` counts
+        what was read)."""
+        scan = IdScan(snapshots)
+        return self._enrich(scan.first_job, scan.all, lambda: {"artists": len(scan.artists), "albums": len(scan.albums)})
 
     def enrich_ids(self, artist_ids: list[str], album_ids: list[str]) -> Enrichment:
-        result = Enrichment(
-            "nothing_to_enrich",
-            {"artists": len(artist_ids), "albums": len(album_ids)},
-            source=self.source.label,
-            api_url=self.source.api_url,
-            started_at=self._clock(),
+        jobs = _jobs(artist_ids, album_ids)
+        return self._enrich(
+            lambda: jobs[0] if jobs else None, lambda: (artist_ids, album_ids),
+            lambda: {"artists": len(artist_ids), "albums": len(album_ids)},
         )
-        jobs = [("artists", ids) for ids in batches("artists", artist_ids)]
-        jobs += [("albums", ids) for ids in batches("albums", album_ids)]
+
+    def _enrich(
+        self,
+        first_job: Callable[[], tuple[str, list[str]] | None],
+        all_ids: Callable[[], tuple[list[str], list[str]]],
+        asked: Callable[[], dict[str, int]],
+    ) -> Enrichment:
+        result = Enrichment("nothing_to_enrich", {"artists": 0, "albums": 0}, source=self.source.label,
+                            api_url=self.source.api_url, started_at=self._clock())
+        try:
+            first = first_job()
+        except Exception as err:  # rows of an unexpected shape: the playlists still go on
+            self._warn(f"enrichment skipped: the window's artists and albums could not be listed ({type(err).__name__}: {err})")
+            result.status = "failed"
+            result.errors.append({"endpoint": None, "ids": [], "kind": "unexpected", "status": None, "message": f"{type(err).__name__}: {err}"})
+            return result
+        jobs = [first] if first is not None else []
         stop = threading.Event()
         try:
-            if jobs:
-                self._ask(result, *jobs[0], stop)  # alone: Development Mode answers it 403/404
+            if first is not None:
+                self._ask(result, *first, stop)  # alone: Development Mode answers it 403/404
                 if not stop.is_set():
+                    jobs = _jobs(*all_ids())
                     self._ask_all(result, jobs[1:], stop)
         except Exception as err:  # enrichment must never fail the window
             result.errors.append({"endpoint": None, "ids": [], "kind": "unexpected", "status": None,
                                   "message": f"{type(err).__name__}: {err}"})
+        result.asked = asked()
         result.finished_at = self._clock()
         order = {(kind, ids[0]): n for n, (kind, ids) in enumerate(jobs)}
         result.batches.sort(key=lambda b: order[(b["endpoint"], b["ids"][0])])  # answers arrive in any order
@@ -190,9 +227,9 @@ class Enricher:
                 "genres, followers, popularity and label stay null"
             )
         elif result.errors:
-            first = result.errors[0]
+            error = result.errors[0]
             self._warn(
-                f"{result.summary()}; {len(result.errors)} error(s), the first: {first['kind']}: {first['message']}. "
+                f"{result.summary()}; {len(result.errors)} error(s), the first: {error['kind']}: {error['message']}. "
                 "The playlists are written regardless; what was not enriched stays null"
             )
         else:
@@ -275,6 +312,10 @@ def _objects(kind: str, ids: list[str], body: Any) -> list[dict[str, Any] | None
             raise MalformedBatch(f"GET /{kind}: an element is not an object with an id: {str(obj)[:80]!r}")
         out.append({key: obj[key] for key in kept if key in obj})
     return out
+
+
+def _jobs(artist_ids: list[str], album_ids: list[str]) -> list[tuple[str, list[str]]]:
+    return [("artists", ids) for ids in batches("artists", artist_ids)] + [("albums", ids) for ids in batches("albums", album_ids)]
 
 
 def _status(result: Enrichment, jobs: int) -> str:

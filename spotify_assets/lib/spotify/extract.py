@@ -35,6 +35,7 @@ from spotify_assets.lib.spotify.client import (
     SpotifyHttpError,
     SpotifyUnavailable,
 )
+from spotify_assets.lib.raw.store import EncodedRows
 from spotify_assets.lib.spotify.reuse import PreviousRows, PreviousWindow, Refusal, rows_request, same_rows
 from spotify_assets.lib.timestamps import iso_z
 
@@ -93,7 +94,7 @@ class PlaylistSnapshot:
 
     playlist_id: str
     playlist: dict[str, Any] | None
-    items: list[dict[str, Any]]
+    items: list[dict[str, Any]] | EncodedRows  # EncodedRows: an unchanged playlist's rows, as stored
     extraction: dict[str, Any]
 
     @property
@@ -242,6 +243,7 @@ class _Playlist:
     todo: range | None = None  # offsets still to queue; None until the metadata is asked for
     in_flight: int = 0  # requests of this playlist in the pool
     reused: list[dict[str, Any]] = field(default_factory=list)  # rows after the first page, from the previous window
+    whole: EncodedRows | None = None  # or all the rows, as stored there (the first page is byte for byte theirs)
     reuse: dict[str, Any] | None = None  # extraction.reuse: where the rows came from, or why read fully
 
 
@@ -389,26 +391,32 @@ class PlaylistExtractor:
                 "rows_differ",
                 f"the playlist reports {playlist.total} rows, window {found.window}'s document has {len(found.items)}",
             )
-        if isinstance(found, PreviousRows) and not same_rows(
-            first, found.items[: len(first)], ignore_popularity=self.previous.policy.rows == "always"
+        whole = isinstance(found, PreviousRows) and isinstance(found.items, EncodedRows) and found.items.starts_with(first)
+        if isinstance(found, PreviousRows) and not whole and not same_rows(
+            first, list(found.items[: len(first)]), ignore_popularity=self.previous.policy.rows == "always"
         ):
             found = Refusal("rows_differ", f"this window's first page differs from window {found.window}'s rows")
         if isinstance(found, Refusal):
             playlist.reuse = found.record()
             return
-        playlist.reused = found.items[len(first) :]
+        if whole:
+            playlist.whole = found.items  # type: ignore[assignment]
+        else:
+            playlist.reused = list(found.items[len(first) :])
         playlist.reuse = {
             "reused": True,
             "from_window": found.window,
             "from_version": found.version,
             "from_sha256": found.sha256,
-            "rows_reused": len(playlist.reused),
+            "rows_reused": len(found.items) - len(first),
             "requests_saved": len(range(len(first), playlist.total, self.page_size)),
             "windows_since_full_read": found.chain + 1,
             "full_read_window": found.full_read_window,
         }
 
     def _missing_offsets(self, playlist: _Playlist) -> range:
+        if playlist.whole is not None:
+            return range(0)
         have = sum(len(rows) for rows in playlist.pages.values()) + len(playlist.reused)
         return range(have, playlist.total, self.page_size)
 
@@ -455,7 +463,11 @@ class PlaylistExtractor:
         return page
 
     def _finish(self, playlist: _Playlist) -> PlaylistSnapshot:
-        items = [row for offset in sorted(playlist.pages) for row in playlist.pages[offset]] + playlist.reused
+        items: list[dict[str, Any]] | EncodedRows = (
+            playlist.whole
+            if playlist.whole is not None
+            else [row for offset in sorted(playlist.pages) for row in playlist.pages[offset]] + playlist.reused
+        )
         if playlist.error is None and len(items) != playlist.total:
             playlist.error = {
                 "kind": "incomplete",
@@ -488,7 +500,8 @@ class PlaylistExtractor:
             self._warn(f"{progress} could not be read: {playlist.error['message']}")
             # Nothing half-read is kept: a failed playlist has metadata (if any) and a reason.
             return PlaylistSnapshot(playlist.playlist_id, playlist.meta, [], facts)
-        facts.update(summarize_rows(items))
+        # rows carried as stored carry what was said of them when they were read: the same rows
+        facts.update(items.summary if isinstance(items, EncodedRows) and items.summary is not None else summarize_rows(items))
         snapshot = PlaylistSnapshot(playlist.playlist_id, playlist.meta, items, facts)
         reuse = playlist.reuse or {}
         if reuse.get("reused"):

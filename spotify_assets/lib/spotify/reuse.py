@@ -21,7 +21,10 @@ Refused (a full read, its reason recorded in the document's `extraction.reuse`) 
   this window's first page and total say.
 
 A reused document holds every row, like a full read, and is written, hashed and checked like
-any other: the next window can reuse it in turn, up to the bound.
+any other: the next window can reuse it in turn, up to the bound. The rows are carried as the
+bytes they were stored as (`EncodedRows`: the manifest says where they are in the document), so
+an unchanged playlist costs a read and a hash of its previous document, not a parse and an
+encode of every row.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from typing import Any
 
 import orjson
 
-from spotify_assets.lib.raw.store import ManifestError, SnapshotStore, WindowManifest
+from spotify_assets.lib.raw.store import EncodedRows, ManifestError, SnapshotStore, WindowManifest, split_document
 
 ROWS_POLICIES = ("without_popularity", "always", "never")
 FULL_REREAD_WINDOWS = 9  # every 3 days
@@ -88,7 +91,7 @@ class PreviousRows:
     window: str  # the previous window's partition key
     version: str  # the version of that window the document belongs to
     sha256: str  # of the document, as its manifest recorded and as read
-    items: list[dict[str, Any]]
+    items: list[dict[str, Any]] | EncodedRows
     chain: int  # windows in a row that document's rows had been reused (0: it was a full read)
     full_read_window: str  # the window of the last full read those rows come from
 
@@ -179,11 +182,10 @@ class PreviousWindow:
             self.warn(f"playlist {playlist_id}: the previous window's document cannot be reused, read fully: {problem}")
             return Refusal("previous_unreadable", str(problem))
         try:
-            document = orjson.loads(stored.data)
-            items = document["items"]
+            document, items = _parse(stored.data, entry)
             extraction = document["extraction"]
             previous_snapshot = (document.get("playlist") or {}).get("snapshot_id")
-            if not isinstance(items, list) or not isinstance(extraction, dict):
+            if not isinstance(items, (list, EncodedRows)) or not isinstance(extraction, dict):
                 raise TypeError("items or extraction of the wrong type")
         except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError, RecursionError) as err:
             self.warn(f"playlist {playlist_id}: the previous window's document cannot be reused, read fully: {err}")
@@ -194,7 +196,7 @@ class PreviousWindow:
             return Refusal("changed", f"snapshot_id {previous_snapshot!r} in window {self.partition_key}, now {snapshot_id!r}")
         if extraction.get("rows_request") != dict(request):
             return Refusal("request_changed", WHY["request_changed"])
-        if self.policy.rows == "without_popularity" and has_popularity(items):
+        if self.policy.rows == "without_popularity" and _has_popularity(items, extraction):
             return Refusal("popularity", WHY["popularity"])
         before = extraction.get("reuse") or {}
         if before.get("reused"):
@@ -216,3 +218,30 @@ class PreviousWindow:
             chain=chain,
             full_read_window=full_read_window,
         )
+
+
+SUMMARY_KEYS = ("rows", "payload_key", "skipped", "repeated_track_rows", "popularity_present")
+
+
+def _parse(data: bytes, entry: Mapping[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]] | EncodedRows]:
+    """A previous document: everything but its rows parsed, and its rows kept as their bytes
+    when the manifest says where they are (else the whole document parsed, as before)."""
+    split = split_document(data, entry.get("items_at"))
+    if split is None:
+        document = orjson.loads(data)
+        if not isinstance(document, dict):
+            raise TypeError("the document is not an object")
+        return document, document["items"]
+    head, items = split
+    extraction = head.get("extraction")
+    count = extraction.get("rows_read") if isinstance(extraction, dict) else None
+    if type(count) is not int or count < 0:
+        raise TypeError(f"extraction.rows_read is {count!r}, not a count")
+    summary = {k: extraction[k] for k in SUMMARY_KEYS} if all(k in extraction for k in SUMMARY_KEYS) else None
+    return head, EncodedRows(items, count, summary)
+
+
+def _has_popularity(items: list[dict[str, Any]] | EncodedRows, extraction: Mapping[str, Any]) -> bool:
+    if isinstance(items, EncodedRows) and isinstance(extraction.get("popularity_present"), bool):
+        return extraction["popularity_present"]
+    return has_popularity(list(items))

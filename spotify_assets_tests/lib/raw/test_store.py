@@ -12,7 +12,15 @@ import boto3
 import orjson
 import pytest
 
-from spotify_assets.lib.raw.store import LocalBackend, ManifestError, S3Backend, SnapshotStore
+from spotify_assets.lib.raw.store import (
+    EncodedRows,
+    LocalBackend,
+    ManifestError,
+    S3Backend,
+    SnapshotStore,
+    encode_document,
+    split_document,
+)
 from spotify_assets.lib.window import window_slug
 
 W1 = "2026-11-21-00:00"
@@ -248,3 +256,43 @@ def test_a_failed_write_leaves_no_enrichment_behind(store: SnapshotStore) -> Non
     with pytest.raises(OSError, match="injected"):
         flaky.write_window(W1, docs("new"), enrichment=enrichment())
     assert sorted(store.backend.list(store.window_prefix(W1))) == before and store.read_manifest(W1).enrichment is None
+
+
+# --- rows carried as they were stored (an unchanged playlist's, lib/spotify/reuse.py) ----------
+
+
+def test_a_document_s_rows_are_located_in_its_bytes_and_read_back_without_parsing_them() -> None:
+    rows = [{"item": {"id": f"t{i}", "name": "Ünïcødé \u0645"}} for i in range(3)]
+    document = {"status": "ok", "playlist_id": "p", "items": rows, "extraction": {"rows_read": 3}}
+    data, items_at = encode_document(document)
+    assert orjson.loads(data) == document  # plain JSON: every reader parses it as before
+    assert data[items_at[0] : items_at[1]] == orjson.dumps(rows)
+    head, items = split_document(data, items_at)
+    assert head == {k: v for k, v in document.items() if k != "items"} and items == orjson.dumps(rows)
+    # Written again from those bytes, the document is the same rows byte for byte.
+    again, again_at = encode_document({**head, "items": EncodedRows(items, 3)})
+    assert orjson.loads(again) == document and again[again_at[0] : again_at[1]] == items
+    assert encode_document({"status": "ok"}) == (orjson.dumps({"status": "ok"}), None)
+
+
+@pytest.mark.parametrize(
+    "items_at",
+    [None, "12,40", [1, 2, 3], [0, 5], [5, 9], [True, 9], "shift-start", "shift-end", "whole"],
+)
+def test_a_location_that_does_not_fit_the_bytes_is_refused_and_the_document_parsed_whole(items_at: Any) -> None:
+    data, real = encode_document({"playlist": {"name": '"items":[1]'}, "items": [{"n": 1}, {"n": 2}]})
+    shifted = {"shift-start": [real[0] + 1, real[1]], "shift-end": [real[0], real[1] - 1], "whole": [0, len(data)]}
+    assert split_document(data, shifted.get(items_at, items_at) if isinstance(items_at, str) else items_at) is None
+    assert split_document(data, real) is not None
+
+
+def test_stored_rows_compare_their_first_rows_byte_for_byte_and_parse_only_when_read() -> None:
+    rows = [{"a": 1, "b": 2}, {"a": 3, "b": 4}, {"a": 5, "b": 6}]
+    stored = EncodedRows(orjson.dumps(rows), 3)
+    assert len(stored) == 3 and stored._rows is None  # counted without parsing
+    assert stored.starts_with(rows[:1]) and stored.starts_with(rows[:2]) and stored.starts_with(rows)
+    assert not stored.starts_with([{"a": 1, "b": 3}]) and not stored.starts_with([*rows, rows[0]])
+    assert not stored.starts_with([{"b": 2, "a": 1}])  # equal rows, keys in another order: compare parsed
+    assert stored == rows and stored[1] == {"a": 3, "b": 4} and list(stored) == rows
+    with pytest.raises(ValueError, match="expected a list of 4 rows"):
+        EncodedRows(orjson.dumps(rows), 4).rows()

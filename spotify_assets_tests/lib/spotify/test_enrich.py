@@ -10,6 +10,8 @@ from typing import Any
 import orjson
 import pytest
 
+from spotify_assets.lib.raw.store import EncodedRows
+from spotify_assets.lib.spotify.client import SpotifyHttpError
 from spotify_assets.lib.spotify.enrich import Enricher, ids_to_enrich
 from spotify_assets.lib.spotify.extract import PlaylistExtractor, PlaylistSnapshot
 from spotify_assets.lib.tables.normalize import normalize_documents
@@ -192,3 +194,37 @@ def test_a_stored_batch_of_the_wrong_types_is_a_problem_and_the_others_fill() ->
     assert artists.loc[artist_ids[1], "genres"] == '["jazz"]' and artists.loc[artist_ids[0], "genres"] is None
     assert len(window.problems) == 1 and "enrichment batch 0 is malformed" in window.problems[0]["message"]
     assert (window.frames["playlists"]["status"] == "ok").all()
+
+
+class _Unread(EncodedRows):
+    """Stored rows that must not be read: reading them fails the test's enrichment."""
+
+    def rows(self) -> list[dict[str, Any]]:
+        raise AssertionError("these rows were read")
+
+
+def _dev_mode_window() -> list[PlaylistSnapshot]:
+    """A first playlist with 60 songs (60 artists: more than a batch), then one whose rows are
+    carried as stored and must not be read."""
+    _, first = playlist("first", 60)
+    _, later = playlist("later", 5)
+    return [
+        PlaylistSnapshot("f" * 22, {"name": "first"}, first, {"error": None}),
+        PlaylistSnapshot("l" * 22, {"name": "later"}, _Unread(orjson.dumps(later), 5), {"error": None}),
+    ]
+
+
+def test_a_development_mode_app_refuses_the_first_batch_before_the_other_rows_are_read() -> None:
+    asked: list[tuple[str, list[str]]] = []
+
+    def refuse(path: str, ids: list[str]) -> dict[str, Any]:
+        asked.append((path, ids))
+        raise SpotifyHttpError(403, f"GET /{path}", "Forbidden")
+
+    warnings = Messages()
+    result = Enricher(_Source(refuse), warn=warnings).enrich(_dev_mode_window())
+    assert result.status == "dev_mode" and result.errors == [] and len(warnings) == 1
+    assert [(path, len(ids)) for path, ids in asked] == [("artists", 50)]
+    # An app that answers reads every row for the rest of its batches (here: the unread rows fail it).
+    answered = Enricher(_Source(lambda path, ids: {path: [{"id": i} for i in ids]}), warn=Messages()).enrich(_dev_mode_window())
+    assert answered.status == "partial" and "these rows were read" in answered.errors[-1]["message"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from spotify_assets.lib.raw.store import LocalBackend, SnapshotStore
+from spotify_assets.lib.raw.store import LocalBackend, SnapshotStore, encode_document
 from spotify_assets.lib.spotify.client import Credentials, RetryPolicy, SpotifyApi
 from spotify_assets.lib.spotify.extract import PlaylistExtractor
 from spotify_assets.lib.spotify.reuse import PreviousWindow, ReusePolicy, same_rows
@@ -44,7 +44,7 @@ def run_window(
     snaps = PlaylistExtractor(api, concurrency=4, previous=previous).extract(ids)
     docs = {s.playlist_id: s.to_document({"partition_key": key, "start": "", "end": ""}) for s in snaps}
     store.write_window(key, docs)
-    return {pid: orjson.loads(orjson.dumps(doc)) for pid, doc in docs.items()}
+    return {pid: orjson.loads(encode_document(doc)[0]) for pid, doc in docs.items()}  # as stored
 
 
 def serve(emu: SpotifyEmulator, label: str, n: int, snapshot_id: str = "AAAA") -> tuple[dict, list[dict]]:
@@ -254,3 +254,59 @@ def test_the_policy_refuses_impossible_values() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         ReusePolicy(full_reread_windows=0)
     assert not ReusePolicy(full_reread_windows=1).enabled and not ReusePolicy("never").enabled
+
+
+def test_reused_rows_are_written_as_the_bytes_they_were_stored_as(emulator: SpotifyEmulator, store: SnapshotStore) -> None:
+    meta, _ = serve(emulator, "bytes", 180)
+    pid = meta["id"]
+    for key in KEYS[:3]:
+        run_window(emulator, store, key, [pid])
+    spans = []
+    for key in KEYS[:3]:
+        entry = store.read_manifest(key).documents[pid]
+        start, end = entry["items_at"]
+        spans.append(Path(store.backend.uri(entry["key"])).read_bytes()[start:end])
+    assert spans[0] == spans[1] == spans[2] and len(orjson.loads(spans[0])) == 180
+    third = stored(store, KEYS[2], pid)[1]
+    assert third["extraction"]["reuse"]["windows_since_full_read"] == 2  # reused from a reused document
+    # What was said of the rows when they were read is carried with them.
+    first = stored(store, KEYS[0], pid)[1]
+    for fact in ("rows", "payload_key", "skipped", "repeated_track_rows", "popularity_present"):
+        assert third["extraction"][fact] == first["extraction"][fact]
+
+
+def test_a_document_whose_rows_are_not_located_is_parsed_whole_and_still_reused(
+    emulator: SpotifyEmulator, store: SnapshotStore
+) -> None:
+    """A document written before the manifest said where its rows are (or whose location
+    does not fit): read whole, as before; the rows reused are the same."""
+    meta, _ = serve(emulator, "older", 120)
+    pid = meta["id"]
+    first = run_window(emulator, store, KEYS[0], [pid])[pid]
+    manifest_path = Path(store.backend.uri(store.manifest_key(KEYS[0])))
+    manifest = orjson.loads(manifest_path.read_bytes())
+    del manifest["documents"][pid]["items_at"]
+    manifest_path.write_bytes(orjson.dumps(manifest))
+    emulator.reset_log()
+    second = run_window(emulator, store, KEYS[1], [pid])[pid]
+    assert emulator.count(PAGES) == 0 and second["extraction"]["reuse"]["reused"] is True
+    assert second["items"] == first["items"]
+
+
+def test_rows_stored_with_their_keys_in_another_order_are_compared_as_rows(
+    emulator: SpotifyEmulator, store: SnapshotStore
+) -> None:
+    """The first page is compared byte for byte with the stored rows; rows equal but encoded
+    in another key order (another server, an older writer) are compared parsed and reused."""
+    meta, _ = serve(emulator, "order", 120)
+    pid = meta["id"]
+    api = SpotifyApi(Credentials(emulator.client_id, emulator.client_secret, None), api_url=emulator.api_url,
+                     accounts_url=emulator.accounts_url, policy=RetryPolicy(max_attempts=2, timeout_s=2), sleep=lambda _s: None)
+    api.authenticate()
+    [snap] = PlaylistExtractor(api, previous=PreviousWindow.open(store, None, ReusePolicy())).extract([pid])
+    reversed_rows = [dict(reversed(list(r.items()))) for r in snap.items]
+    store.write_window(KEYS[0], {pid: {**snap.to_document({"partition_key": KEYS[0]}), "items": reversed_rows}})
+    emulator.reset_log()
+    second = run_window(emulator, store, KEYS[1], [pid])[pid]
+    assert emulator.count(PAGES) == 0 and second["extraction"]["reuse"]["reused"] is True
+    assert second["items"] == snap.items and second["items"][0] == reversed_rows[0]
