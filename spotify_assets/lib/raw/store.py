@@ -31,6 +31,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -48,6 +49,9 @@ MANIFEST_SCHEMA_VERSION = 2  # 2: `replaced` versions, `kept` entries
 # A replaced version, a failed write's leftover or a temporary file is deleted only this long
 # after it stopped being needed: a reader that started on it has long finished by then.
 GRACE = timedelta(hours=1)
+# Documents of a window written at once: writes, fsyncs, hashing and S3 PUTs wait on I/O or
+# release the GIL, so a thousand documents are not written one after the other.
+WRITERS = 4
 # The largest stored document read; a bigger one is reported unreadable, never loaded.
 MAX_DOCUMENT_BYTES = 256 * 1024 * 1024
 
@@ -469,25 +473,24 @@ class SnapshotStore:
         entries: dict[str, dict[str, Any]] = {}
         written: list[str] = []
         try:
-            for playlist_id, document in documents.items():
-                status = document.get("status", "ok")
-                before = old.get(playlist_id)
-                if status != "ok" and before is not None and _was_good(before):
-                    error = document_facts(document)["error"] or {"kind": status, "message": f"status {status}"}
-                    entries[playlist_id] = self._keep(before, "failed on this run", error, now)
-                    continue
-                data, items_at = encode_document(document)
-                key = f"{prefix}{playlist_id}.json"
-                self.backend.put(key, data)
-                written.append(key)
-                entries[playlist_id] = {
-                    "key": key,
-                    "sha256": hashlib.sha256(data).hexdigest(),
-                    "bytes": len(data),
-                    "status": status,
-                    **document_facts(document),
-                    **({"items_at": items_at} if items_at is not None else {}),
-                }
+            pool = ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="raw-write")
+            try:
+                pending: dict[str, Future[dict[str, Any]]] = {}
+                for playlist_id, document in documents.items():
+                    status = document.get("status", "ok")
+                    before = old.get(playlist_id)
+                    if status != "ok" and before is not None and _was_good(before):
+                        error = document_facts(document)["error"] or {"kind": status, "message": f"status {status}"}
+                        entries[playlist_id] = self._keep(before, "failed on this run", error, now)
+                        continue
+                    key = f"{prefix}{playlist_id}.json"
+                    written.append(key)  # before the put: a put that fails half-way is deleted too
+                    entries[playlist_id] = {}  # its place in the manifest; filled when written
+                    pending[playlist_id] = pool.submit(self._put_document, key, document)
+                for playlist_id, future in pending.items():
+                    entries[playlist_id] = future.result()
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)  # nothing still writing when we clean up
             for playlist_id, before in old.items():
                 if playlist_id not in entries:
                     entries[playlist_id] = self._keep(before, "no longer configured", None, now)
@@ -504,6 +507,19 @@ class SnapshotStore:
             self.backend.delete(written)  # nothing half-written survives; the old version stands
             raise
         return manifest
+
+    def _put_document(self, key: str, document: Mapping[str, Any]) -> dict[str, Any]:
+        """Write one playlist's document; its manifest entry."""
+        data, items_at = encode_document(document)
+        self.backend.put(key, data)
+        return {
+            "key": key,
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "bytes": len(data),
+            "status": document.get("status", "ok"),
+            **document_facts(document),
+            **({"items_at": items_at} if items_at is not None else {}),
+        }
 
     def _enrichment_entry(
         self,
