@@ -152,5 +152,18 @@ def build_resources(settings: Settings) -> dict[str, object]:
     if settings.deployment == "production":
         from spotify_assets import production
 
-        return {**shared, **production.resources(settings)}
-    return {**shared, **local_resources(settings)}
+        bound = production.resources(settings)
+    else:
+        bound = local_resources(settings)
+    # the warehouse (SPOTIFY_ASSETS_WAREHOUSE) replaces the deployment's default tables' keys
+    if settings.warehouse_target == "mysql":
+        from spotify_assets.defs import mysql_warehouse
+
+        bound.update(mysql_warehouse.resources(settings))
+    elif settings.warehouse_target == "snowflake" and settings.deployment != "production":
+        from spotify_assets import production
+
+        bound.update(production.snowflake_resources(settings))
+    elif settings.warehouse_target not in ("duckdb", "snowflake"):
+        raise ValueError(f"SPOTIFY_ASSETS_WAREHOUSE={settings.warehouse_target} is not available in this version")
+    return {**shared, **bound}

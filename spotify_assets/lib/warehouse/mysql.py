@@ -26,7 +26,7 @@ import os
 import re
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -633,15 +633,3 @@ def database_of(url: str) -> str | None:
 def client_for(url: str, database: str, *, ssl_ca: str | None = None, load: LoadFn = load_rows) -> MySQLClient:
     """A client of `database` on the server of a SQLAlchemy URL."""
     return MySQLClient(functools.partial(connect_pymysql, url, ssl_ca=ssl_ca), database, load)
-
-
-def connection_factory(url: str, ssl_ca: str | None) -> Callable[[], AbstractContextManager[Any]]:
-    @contextmanager
-    def connection() -> Iterator[Any]:
-        conn = connect_pymysql(url, ssl_ca=ssl_ca)
-        try:
-            yield conn
-        finally:
-            conn.close()
-
-    return connection
