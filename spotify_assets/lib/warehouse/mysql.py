@@ -227,32 +227,52 @@ def _rewrite(tree: Any, schema: str) -> Any:
 
 
 def _mysql_node(node: Any) -> Any:
+    """One node in MySQL's terms. A replaced node's children are not visited by `transform`:
+    each is rewritten here (`_sub`) before it goes into the new node."""
     from sqlglot import exp
 
-    if isinstance(node, (exp.Add, exp.Sub)) and _is(node.left, exp.DataType.Type.DATE):
-        if isinstance(node, exp.Sub) and _is(node.right, exp.DataType.Type.DATE):
-            return exp.DateDiff(this=node.left.copy(), expression=node.right.copy(), unit=exp.var("DAY"))
+    if isinstance(node, (exp.Add, exp.Sub)) and _is_date(node.left):
+        if isinstance(node, exp.Sub) and _is_date(node.right):
+            return exp.DateDiff(this=_sub(node.left), expression=_sub(node.right), unit=exp.var("DAY"))
         if node.right.type is not None and node.right.type.is_type(*exp.DataType.INTEGER_TYPES):
             kind = exp.DateAdd if isinstance(node, exp.Add) else exp.DateSub
-            return kind(this=node.left.copy(), expression=node.right.copy(), unit=exp.var("DAY"))
-    if isinstance(node, exp.Div):
+            return kind(this=_sub(node.left), expression=_sub(node.right), unit=exp.var("DAY"))
+    if isinstance(node, exp.Div) and not node.args.get("mysql_float"):
         # DuckDB's `/` divides in floating point; MySQL's gives a DECIMAL of 4 more places
-        return exp.Div(this=exp.Mul(this=exp.Paren(this=node.this.copy()), expression=exp.Literal.number("1E0")), expression=node.expression.copy())
+        floated = exp.Mul(this=exp.Paren(this=_sub(node.this)), expression=exp.Literal.number("1E0"))
+        divided = exp.Div(this=floated, expression=_sub(node.expression))
+        divided.set("mysql_float", True)
+        return divided
     if isinstance(node, exp.SplitPart):
         # the n-th element (n at most the element count, as the views use it)
-        text, delimiter, n = node.this, node.args["delimiter"], node.args["part_index"]
-        first_n = exp.func("SUBSTRING_INDEX", text.copy(), delimiter.copy(), n.copy())
+        text, delimiter, n = _sub(node.this), _sub(node.args["delimiter"]), _sub(node.args["part_index"])
+        first_n = exp.func("SUBSTRING_INDEX", text, delimiter, n)
         return exp.func("SUBSTRING_INDEX", first_n, delimiter.copy(), exp.Literal.number(-1))
-    if isinstance(node, (exp.DateTrunc, exp.TimestampTrunc)) and str(node.args.get("unit", "")).upper().strip("'") == "MONTH":
-        return exp.Cast(this=exp.func("DATE_FORMAT", node.this.copy(), exp.Literal.string("%Y-%m-01")), to=exp.DataType.build("DATE"))
+    if isinstance(node, (exp.DateTrunc, exp.TimestampTrunc)) and node.text("unit").upper() == "MONTH":
+        month = exp.func("DATE_FORMAT", _sub(node.this), exp.Literal.string("%Y-%m-01"))
+        return exp.Cast(this=month, to=exp.DataType.build("DATE"))
     if isinstance(node, exp.Ordered) and isinstance(node.this, exp.Column) and node.this.name == PARTITION_COLUMN:
         # never null: MySQL's own null ordering is as good, and a window frame accepts no other
         node.set("nulls_first", not node.args.get("desc"))
     return node
 
 
-def _is(expression: Any, kind: Any) -> bool:
-    return expression.type is not None and expression.type.this == kind
+def _sub(expression: Any) -> Any:
+    return expression.copy().transform(_mysql_node)
+
+
+def _is_date(expression: Any) -> bool:
+    """Whether `expression` is a date in DuckDB's arithmetic (sqlglot types `date - date` as a
+    date; it is a number of days)."""
+    from sqlglot import exp
+
+    while isinstance(expression, exp.Paren):
+        expression = expression.this
+    if isinstance(expression, exp.Sub) and _is_date(expression.left):
+        return not _is_date(expression.right)
+    if isinstance(expression, exp.Add) and _is_date(expression.left):
+        return True
+    return expression.type is not None and expression.type.this == exp.DataType.Type.DATE
 
 
 # --- connections --------------------------------------------------------------------------
