@@ -35,7 +35,8 @@ START_TIMEOUT_S = 60.0
 
 @dataclass(frozen=True)
 class MySQLServer:
-    url: str  # SQLAlchemy URL of the server (no database)
+    url: str  # SQLAlchemy URL of the server (no database), as its administrator
+    ca: str | None = None  # the CA bundle that verifies its TLS certificate (a started server's)
 
     def new_database(self, prefix: str = "t") -> str:
         return f"{prefix}_{uuid.uuid4().hex[:12]}"
@@ -67,9 +68,51 @@ def _ready(url: str) -> bool:
     return True
 
 
+def make_certificates(directory: Path) -> dict[str, Path]:
+    """A CA and a server certificate for 127.0.0.1 signed by it (PEM files): what an RDS
+    instance and its CA bundle are to a client."""
+    from datetime import datetime, timedelta, timezone
+    from ipaddress import IPv4Address
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.now(timezone.utc)
+
+    def build(subject: str, key, issuer: str, issuer_key, ca: bool):  # type: ignore[no-untyped-def]
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(days=1))
+            .not_valid_after(now + timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if not ca:
+            builder = builder.add_extension(x509.SubjectAlternativeName([x509.IPAddress(IPv4Address("127.0.0.1"))]), critical=False)
+        return builder.sign(issuer_key, hashes.SHA256())
+
+    ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    server_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ca_cert = build("spotify-assets test CA", ca_key, "spotify-assets test CA", ca_key, True)
+    server_cert = build("127.0.0.1", server_key, "spotify-assets test CA", ca_key, False)
+    files = {"ca": directory / "ca.pem", "cert": directory / "server-cert.pem", "key": directory / "server-key.pem"}
+    files["ca"].write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    files["cert"].write_bytes(server_cert.public_bytes(serialization.Encoding.PEM))
+    files["key"].write_bytes(
+        server_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption())
+    )
+    return files
+
+
 def start_server(directory: Path) -> tuple[subprocess.Popen, str]:
     """Initialise a data directory under `directory` and start `mariadbd` on it (root without
-    a password, on 127.0.0.1 and a free port); returns the process and the server's URL."""
+    a password, on 127.0.0.1 and a free port, TLS with `directory/ca.pem`'s certificate);
+    returns the process and the server's URL."""
     server = _find("mariadbd", "mysqld")
     install = _find("mariadb-install-db", "mysql_install_db")
     if server is None or install is None:
@@ -84,11 +127,13 @@ def start_server(directory: Path) -> tuple[subprocess.Popen, str]:
     if done.returncode != 0:
         pytest.fail(f"{install} failed ({done.returncode}): {done.stderr[-2000:]}", pytrace=False)
     port = _free_port()
+    tls = make_certificates(directory)
     process = subprocess.Popen(
         [server, "--no-defaults", f"--datadir={data}", f"--socket={directory / 'mysqld.sock'}",
          f"--port={port}", "--bind-address=127.0.0.1", f"--pid-file={directory / 'mysqld.pid'}",
          f"--log-error={log}", "--skip-log-bin", "--innodb-buffer-pool-size=128M", "--local-infile=1",
-         "--character-set-server=utf8mb4", "--collation-server=utf8mb4_bin", *as_root],
+         "--character-set-server=utf8mb4", "--collation-server=utf8mb4_bin",
+         f"--ssl-ca={tls['ca']}", f"--ssl-cert={tls['cert']}", f"--ssl-key={tls['key']}", *as_root],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     url = f"mysql+pymysql://root@127.0.0.1:{port}/"
@@ -122,8 +167,9 @@ def mysql_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MySQLServ
             pytest.fail(f"{URL_VARIABLE} is set, but no MySQL server answers at that URL", pytrace=False)
         yield MySQLServer(given)
         return
-    process, url = start_server(tmp_path_factory.mktemp("mariadb"))
+    directory = tmp_path_factory.mktemp("mariadb")
+    process, url = start_server(directory)
     try:
-        yield MySQLServer(url)
+        yield MySQLServer(url, str(directory / "ca.pem"))
     finally:
         stop(process)

@@ -300,7 +300,7 @@ def connect_pymysql(url: str, *, ssl_ca: str | None = None, connect_timeout: flo
     if socket:
         args["unix_socket"] = socket
     if ssl_ca:
-        args["ssl"] = {"ca": ssl_ca}
+        args["ssl_ca"] = ssl_ca
         args["ssl_verify_cert"] = True
         args["ssl_verify_identity"] = True
     conn = pymysql.connect(**args)
