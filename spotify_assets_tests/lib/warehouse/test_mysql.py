@@ -37,6 +37,8 @@ from spotify_assets_tests.support.mariadb import MySQLServer
 pytestmark = pytest.mark.slow  # a server is started for the session
 
 NAMES = ["محمد عبده", "Кино", "周杰伦", "宇多田ヒカル", "BLACKPINK 블랙핑크", "Beyoncé", "🎵 emoji"]
+# what LOAD DATA's format escapes, and a name that spells its NULL marker
+AWKWARD = ["tab\there", "line\nbreak\r", "back\\slash", 'quote"s, commas', "\\N", "NULL", ""]
 
 
 @pytest.fixture
@@ -163,10 +165,11 @@ def test_instants_come_back_as_the_same_utc_instants_whatever_the_server_zone(
 
 
 def test_names_in_every_script_survive(my: mysql_target.MySQLClient) -> None:
-    my.replace_window(_window_frames(W1, NAMES), W1)
+    my.replace_window(_window_frames(W1, NAMES + AWKWARD), W1)
     songs = set(_table(my, "songs")["name"])
     artists = set(_table(my, "artists")["name"])
-    assert set(NAMES) <= songs and set(NAMES) <= artists
+    assert set(NAMES + AWKWARD) <= songs and set(NAMES + AWKWARD) <= artists
+    assert _table(my, "songs")["name"].notna().all()  # '\\N' and 'NULL' are names, not nulls
     # and they compare by code point, as in DuckDB: 'Кино' is not 'КИНО'
     found = my.query(f"SELECT COUNT(*) AS n FROM {my.qualified('artists')} WHERE name = 'КИНО'")
     assert int(found["n"].iloc[0]) == 0
@@ -195,7 +198,7 @@ def test_tables_have_the_indexes_of_the_window_delete_and_the_joins(my: mysql_ta
 
 
 def test_the_insert_path_writes_what_load_data_writes(my: mysql_target.MySQLClient, mysql_server: MySQLServer) -> None:
-    frames = _window_frames(W1, NAMES)
+    frames = _window_frames(W1, NAMES + AWKWARD)
     my.replace_window(frames, W1)
     other = mysql_target.client_for(mysql_server.url, mysql_server.new_database(), load=mysql_target.insert_rows)
     other.replace_window(frames, W1)
