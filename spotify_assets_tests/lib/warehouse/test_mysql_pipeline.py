@@ -168,3 +168,31 @@ def test_raw_to_tables_views_checks_and_features_in_mysql(deployed, mysql_server
                 cur.execute("DELETE FROM songs")
     finally:
         conn.close()
+
+
+def test_listening_exports_are_ingested_into_mysql_once(monkeypatch, mysql_server: MySQLServer) -> None:  # type: ignore[no-untyped-def]
+    """SPOTIFY_ASSETS_DEPLOYMENT=local (exports in the data directory), tables in MySQL: the
+    listening job appends each play once, builds the listening views and the dashboard."""
+    from spotify_assets_tests.defs.listening.test_assets import SAMPLE_PLAYS, _drop, _run, _streams_meta
+    from spotify_assets.lib.dashboard.render import chart_count
+    from spotify_assets.lib.samples.listening import sample_export_files
+
+    database = mysql_server.new_database("listening")
+    host, port = mysql_server.url.split("@", 1)[1].rstrip("/").rsplit(":", 1)
+    for name, value in {
+        "SPOTIFY_ASSETS_WAREHOUSE": "mysql", "SPOTIFY_ASSETS_MYSQL_HOST": host, "SPOTIFY_ASSETS_MYSQL_PORT": port,
+        "SPOTIFY_ASSETS_MYSQL_USER": "root", "SPOTIFY_ASSETS_MYSQL_DATABASE": database,
+    }.items():
+        monkeypatch.setenv(name, value)
+    _drop(sample_export_files())
+    with dg.instance_for_test() as instance:
+        first = _run(instance)
+        assert first.success, [str(e.event_specific_data.error) for e in first.all_events if e.event_type_value == "STEP_FAILURE"]
+        assert _streams_meta(first)["plays_added"] == SAMPLE_PLAYS
+        assert _streams_meta(_run(instance))["plays_added"] == 0
+    client = mysql_target.client_for(mysql_server.url, database)
+    counted = client.query(f"SELECT COUNT(*) AS n, COUNT(DISTINCT listener) AS listeners FROM {client.qualified('streams')}")
+    assert (int(counted["n"].iloc[0]), int(counted["listeners"].iloc[0])) == (SAMPLE_PLAYS, 3)
+    assert len(client.query(f"SELECT * FROM {client.qualified('listening_by_country')}")) > 0
+    page = (load_settings().data_dir / "dashboard" / "index.html").read_text(encoding="utf-8")
+    assert chart_count(page, "listening-kpis") >= 9
