@@ -134,7 +134,8 @@ def session_statements() -> list[str]:
     return [
         f"SET time_zone = '{SESSION_TIME_ZONE}'",
         f"SET NAMES {CHARSET} COLLATE {COLLATION}",
-        "SET SESSION sql_mode = CONCAT_WS(',', @@SESSION.sql_mode, 'STRICT_TRANS_TABLES')",
+        "SET SESSION sql_mode = IF(@@SESSION.sql_mode = '', 'STRICT_TRANS_TABLES', "
+        "CONCAT(@@SESSION.sql_mode, ',STRICT_TRANS_TABLES'))",
     ]
 
 

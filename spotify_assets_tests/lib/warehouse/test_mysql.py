@@ -197,6 +197,14 @@ def test_tables_have_the_indexes_of_the_window_delete_and_the_joins(my: mysql_ta
     assert set(engines["engine"]) == {"InnoDB"} and set(engines["table_collation"]) == {"utf8mb4_bin"}
 
 
+def test_an_undeclared_table_written_whole_takes_the_new_frames_columns(my: mysql_target.MySQLClient) -> None:
+    first = my.replace("scratch", pd.DataFrame({"a": [1, 2], "b": ["x", "y"]}), None)
+    second = my.replace("scratch", pd.DataFrame({"c": [0.5]}), None)
+    assert (first.rows_replaced, first.table_rows, second.rows_replaced, second.table_rows) == (0, 2, 2, 1)
+    assert my.query(f"SELECT * FROM {my.qualified('scratch')}").to_dict("list") == {"c": [0.5]}
+    assert {t for t in my.tables() if t.startswith("scratch")} == {"scratch"}  # no __new/__old left
+
+
 def test_the_insert_path_writes_what_load_data_writes(my: mysql_target.MySQLClient, mysql_server: MySQLServer) -> None:
     frames = _window_frames(W1, NAMES + AWKWARD)
     my.replace_window(frames, W1)
