@@ -138,7 +138,7 @@ def main() -> None:
     url = args.url
     if url is None:
         directory = Path(tempfile.mkdtemp(prefix="mysql-bench-"))
-        process, url = mariadb.start_server(directory)
+        process, url = mariadb.start_server(directory, durable=True)  # as a real server flushes
     try:
         windows = snapshot_windows(FIRST)
         keys = windows.get_partition_keys()[:3]

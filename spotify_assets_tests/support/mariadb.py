@@ -109,10 +109,16 @@ def make_certificates(directory: Path) -> dict[str, Path]:
     return files
 
 
-def start_server(directory: Path) -> tuple[subprocess.Popen, str]:
+# For the tests only: no fsync at each commit and no doublewrite (a crash of the test server
+# loses nothing anyone needs), tables in the system tablespace (CREATE/DROP DATABASE without
+# files). Transactions, rollback and isolation are InnoDB's as ever.
+TEST_SPEED = ["--innodb-flush-log-at-trx-commit=0", "--innodb-doublewrite=0", "--innodb-file-per-table=0", "--sync-frm=0"]
+
+
+def start_server(directory: Path, *, durable: bool = False) -> tuple[subprocess.Popen, str]:
     """Initialise a data directory under `directory` and start `mariadbd` on it (root without
-    a password, on 127.0.0.1 and a free port, TLS with `directory/ca.pem`'s certificate);
-    returns the process and the server's URL."""
+    a password, on 127.0.0.1 and a free port, TLS with `directory/ca.pem`'s certificate;
+    `durable`: InnoDB's default flushing, else TEST_SPEED); returns the process and the URL."""
     server = _find("mariadbd", "mysqld")
     install = _find("mariadb-install-db", "mysql_install_db")
     if server is None or install is None:
@@ -133,7 +139,8 @@ def start_server(directory: Path) -> tuple[subprocess.Popen, str]:
          f"--port={port}", "--bind-address=127.0.0.1", f"--pid-file={directory / 'mysqld.pid'}",
          f"--log-error={log}", "--skip-log-bin", "--innodb-buffer-pool-size=128M", "--local-infile=1",
          "--character-set-server=utf8mb4", "--collation-server=utf8mb4_bin",
-         f"--ssl-ca={tls['ca']}", f"--ssl-cert={tls['cert']}", f"--ssl-key={tls['key']}", *as_root],
+         f"--ssl-ca={tls['ca']}", f"--ssl-cert={tls['cert']}", f"--ssl-key={tls['key']}",
+         *([] if durable else TEST_SPEED), *as_root],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     url = f"mysql+pymysql://root@127.0.0.1:{port}/"
