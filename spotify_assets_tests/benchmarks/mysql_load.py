@@ -31,6 +31,7 @@ import argparse
 import csv
 import logging
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -134,7 +135,7 @@ def main() -> None:
     parser.add_argument("--url", help="an existing server (SQLAlchemy URL) instead of starting one")
     args = parser.parse_args()
 
-    process = None
+    process = directory = None
     url = args.url
     if url is None:
         directory = Path(tempfile.mkdtemp(prefix="mysql-bench-"))
@@ -180,6 +181,8 @@ def main() -> None:
     finally:
         if process is not None:
             mariadb.stop(process)
+        if directory is not None:
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 if __name__ == "__main__":
