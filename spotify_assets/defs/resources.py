@@ -2,7 +2,8 @@
 
 `SPOTIFY_ASSETS_DEPLOYMENT=local` (the default): raw snapshots are files under the data
 directory, tables in DuckDB. `production`: raw snapshots in S3, tables in Snowflake, built by
-`spotify_assets/production.py`, which only that deployment imports. Every deployment binds
+`spotify_assets/production.py`, which only that deployment imports. `SPOTIFY_ASSETS_WAREHOUSE`
+then picks the tables' warehouse (MySQL: `defs/mysql_warehouse.py`). Every deployment binds
 the same resource keys, so asset code never asks where it runs. Every resource is built from the
 `Settings` parsed once in `definitions.py`, which is also bound as the `settings` resource.
 """
