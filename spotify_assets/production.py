@@ -108,16 +108,27 @@ def _snowflake_connection(sf: SnowflakeSettings) -> dict[str, object]:
 
 
 def resources(settings: Settings) -> dict[str, object]:
-    """The production bindings of the resource keys every deployment has (but `spotify`)."""
-    assert settings.s3 is not None and settings.snowflake is not None
-    sf = settings.snowflake
-    connection = _snowflake_connection(sf)
+    """The production bindings of the resource keys every deployment has (but `spotify`): raw
+    snapshots and models in S3; the tables in Snowflake when it is the warehouse selected."""
+    assert settings.s3 is not None
     models_prefix = "/".join(p for p in (settings.s3.prefix.strip("/"), "models") if p)
-    return {
+    bound: dict[str, object] = {
         "raw_store": S3RawSnapshotStore(bucket=settings.s3.bucket, prefix=settings.s3.prefix, s3=S3Resource()),
         "model_io_manager": S3PickleIOManager(
             s3_resource=S3Resource(), s3_bucket=settings.s3.bucket, s3_prefix=models_prefix
         ),
+    }
+    if settings.warehouse_target == "snowflake":
+        bound.update(snowflake_resources(settings))
+    return bound
+
+
+def snowflake_resources(settings: Settings) -> dict[str, object]:
+    """The warehouse keys bound to Snowflake."""
+    assert settings.snowflake is not None
+    sf = settings.snowflake
+    connection = _snowflake_connection(sf)
+    return {
         "warehouse_io_manager": WarehouseSnowflakeIOManager(schema=sf.schema, **connection),  # type: ignore[arg-type]
         "warehouse": SnowflakeWarehouse(
             snowflake=SnowflakeResource(schema=sf.schema, **connection),  # type: ignore[arg-type]

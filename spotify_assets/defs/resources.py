@@ -2,7 +2,8 @@
 
 `SPOTIFY_ASSETS_DEPLOYMENT=local` (the default): raw snapshots are files under the data
 directory, tables in DuckDB. `production`: raw snapshots in S3, tables in Snowflake, built by
-`spotify_assets/production.py`, which only that deployment imports. Every deployment binds
+`spotify_assets/production.py`, which only that deployment imports. `SPOTIFY_ASSETS_WAREHOUSE`
+then picks the tables' warehouse (MySQL: `defs/mysql_warehouse.py`). Every deployment binds
 the same resource keys, so asset code never asks where it runs. Every resource is built from the
 `Settings` parsed once in `definitions.py`, which is also bound as the `settings` resource.
 """
@@ -152,5 +153,18 @@ def build_resources(settings: Settings) -> dict[str, object]:
     if settings.deployment == "production":
         from spotify_assets import production
 
-        return {**shared, **production.resources(settings)}
-    return {**shared, **local_resources(settings)}
+        bound = production.resources(settings)
+    else:
+        bound = local_resources(settings)
+    # the warehouse (SPOTIFY_ASSETS_WAREHOUSE) replaces the deployment's default tables' keys
+    if settings.warehouse_target == "mysql":
+        from spotify_assets.defs import mysql_warehouse
+
+        bound.update(mysql_warehouse.resources(settings))
+    elif settings.warehouse_target == "snowflake" and settings.deployment != "production":
+        from spotify_assets import production
+
+        bound.update(production.snowflake_resources(settings))
+    elif settings.warehouse_target not in ("duckdb", "snowflake"):
+        raise ValueError(f"SPOTIFY_ASSETS_WAREHOUSE={settings.warehouse_target} is not available in this version")
+    return {**shared, **bound}

@@ -35,6 +35,7 @@ DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
 DEFAULT_FIRST_WINDOW = "2026-01-01"
 
 Deployment = Literal["local", "production"]
+WAREHOUSE_TARGETS = ("duckdb", "snowflake", "mysql", "iceberg")
 
 
 class SettingsError(ValueError):
@@ -103,6 +104,20 @@ class SnowflakeSettings:
 
 
 @dataclass(frozen=True)
+class MySQLSettings:
+    """The MySQL warehouse (RDS MySQL, Aurora MySQL, MariaDB): where it is and who connects.
+    The password is only known to be set here (SPOTIFY_ASSETS_MYSQL_PASSWORD, read through
+    `dg.EnvVar`)."""
+
+    host: str
+    user: str
+    database: str = "spotify"
+    port: int = 3306
+    password: bool = False  # SPOTIFY_ASSETS_MYSQL_PASSWORD is set
+    ssl_ca: str | None = None  # the CA bundle that verifies the server (RDS: global-bundle.pem)
+
+
+@dataclass(frozen=True)
 class WarehouseSettings:
     """The local DuckDB warehouse, and what the analytics views take as parameters."""
 
@@ -152,11 +167,15 @@ class Settings:
     quality: QualitySettings = QualitySettings()
     alerts: AlertSettings = AlertSettings()
     listening: ListeningSettings = ListeningSettings()
+    # SPOTIFY_ASSETS_WAREHOUSE: where the tables, views and checks go (the deployment decides
+    # where raw snapshots and models go)
+    warehouse_target: str = "duckdb"
+    mysql: MySQLSettings | None = None
 
     @property
     def warehouse_kind(self) -> str:
         """The warehouse the tables live in, as the UI's kinds name it."""
-        return "snowflake" if self.deployment == "production" else "duckdb"
+        return self.warehouse_target
 
     @property
     def alerts_file(self) -> Path:
@@ -187,13 +206,19 @@ class Settings:
             max_file_mb=int(reader.number("SPOTIFY_ASSETS_LISTENING_MAX_FILE_MB", ListeningSettings.max_file_mb, minimum=1, maximum=4096, integer=True)),
             ip_hash_key=reader.text("SPOTIFY_ASSETS_IP_HASH_KEY") or None,
         )
-        s3 = snowflake = None
+        warehouse_target = reader.choice(
+            "SPOTIFY_ASSETS_WAREHOUSE", WAREHOUSE_TARGETS, "snowflake" if deployment == "production" else "duckdb"
+        )
+        s3 = snowflake = mysql = None
         if deployment == "production":
             s3 = S3Settings(
                 bucket=reader.required("SPOTIFY_ASSETS_S3_BUCKET", "the S3 bucket for raw snapshots"),
                 prefix=(reader.text("SPOTIFY_ASSETS_S3_PREFIX") or "spotify-assets").strip("/"),
             )
+        if warehouse_target == "snowflake":
             snowflake = _snowflake_settings(reader)
+        if warehouse_target == "mysql":
+            mysql = _mysql_settings(reader)
         if check_paths:
             reader.problems += path_problems(
                 deployment=deployment,
@@ -209,7 +234,7 @@ class Settings:
             raise SettingsError(reader.problems)
         return cls(
             deployment, data_dir.resolve(), f"{first_window}-00:00", spotify, warehouse, s3, snowflake, quality, alerts,
-            listening,
+            listening, warehouse_target, mysql,
         )
 
 
@@ -423,6 +448,32 @@ def _snowflake_settings(reader: _Reader) -> SnowflakeSettings | None:
         host=reader.text("SNOWFLAKE_HOST"),
         port=int(reader.number("SNOWFLAKE_PORT", 443, minimum=1, maximum=65535, integer=True)) if reader.text("SNOWFLAKE_PORT") else None,
         protocol=reader.choice("SNOWFLAKE_PROTOCOL", ("https", "http"), "https"),
+    )
+
+
+def _mysql_settings(reader: _Reader) -> MySQLSettings | None:
+    host = reader.text("SPOTIFY_ASSETS_MYSQL_HOST")
+    user = reader.text("SPOTIFY_ASSETS_MYSQL_USER")
+    if not host:
+        reader.problems.append("SPOTIFY_ASSETS_MYSQL_HOST is not set: it names the MySQL server (needed when SPOTIFY_ASSETS_WAREHOUSE=mysql)")
+    if not user:
+        reader.problems.append("SPOTIFY_ASSETS_MYSQL_USER is not set: it names the user the pipeline connects as (needed when SPOTIFY_ASSETS_WAREHOUSE=mysql)")
+    database = reader.text("SPOTIFY_ASSETS_MYSQL_DATABASE") or MySQLSettings.database
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", database):
+        reader.problems.append(f"SPOTIFY_ASSETS_MYSQL_DATABASE={database!r} is not a plain MySQL identifier")
+    ssl_ca = reader.text("SPOTIFY_ASSETS_MYSQL_SSL_CA")
+    if ssl_ca and not Path(ssl_ca).expanduser().is_file():
+        reader.problems.append(f"SPOTIFY_ASSETS_MYSQL_SSL_CA: no file at {ssl_ca!r} (the CA bundle that verifies the server)")
+    port = int(reader.number("SPOTIFY_ASSETS_MYSQL_PORT", MySQLSettings.port, minimum=1, maximum=65535, integer=True))
+    if not (host and user):
+        return None
+    return MySQLSettings(
+        host=host,
+        user=user,
+        database=database,
+        port=port,
+        password=reader.text("SPOTIFY_ASSETS_MYSQL_PASSWORD") is not None,
+        ssl_ca=str(Path(ssl_ca).expanduser().resolve()) if ssl_ca else None,
     )
 
 
