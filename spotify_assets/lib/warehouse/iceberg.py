@@ -5,10 +5,11 @@ catalog on SQLite with data under a local directory otherwise. Every table with 
 is partitioned by it (identity), so a query on one window plans only that window's files.
 
 Writes go through pyiceberg transactions. A window (a table, the rows a condition selects)
-is replaced by ONE catalog commit per table: pyiceberg writes the new data files, then one
-commit swaps the table's metadata to a snapshot without the old rows and with the new ones
-(its overwrite records a delete and an append snapshot in that same commit; readers only ever
-see the state before or after it). A failure before the commit leaves the table as it was
+is replaced by ONE catalog commit per table: the new data files are written, then one commit
+adds ONE snapshot that drops the window's files and adds the new ones (a window is whole
+files: the tables are partitioned by it); readers see the state before or after it. A write
+that selects rows by an SQL condition goes through pyiceberg's overwrite (a delete and an
+append snapshot, still in one commit). A failure before the commit leaves the table as it was
 (the written files are orphans, never referenced).
 
 What Iceberg cannot give: a commit that spans tables. Neither pyiceberg's Glue catalog nor its
@@ -154,6 +155,18 @@ def row_filter(window: Window | None, where: str | None) -> Any:
     return AlwaysTrue() if window is None else window_filter(window)
 
 
+def _by_window(table: Any) -> bool:
+    """Whether `table` is partitioned by `window_start` itself (identity): a window's rows are
+    then whole data files."""
+    from pyiceberg.transforms import IdentityTransform
+
+    schema = table.schema()
+    return any(
+        isinstance(f.transform, IdentityTransform) and schema.find_column_name(f.source_id) == PARTITION_COLUMN
+        for f in table.spec().fields
+    )
+
+
 @dataclass
 class _Staged:
     """A table's write, data files written, not yet committed."""
@@ -232,9 +245,25 @@ class IcebergClient(WarehouseClient):
         replaced = table.scan(row_filter=selected).count() if snapshot is not None else 0
         txn = table.transaction()
         # the data files are written here; nothing is visible until txn.commit_transaction()
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", "Delete operation did not match any records")
-            txn.overwrite(arrow, overwrite_filter=selected)
+        if where is None and (window is None or _by_window(table)):
+            # The selection is whole files (a window is whole partitions): ONE snapshot that
+            # removes them and adds the new ones (pyiceberg's overwrite() would record a
+            # delete snapshot and an append snapshot, both in the same commit).
+            from pyiceberg.io.pyarrow import _dataframe_to_data_files
+
+            gone = [task.file for task in table.scan(row_filter=selected).plan_files()] if snapshot else []
+            with txn.update_snapshot().overwrite() as swap:
+                for data_file in gone:
+                    swap.delete_data_file(data_file)
+                if arrow.num_rows:
+                    for data_file in _dataframe_to_data_files(
+                        table_metadata=txn.table_metadata, write_uuid=swap.commit_uuid, df=arrow, io=table.io
+                    ):
+                        swap.append_data_file(data_file)
+        else:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "Delete operation did not match any records")
+                txn.overwrite(arrow, overwrite_filter=selected)
         return _Staged(name, table, txn, snapshot.snapshot_id if snapshot else None, replaced, arrow.num_rows)
 
     def _commit(self, staged: list[_Staged]) -> dict[str, WriteResult]:
@@ -290,7 +319,9 @@ class IcebergClient(WarehouseClient):
             if missing:
                 with txn.update_schema() as update:
                     update.union_by_name(pa.schema(missing))
-            txn.overwrite(arrow)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "Delete operation did not match any records")
+                txn.overwrite(arrow)
         snapshot = self.load(table).current_snapshot()
         return int(snapshot.summary["total-records"]) if snapshot else 0
 
@@ -484,14 +515,18 @@ class AthenaEngine(SqlEngine):
         if status["State"] != "SUCCEEDED":
             raise RuntimeError(f"Athena query {query_id} {status['State']}: {status.get('StateChangeReason', '')}")
         rows: list[list[str | None]] = []
-        names: list[str] = []
+        columns: list[tuple[str, str]] = []
         for page in self.athena.get_paginator("get_query_results").paginate(QueryExecutionId=query_id):
             result = page["ResultSet"]
-            names = names or [c["Name"] for c in result["ResultSetMetadata"]["ColumnInfo"]]
+            columns = columns or [(c["Name"], c["Type"]) for c in result["ResultSetMetadata"]["ColumnInfo"]]
             rows += [[d.get("VarCharValue") for d in r["Data"]] for r in result["Rows"]]
+        names = [n for n, _ in columns]
         if rows and rows[0] == names:  # a SELECT's first row repeats the header
             rows = rows[1:]
-        return lower_case(pd.DataFrame(rows, columns=names))
+        frame = pd.DataFrame(rows, columns=names, dtype=object)
+        for name, kind in columns:  # Athena answers text: each column as its type says
+            frame[name] = athena_values(frame[name], kind)
+        return lower_case(frame)
 
     def run(self, statement: str) -> None:
         self._query(statement)
@@ -511,6 +546,22 @@ class AthenaEngine(SqlEngine):
             "SELECT column_name, data_type, is_nullable FROM information_schema.columns "
             f"WHERE table_schema = '{self.client.namespace}' AND table_name = '{name.lower()}' ORDER BY ordinal_position"
         )
+
+
+def athena_values(values: pd.Series, kind: str) -> pd.Series:
+    """A column of an Athena result (text, None for NULL) as its Athena type reads in pandas."""
+    kind = kind.lower()
+    if kind in ("tinyint", "smallint", "integer", "int", "bigint"):
+        return pd.to_numeric(values).astype("Int64")
+    if kind in ("double", "float", "real") or kind.startswith("decimal"):
+        return pd.to_numeric(values).astype("float64")
+    if kind == "boolean":
+        return values.map({"true": True, "false": False, None: None}).astype("boolean")
+    if kind.startswith("timestamp"):
+        return pd.to_datetime(values.str.replace(" UTC", "+00:00", regex=False), utc=True, format="ISO8601")
+    if kind == "date":
+        return pd.to_datetime(values).astype("datetime64[s]")
+    return values
 
 
 # --- catalogs -------------------------------------------------------------------------------
