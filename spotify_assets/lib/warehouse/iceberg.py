@@ -198,8 +198,17 @@ class IcebergClient(WarehouseClient):
     def iceberg(self) -> Any:
         """The pyiceberg catalog (made once per client)."""
         if self._catalog_obj is None:
-            self._catalog_obj = self._load_catalog()
-            self._catalog_obj.create_namespace_if_not_exists(self.namespace)
+            from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchNamespaceError
+
+            catalog = self._load_catalog()
+            try:  # a read first: in production the role may read the Glue database, not create one
+                catalog.load_namespace_properties(self.namespace)
+            except NoSuchNamespaceError:
+                try:
+                    catalog.create_namespace(self.namespace)
+                except NamespaceAlreadyExistsError:
+                    pass
+            self._catalog_obj = catalog
         return self._catalog_obj
 
     def identifier(self, name: str) -> str:
@@ -465,9 +474,10 @@ class LocalSqlEngine(SqlEngine):
                 if name in made or not re.search(rf"\b{name}\b", text, re.IGNORECASE):
                     continue
                 made.add(name)
-                if name in tables:
+                if name in tables:  # a table, as the catalogs describe tables
                     conn.register(f"_lake_{name}", self.client.scan(name))
-                    conn.execute(f"CREATE VIEW {namespace}.{name} AS SELECT * FROM _lake_{name}")
+                    conn.execute(f"CREATE TABLE {namespace}.{name} AS SELECT * FROM _lake_{name}")
+                    conn.unregister(f"_lake_{name}")
                 else:
                     make(views[name])
                     conn.execute(athena_to_duckdb(views[name]))
@@ -537,7 +547,8 @@ class AthenaEngine(SqlEngine):
 
     def views(self) -> set[str]:
         found = self._query(
-            f"SELECT table_name FROM information_schema.views WHERE table_schema = '{self.client.namespace}'"
+            "SELECT table_name FROM information_schema.tables "
+            f"WHERE table_schema = '{self.client.namespace}' AND table_type = 'VIEW'"
         )
         return {str(n).lower() for n in found.get("table_name", [])}
 

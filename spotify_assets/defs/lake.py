@@ -41,6 +41,13 @@ def aws_properties() -> dict[str, str]:
     return props
 
 
+def make_athena_client() -> Any:
+    """boto3's Athena client (the tests, where Athena cannot run, replace this)."""
+    import boto3
+
+    return boto3.client("athena")
+
+
 class LakeConfig(dg.Config):
     """Where the lake is: `local_dir` (SQL catalog and files there, SQL on DuckDB), or the Glue
     catalog with data under `s3_uri` and SQL on the Athena workgroup `athena_workgroup`."""
@@ -58,7 +65,7 @@ class LakeConfig(dg.Config):
         return iceberg.IcebergClient(
             lambda: iceberg.glue_catalog(uri, aws_properties()),
             self.namespace,
-            lambda client: iceberg.AthenaEngine(client, workgroup),
+            lambda client: iceberg.AthenaEngine(client, workgroup, athena=make_athena_client()),
         )
 
 

@@ -1,0 +1,143 @@
+"""The lake deployment locally (SPOTIFY_ASSETS_WAREHOUSE=iceberg): the bundled sample's windows
+through the same assets into Iceberg tables on local files (pyiceberg's SQL catalog on
+SQLite), views kept in Athena's dialect and run transpiled on DuckDB; every table, view, check
+and the model's features answer as the DuckDB warehouse does for the same windows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+import sqlglot
+
+from spotify_assets.defs.analytics.views import view_assets
+from spotify_assets.defs.model.assets import FEATURES_SQL
+from spotify_assets.defs.resources import build_resources
+from spotify_assets.definitions import build_definitions
+from spotify_assets.lib.settings import Settings
+from spotify_assets.lib.tables.schema import TABLES
+from spotify_assets.lib.warehouse.base import conform_loaded
+from spotify_assets.lib.warehouse.duckdb import DuckDBClient, DuckDBDatabase
+from spotify_assets.lib.warehouse.iceberg import IcebergClient, athena_to_duckdb, local_client, to_athena
+from spotify_assets_tests.support.windows import windowed, windows
+
+pytestmark = pytest.mark.slow
+
+PLAYLIST_VIEWS = [v for v in view_assets if not v.key.to_user_string().startswith("listening_")]
+
+
+def _settings(data_dir: Path, target: str) -> Settings:
+    return Settings.from_env({"SPOTIFY_ASSETS_DATA_DIR": str(data_dir), "SPOTIFY_ASSETS_WAREHOUSE": target})
+
+
+def _run(settings: Settings, keys: list[str]) -> dict[str, dict[str, bool]]:
+    w = windowed()
+    checks: dict[str, dict[str, bool]] = {}
+    for key in keys:
+        result = dg.materialize(
+            [w.raw, w.tables, *PLAYLIST_VIEWS, w.raw_checks, w.table_checks],
+            partition_key=key,
+            resources=build_resources(settings),
+        )
+        assert result.success
+        checks[key] = {f"{c.asset_key.to_user_string()}/{c.check_name}": c.passed for c in result.get_asset_check_evaluations()}
+    return checks
+
+
+def _comparable(frame: pd.DataFrame) -> pd.DataFrame:
+    """A frame to compare across warehouses: values as Python objects, floats to 9 digits,
+    missing values as None, rows in one order."""
+    out = frame.copy()
+    for name in out.columns:
+        column = out[name]
+        if pd.api.types.is_datetime64_any_dtype(column):
+            column = pd.to_datetime(column, utc=True).dt.strftime("%Y-%m-%dT%H:%M:%S.%f")
+        elif pd.api.types.is_float_dtype(column):
+            column = column.round(9)
+        out[name] = column.astype(object).where(column.notna(), None)
+    return out.sort_values(list(out.columns), key=lambda c: c.astype(str)).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def both(tmp_path_factory: pytest.TempPathFactory) -> tuple[IcebergClient, DuckDBClient, dict, dict, list[str]]:
+    keys = windows().get_partition_keys()[-2:]
+    lake_dir = tmp_path_factory.mktemp("lake-deployment")
+    duck_dir = tmp_path_factory.mktemp("duckdb-deployment")
+    lake_checks = _run(_settings(lake_dir, "iceberg"), keys)
+    duck_checks = _run(_settings(duck_dir, "duckdb"), keys)
+    return (
+        local_client(lake_dir / "lake"),
+        DuckDBClient(DuckDBDatabase(duck_dir / "warehouse.duckdb"), "analytics"),
+        lake_checks,
+        duck_checks,
+        keys,
+    )
+
+
+def test_the_definitions_load_with_the_lake_and_name_its_kind(tmp_path: Path) -> None:
+    defs = build_definitions(_settings(tmp_path, "iceberg"))
+    songs = defs.resolve_assets_def("songs").specs_by_key[dg.AssetKey("songs")]
+    assert "iceberg" in songs.kinds
+    types = {c.name: c.type for c in songs.metadata["dagster/column_schema"].columns}
+    assert types["window_start"] == "timestamptz" and types["duration_ms"] == "long" and types["popularity"] == "int"
+    assert type(defs.resources["warehouse"]).__name__ == "IcebergWarehouse"
+
+
+def test_the_six_tables_hold_what_the_duckdb_warehouse_holds(both) -> None:
+    lake, duck, *_ = both
+    for name in TABLES:
+        # as the IO managers load them back: with the declared dtypes
+        ours = conform_loaded(name, lake.scan(name).to_pandas())
+        theirs = conform_loaded(name, duck.query(f"SELECT * FROM analytics.{name}"))
+        assert {c: str(t) for c, t in ours.dtypes.items()} == {c: str(t) for c, t in theirs.dtypes.items()}, name
+        assert len(ours) > 0, name
+        if name == "playlists":  # when each run read the sample: the one value that differs
+            assert ours["extracted_at"].notna().all()
+            ours, theirs = ours.drop(columns="extracted_at"), theirs.drop(columns="extracted_at")
+        pd.testing.assert_frame_equal(_comparable(ours), _comparable(theirs[ours.columns]), obj=name)
+
+
+def test_each_table_is_partitioned_by_window(both) -> None:
+    lake, _, _, _, keys = both
+    for name in TABLES:
+        files = {task.file.file_path for task in lake.load(name).scan().plan_files()}
+        assert len(files) >= len(keys), name  # one window, at least one file of its own
+
+
+def test_every_view_answers_as_the_duckdb_warehouse(both) -> None:
+    lake, duck, *_ = both
+    for view in PLAYLIST_VIEWS:
+        name = view.key.to_user_string()
+        ours, theirs = lake.query(f"SELECT * FROM analytics.{name}"), duck.query(f"SELECT * FROM analytics.{name}")
+        assert list(ours.columns) == list(theirs.columns), name
+        pd.testing.assert_frame_equal(_comparable(ours), _comparable(theirs), obj=name)
+    assert lake.query("SELECT count(*) AS n FROM analytics.genres")["n"][0] > 0  # the sample is enriched
+
+
+def test_the_views_are_kept_in_athenas_dialect(both) -> None:
+    lake, *_ = both
+    kept = lake.engine._load()  # what Athena would have been sent (CREATE OR REPLACE VIEW)
+    assert set(kept) == {v.key.to_user_string() for v in PLAYLIST_VIEWS}
+    for name, statement in kept.items():
+        parsed = sqlglot.parse_one(statement, read="athena")
+        assert isinstance(parsed, sqlglot.exp.Create) and parsed.args.get("replace"), name
+        assert "::" not in statement, name  # DuckDB's casts became CAST(... AS ...)
+
+
+def test_the_model_features_answer_as_on_duckdb_in_athenas_dialect_too(both) -> None:
+    lake, duck, *_ = both
+    sql = FEATURES_SQL.read_text(encoding="utf-8")
+    theirs = duck.query(duck.render(sql))
+    athena = to_athena(lake.render(sql))
+    sqlglot.parse_one(athena, read="athena")
+    for ours in (lake.query(lake.render(sql)), lake.query(athena_to_duckdb(athena))):
+        assert len(ours) == len(theirs) > 0
+        pd.testing.assert_frame_equal(_comparable(ours), _comparable(theirs))
+
+
+def test_the_checks_reach_the_same_verdicts(both) -> None:
+    _, _, lake_checks, duck_checks, _ = both
+    assert lake_checks == duck_checks
+    assert all(all(v.values()) for v in lake_checks.values())
