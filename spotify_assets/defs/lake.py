@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 
 from spotify_assets.defs.io_managers import table_metadata
+from spotify_assets.defs.resources import RawSnapshotStore
 from spotify_assets.defs.warehouse import Warehouse
 from spotify_assets.lib.lazy import lazy
+from spotify_assets.lib.raw.store import Backend, S3Backend
 from spotify_assets.lib.settings import Settings
 from spotify_assets.lib.warehouse import iceberg
 from spotify_assets.lib.warehouse.base import conform_loaded
@@ -58,6 +60,14 @@ class LakeConfig(dg.Config):
     athena_workgroup: str | None = None
 
     def client(self) -> iceberg.IcebergClient:
+        """One client per lake and process: its catalog (a boto3 session and Glue client, or
+        SQLAlchemy's engine) and the local engine's scans are made once, not at every call."""
+        key = (self.namespace, self.local_dir, self.s3_uri, self.athena_workgroup, make_athena_client)
+        if key not in _CLIENTS:
+            _CLIENTS[key] = self._new_client()
+        return _CLIENTS[key]
+
+    def _new_client(self) -> iceberg.IcebergClient:
         if self.local_dir is not None:
             return iceberg.local_client(self.local_dir, self.namespace)
         assert self.s3_uri and self.athena_workgroup, "the lake needs local_dir, or s3_uri and athena_workgroup"
@@ -67,6 +77,9 @@ class LakeConfig(dg.Config):
             self.namespace,
             lambda client: iceberg.AthenaEngine(client, workgroup, athena=make_athena_client()),
         )
+
+
+_CLIENTS: dict[tuple[Any, ...], iceberg.IcebergClient] = {}
 
 
 class IcebergWarehouse(Warehouse):
@@ -120,16 +133,31 @@ def lake_config(settings: Settings) -> LakeConfig:
     return LakeConfig(namespace=lake.namespace, s3_uri=lake.s3_uri, athena_workgroup=lake.athena_workgroup)
 
 
+class LakeS3RawSnapshotStore(RawSnapshotStore):
+    """Raw files under an S3 bucket and prefix, as `production.S3RawSnapshotStore` keeps them,
+    without importing `production.py` (whose dagster-snowflake import takes seconds in every
+    step process)."""
+
+    bucket: str
+    prefix: str = ""
+
+    def backend(self) -> Backend:
+        import boto3
+        from botocore.config import Config
+
+        # retried as dagster-aws's S3Resource retries (5 attempts)
+        client = boto3.client("s3", config=Config(retries={"max_attempts": 5, "mode": "standard"}))
+        return S3Backend(client, self.bucket, self.prefix)
+
+
 def s3_stores(settings: Settings) -> dict[str, object]:
     """Production's raw snapshots and models in S3, as `production.resources` binds them."""
     from dagster_aws.s3 import S3PickleIOManager, S3Resource
 
-    from spotify_assets.production import S3RawSnapshotStore
-
     assert settings.s3 is not None
     models_prefix = "/".join(p for p in (settings.s3.prefix.strip("/"), "models") if p)
     return {
-        "raw_store": S3RawSnapshotStore(bucket=settings.s3.bucket, prefix=settings.s3.prefix, s3=S3Resource()),
+        "raw_store": LakeS3RawSnapshotStore(bucket=settings.s3.bucket, prefix=settings.s3.prefix),
         "model_io_manager": S3PickleIOManager(s3_resource=S3Resource(), s3_bucket=settings.s3.bucket, s3_prefix=models_prefix),
     }
 

@@ -23,7 +23,7 @@ _TYPES = {
 
 
 def _text(value: Any) -> str | None:
-    if value is None or value is pd.NaT or (isinstance(value, float) and value != value):
+    if value is None or value is pd.NaT or value is pd.NA or (isinstance(value, float) and value != value):
         return None
     if isinstance(value, bool):
         return "true" if value else "false"

@@ -376,7 +376,7 @@ class IcebergClient(WarehouseClient):
 
 _CREATE_TABLE = re.compile(r"\s*CREATE\s+TABLE\s+(IF\s+NOT\s+EXISTS\s+)?(?:[\w\"]+\.)*\"?(\w+)\"?", re.IGNORECASE)
 _CREATE_VIEW = re.compile(r"\s*CREATE\s+(OR\s+REPLACE\s+)?VIEW\s+(?:[\w\"]+\.)*\"?(\w+)\"?", re.IGNORECASE)
-_COMMENT = re.compile(r"^\s*--[^\n]*\n", re.MULTILINE)
+_COMMENT = re.compile(r"^\s*--[^\n]*\n|/\*.*?\*/", re.MULTILINE | re.DOTALL)
 
 
 def _roll_back(table: Any, snapshot_id: int | None) -> None:
@@ -421,6 +421,16 @@ class LocalSqlEngine(SqlEngine):
     def __init__(self, client: IcebergClient, views_dir: str | os.PathLike[str]):
         self.client = client
         self.path = Path(views_dir) / "views.json"
+        self._scans: dict[str, tuple[str, pa.Table]] = {}  # table -> (metadata it was read at, rows)
+
+    def _scan(self, name: str) -> pa.Table:
+        """The table's rows, read again only when the table has changed since."""
+        table = self.client.load(name)
+        cached = self._scans.get(name)
+        if cached is None or cached[0] != table.metadata_location:
+            cached = (table.metadata_location, table.scan().to_arrow())
+            self._scans[name] = cached
+        return cached[1]
 
     def _load(self) -> dict[str, str]:
         if not self.path.exists():
@@ -475,7 +485,7 @@ class LocalSqlEngine(SqlEngine):
                     continue
                 made.add(name)
                 if name in tables:  # a table, as the catalogs describe tables
-                    conn.register(f"_lake_{name}", self.client.scan(name))
+                    conn.register(f"_lake_{name}", self._scan(name))
                     conn.execute(f"CREATE TABLE {namespace}.{name} AS SELECT * FROM _lake_{name}")
                     conn.unregister(f"_lake_{name}")
                 else:
