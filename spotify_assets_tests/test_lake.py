@@ -21,6 +21,7 @@ from spotify_assets.lib.tables.schema import TABLES
 from spotify_assets.lib.warehouse.base import conform_loaded
 from spotify_assets.lib.warehouse.duckdb import DuckDBClient, DuckDBDatabase
 from spotify_assets.lib.warehouse.iceberg import IcebergClient, athena_to_duckdb, local_client, to_athena
+from spotify_assets.lib.window import Window
 from spotify_assets_tests.support.windows import windowed, windows
 
 pytestmark = pytest.mark.slow
@@ -61,7 +62,7 @@ def _comparable(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def both(tmp_path_factory: pytest.TempPathFactory) -> tuple[IcebergClient, DuckDBClient, dict, dict, list[str]]:
+def both(tmp_path_factory: pytest.TempPathFactory) -> tuple[IcebergClient, DuckDBClient, dict, dict, list[str], Path]:
     keys = windows().get_partition_keys()[-2:]
     lake_dir = tmp_path_factory.mktemp("lake-deployment")
     duck_dir = tmp_path_factory.mktemp("duckdb-deployment")
@@ -73,6 +74,7 @@ def both(tmp_path_factory: pytest.TempPathFactory) -> tuple[IcebergClient, DuckD
         lake_checks,
         duck_checks,
         keys,
+        lake_dir,
     )
 
 
@@ -100,7 +102,7 @@ def test_the_six_tables_hold_what_the_duckdb_warehouse_holds(both) -> None:
 
 
 def test_each_table_is_partitioned_by_window(both) -> None:
-    lake, _, _, _, keys = both
+    lake, _, _, _, keys, _ = both
     for name in TABLES:
         files = {task.file.file_path for task in lake.load(name).scan().plan_files()}
         assert len(files) >= len(keys), name  # one window, at least one file of its own
@@ -138,6 +140,44 @@ def test_the_model_features_answer_as_on_duckdb_in_athenas_dialect_too(both) -> 
 
 
 def test_the_checks_reach_the_same_verdicts(both) -> None:
-    _, _, lake_checks, duck_checks, _ = both
+    _, _, lake_checks, duck_checks, _, _ = both
     assert lake_checks == duck_checks
     assert all(all(v.values()) for v in lake_checks.values())
+
+
+def test_tables_load_back_through_the_io_manager_one_window_with_their_dtypes(both) -> None:
+    lake, _, _, _, keys, lake_dir = both
+    newest = windows().time_window_for_partition_key(keys[-1])
+    expected = lake.scan("playlist_tracks", Window(newest.start, newest.end)).num_rows
+    assert 0 < expected < lake.scan("playlist_tracks").num_rows  # the other window has rows too
+
+    @dg.asset(partitions_def=windows(), ins={name: dg.AssetIn(key=name) for name in ("playlist_tracks", "albums")})
+    def reader(playlist_tracks: pd.DataFrame, albums: pd.DataFrame) -> None:
+        assert len(playlist_tracks) == expected
+        assert {str(t) for t in playlist_tracks["window_start"]} == {str(newest.start)}
+        assert str(playlist_tracks["added_at"].dtype) == "datetime64[us, UTC]"
+        assert str(albums["release_period_start"].dtype) == "datetime64[s]"
+        assert str(albums["total_tracks"].dtype) == "Int32"
+
+    resources = build_resources(_settings(lake_dir, "iceberg"))
+    result = dg.materialize(
+        [windowed().tables, reader],
+        partition_key=keys[-1],
+        resources={**resources, "io_manager": resources["warehouse_io_manager"]},
+        selection=[reader],
+    )
+    assert result.success
+
+
+def test_the_models_features_table_is_written_whole_through_the_io_manager(both) -> None:
+    from spotify_assets.defs.model.assets import popularity_features
+
+    lake, duck, _, _, _, lake_dir = both
+    result = dg.materialize([popularity_features], resources=build_resources(_settings(lake_dir, "iceberg")))
+    assert result.success
+    stored = lake.load("popularity_features")
+    assert [f.name for f in stored.spec().fields] == ["window_start"]  # written whole, still by window
+    features = duck.query(duck.render(FEATURES_SQL.read_text(encoding="utf-8")))
+    assert stored.scan().to_arrow().num_rows == len(features)
+    again = dg.materialize([popularity_features], resources=build_resources(_settings(lake_dir, "iceberg")))
+    assert again.success and lake.load("popularity_features").scan().to_arrow().num_rows == len(features)
