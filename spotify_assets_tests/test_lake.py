@@ -182,3 +182,24 @@ def test_the_models_features_table_is_written_whole_through_the_io_manager(both)
     assert stored.scan().to_arrow().num_rows == len(features)
     again = dg.materialize([popularity_features], resources=build_resources(_settings(lake_dir, "iceberg")))
     assert again.success and lake.load("popularity_features").scan().to_arrow().num_rows == len(features)
+
+
+def test_the_dashboard_and_the_notebooks_loads_read_the_lake(both) -> None:
+    from spotify_assets.defs.analytics.dashboard import dashboard
+
+    lake, duck, _, _, _, lake_dir = both
+    settings = _settings(lake_dir, "iceberg")
+    shown = {}
+    for target, data_dir in (("iceberg", lake_dir), ("duckdb", duck.db.path.parent)):
+        result = dg.materialize([dashboard], resources=build_resources(_settings(data_dir, target)))
+        assert result.success
+        metadata = result.get_asset_materialization_events()[0].materialization.metadata
+        shown[target] = {k: metadata[k].value for k in ("windows", "views_shown", "charts", "synthetic")}
+    assert shown["iceberg"] == shown["duckdb"] and shown["iceberg"]["windows"] == 2
+    assert (lake_dir / "dashboard" / "index.html").stat().st_size > 10_000
+    # what notebooks/popularity_model.ipynb does: Definitions.load_asset_value through the IO manager
+    from spotify_assets.defs.model.assets import popularity_features
+
+    assert dg.materialize([popularity_features], resources=build_resources(settings)).success
+    loaded = build_definitions(settings).load_asset_value("popularity_features")
+    assert len(loaded) == len(duck.query(duck.render(FEATURES_SQL.read_text(encoding="utf-8"))))
