@@ -153,3 +153,21 @@ def test_raw_in_s3_tables_in_glue_views_and_checks_through_athena(production_lak
         top = read(f"SELECT song_rank, rank_basis, playlist_appearances FROM {database}.current_top_songs ORDER BY song_rank")
     assert len(top) == 61 and str(top["song_rank"].dtype) == "Int64"
     assert list(top["playlist_appearances"][:7]) == [2, 2, 2, 2, 2, 2, 1]
+
+
+def test_moto_athena_takes_the_engines_calls_but_runs_no_sql(s3_env: dict[str, str], tmp_path: Path) -> None:
+    """Why the Athena stand-in: the AthenaEngine's boto3 calls (start, poll, paginated results in
+    the workgroup) go through against moto's server, but moto answers every query with no rows
+    ("Queries are not executed by Moto")."""
+    athena = boto3.client("athena")
+    athena.create_work_group(
+        Name="spotify_assets", Configuration={"ResultConfiguration": {"OutputLocation": f"s3://{s3_env['bucket']}/athena/"}}
+    )
+    lake = _glue_client(s3_env["bucket"], "moto_athena", tmp_path)
+    engine = iceberg.AthenaEngine(lake, "spotify_assets", athena=athena, poll_s=0.01)
+    with engine.reader() as read:
+        answer = read("SELECT 1 AS one")
+    assert len(answer) == 0
+    started = athena.list_query_executions(WorkGroup="spotify_assets")["QueryExecutionIds"]
+    sent = athena.get_query_execution(QueryExecutionId=started[0])["QueryExecution"]
+    assert sent["Query"] == "SELECT 1 AS one" and sent["QueryExecutionContext"]["Database"] == "moto_athena"
