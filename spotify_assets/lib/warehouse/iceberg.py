@@ -264,6 +264,10 @@ class IcebergClient(WarehouseClient):
             with txn.update_snapshot().overwrite() as swap:
                 for data_file in gone:
                     swap.delete_data_file(data_file)
+                # the selection scopes pyiceberg's conflict check: a concurrent commit that adds
+                # or removes files of this window fails this one; another window's (a backfill's
+                # parallel runs) does not, and pyiceberg refreshes and retries the commit
+                swap.delete_by_predicate(selected)
                 if arrow.num_rows:
                     for data_file in _dataframe_to_data_files(
                         table_metadata=txn.table_metadata, write_uuid=swap.commit_uuid, df=arrow, io=table.io

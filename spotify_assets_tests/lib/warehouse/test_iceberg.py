@@ -209,3 +209,29 @@ def test_appending_and_rewriting_keep_their_contract(lake: IcebergClient) -> Non
     assert (first.rows_added, first.table_rows, again.rows_added, again.table_rows) == (2, 2, 0, 2)
     assert lake.rewrite_table("song_artists", frame.iloc[:1]) == 1
     assert "streams" not in lake.tables() and STREAMS.name == "streams"
+
+
+def test_parallel_runs_of_two_windows_both_land(lake: IcebergClient, tmp_path: Path) -> None:
+    """A backfill's runs write their windows at once: both prepared on the same version, the
+    second commit is retried on the first's result (its conflict check is its own window)."""
+    other = local_client(tmp_path / "lake")  # another process's client on the same lake
+    lake.replace("songs", _songs(W1, ["a"]), W1)
+    lake.replace("songs", _songs(W2, ["b"]), W2)
+    first = lake._stage("songs", _songs(W1, ["c"]), W1, None)
+    second = other._stage("songs", _songs(W2, ["d"]), W2, None)
+    lake._commit([first])
+    assert other._commit([second])["songs"].table_rows == 2
+    assert _ids(lake) == {"2026-11-20 08:00": ["c"], "2026-11-20 16:00": ["d"]}
+
+
+def test_parallel_runs_of_the_same_window_do_not_both_land(lake: IcebergClient, tmp_path: Path) -> None:
+    other = local_client(tmp_path / "lake")
+    lake.replace("songs", _songs(W1, ["a"]), W1)
+    first = lake._stage("songs", _songs(W1, ["c"]), W1, None)
+    second = other._stage("songs", _songs(W1, ["d"]), W1, None)
+    lake._commit([first])
+    from pyiceberg.exceptions import ValidationException
+
+    with pytest.raises(ValidationException, match="Added data files were found matching the filter"):
+        other._commit([second])  # the first run added files to this window meanwhile
+    assert _ids(lake) == {"2026-11-20 08:00": ["c"]}  # one run's window, whole; never both
