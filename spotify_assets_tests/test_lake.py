@@ -203,3 +203,26 @@ def test_the_dashboard_and_the_notebooks_loads_read_the_lake(both) -> None:
     assert dg.materialize([popularity_features], resources=build_resources(settings)).success
     loaded = build_definitions(settings).load_asset_value("popularity_features")
     assert len(loaded) == len(duck.query(duck.render(FEATURES_SQL.read_text(encoding="utf-8"))))
+
+
+def test_the_listening_history_and_its_views_answer_as_on_duckdb(both) -> None:
+    from datetime import datetime, timezone
+
+    from spotify_assets.lib.listening.files import LISTENING_PREFIX
+    from spotify_assets.lib.samples.listening import write_sample_exports
+
+    lake, duck, _, _, _, lake_dir = both
+    duck_dir = duck.db.path.parent
+    write_sample_exports(lake_dir / LISTENING_PREFIX, now=datetime(2026, 12, 1, tzinfo=timezone.utc))
+    shutil.copytree(lake_dir / LISTENING_PREFIX, duck_dir / LISTENING_PREFIX)
+    for target, data_dir in (("iceberg", lake_dir), ("duckdb", duck_dir)):
+        job = build_definitions(_settings(data_dir, target)).resolve_job_def("listening_job")
+        with dg.DagsterInstance.ephemeral() as instance:
+            assert job.execute_in_process(instance=instance).success, target
+    listening = sorted(v.key.to_user_string() for v in view_assets if v.key.to_user_string().startswith("listening_"))
+    for name in ["streams", "listening_files", *listening]:
+        ours, theirs = lake.query(f"SELECT * FROM analytics.{name}"), duck.query(f"SELECT * FROM analytics.{name}")
+        assert len(ours) > 0, name
+        # when each run read the files, and the copies' local tags (mtime, inode): all else is equal
+        ours, theirs = (f.drop(columns=[c for c in ("ingested_at", "tag") if c in f.columns]) for f in (ours, theirs))
+        pd.testing.assert_frame_equal(_comparable(ours), _comparable(theirs[ours.columns]), obj=name)
