@@ -33,7 +33,7 @@ import re
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import timezone
 from pathlib import Path
@@ -172,11 +172,9 @@ class _Staged:
     """A table's write, data files written, not yet committed."""
 
     name: str
-    table: Any  # pyiceberg Table
-    txn: Any  # its open Transaction
+    txn: Any  # its open pyiceberg Transaction
     before: int | None  # the snapshot it replaces (None: the table had none)
     replaced: int
-    rows: int
 
 
 class IcebergClient(WarehouseClient):
@@ -277,7 +275,7 @@ class IcebergClient(WarehouseClient):
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", "Delete operation did not match any records")
                 txn.overwrite(arrow, overwrite_filter=selected)
-        return _Staged(name, table, txn, snapshot.snapshot_id if snapshot else None, replaced, arrow.num_rows)
+        return _Staged(name, txn, snapshot.snapshot_id if snapshot else None, replaced)
 
     def _commit(self, staged: list[_Staged]) -> dict[str, WriteResult]:
         """Commit each staged table in turn; on a failure, roll back those already committed."""
@@ -350,7 +348,7 @@ class IcebergClient(WarehouseClient):
                 continue
             self.engine.run(statement)
 
-    def reader(self):  # type: ignore[no-untyped-def]
+    def reader(self) -> AbstractContextManager[Callable[[str], pd.DataFrame]]:
         return self.engine.reader()
 
     def tables(self) -> set[str]:
