@@ -150,6 +150,10 @@ def build_resources(settings: Settings) -> dict[str, object]:
         "spotify": SpotifyResource.from_settings(settings.spotify),
         "alert_destinations": AlertDestinations.from_settings(settings.alerts),
     }
+    if settings.warehouse_target == "iceberg":
+        from spotify_assets.defs import lake  # pyiceberg and friends load only when a resource is used
+
+        return {**shared, **lake.resources(settings, local_resources(settings))}
     if settings.deployment == "production":
         from spotify_assets import production
 

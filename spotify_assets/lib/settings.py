@@ -118,6 +118,18 @@ class MySQLSettings:
 
 
 @dataclass(frozen=True)
+class LakeSettings:
+    """The Iceberg lake (SPOTIFY_ASSETS_WAREHOUSE=iceberg). Locally: pyiceberg's SQL catalog on
+    SQLite and the data files under `local_dir`; in production: the Glue database `namespace`,
+    data files under `s3_uri`, SQL on the Athena workgroup `athena_workgroup`."""
+
+    namespace: str
+    local_dir: Path | None = None
+    s3_uri: str | None = None
+    athena_workgroup: str | None = None
+
+
+@dataclass(frozen=True)
 class WarehouseSettings:
     """The local DuckDB warehouse, and what the analytics views take as parameters."""
 
@@ -171,6 +183,7 @@ class Settings:
     # where raw snapshots and models go)
     warehouse_target: str = "duckdb"
     mysql: MySQLSettings | None = None
+    lake: LakeSettings | None = None
 
     @property
     def warehouse_kind(self) -> str:
@@ -191,6 +204,9 @@ class Settings:
         data_dir = Path(reader.text("SPOTIFY_ASSETS_DATA_DIR") or DEFAULT_DATA_DIR).expanduser()
         first_window = reader.date("SPOTIFY_ASSETS_FIRST_WINDOW", DEFAULT_FIRST_WINDOW)
         spotify = _spotify_settings(reader)
+        warehouse_target = reader.choice(
+            "SPOTIFY_ASSETS_WAREHOUSE", WAREHOUSE_TARGETS, "snowflake" if deployment == "production" else "duckdb"
+        )
         warehouse = WarehouseSettings(
             duckdb_path=Path(reader.text("SPOTIFY_ASSETS_DUCKDB_PATH") or data_dir / "warehouse.duckdb").expanduser().resolve(),
             recent_release_days=int(
@@ -206,10 +222,7 @@ class Settings:
             max_file_mb=int(reader.number("SPOTIFY_ASSETS_LISTENING_MAX_FILE_MB", ListeningSettings.max_file_mb, minimum=1, maximum=4096, integer=True)),
             ip_hash_key=reader.text("SPOTIFY_ASSETS_IP_HASH_KEY") or None,
         )
-        warehouse_target = reader.choice(
-            "SPOTIFY_ASSETS_WAREHOUSE", WAREHOUSE_TARGETS, "snowflake" if deployment == "production" else "duckdb"
-        )
-        s3 = snowflake = mysql = None
+        s3 = snowflake = mysql = lake = None
         if deployment == "production":
             s3 = S3Settings(
                 bucket=reader.required("SPOTIFY_ASSETS_S3_BUCKET", "the S3 bucket for raw snapshots"),
@@ -219,6 +232,8 @@ class Settings:
             snowflake = _snowflake_settings(reader)
         if warehouse_target == "mysql":
             mysql = _mysql_settings(reader)
+        if warehouse_target == "iceberg":
+            lake = _lake_settings(reader, deployment, data_dir, s3)
         if check_paths:
             reader.problems += path_problems(
                 deployment=deployment,
@@ -234,7 +249,7 @@ class Settings:
             raise SettingsError(reader.problems)
         return cls(
             deployment, data_dir.resolve(), f"{first_window}-00:00", spotify, warehouse, s3, snowflake, quality, alerts,
-            listening, warehouse_target, mysql,
+            listening, warehouse_target, mysql, lake,
         )
 
 
@@ -410,6 +425,24 @@ def _spotify_settings(reader: _Reader) -> SpotifySettings:
         reader.problems.append("SPOTIFY_PLAYLISTS names no playlist")
     return SpotifySettings(
         source="api", playlist_ids=tuple(playlist_ids), user_auth=bool(refresh_token), **tuning
+    )
+
+
+def _lake_settings(reader: _Reader, deployment: str, data_dir: Path, s3: S3Settings | None) -> LakeSettings:
+    namespace = reader.text("SPOTIFY_ASSETS_LAKE_DATABASE") or ("spotify_assets" if deployment == "production" else "analytics")
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", namespace):
+        reader.problems.append(f"SPOTIFY_ASSETS_LAKE_DATABASE={namespace!r} is not a lower-case Glue database name")
+    if deployment == "local":
+        local_dir = Path(reader.text("SPOTIFY_ASSETS_LAKE_DIR") or data_dir / "lake").expanduser().resolve()
+        return LakeSettings(namespace=namespace, local_dir=local_dir)
+    default_uri = f"s3://{s3.bucket}/{'/'.join(p for p in (s3.prefix, 'lake') if p)}" if s3 and s3.bucket else ""
+    s3_uri = (reader.text("SPOTIFY_ASSETS_LAKE_S3_URI") or default_uri).rstrip("/")
+    if s3_uri and not s3_uri.startswith("s3://"):
+        reader.problems.append(f"SPOTIFY_ASSETS_LAKE_S3_URI={s3_uri!r} is not an s3:// location")
+    return LakeSettings(
+        namespace=namespace,
+        s3_uri=s3_uri,
+        athena_workgroup=reader.text("SPOTIFY_ASSETS_ATHENA_WORKGROUP") or "spotify_assets",
     )
 
 

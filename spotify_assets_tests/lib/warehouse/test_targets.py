@@ -41,8 +41,15 @@ def _snowflake(tmp_path: Path, request: pytest.FixtureRequest) -> WarehouseClien
     )
 
 
+def _iceberg(tmp_path: Path, request: pytest.FixtureRequest) -> WarehouseClient:
+    from spotify_assets.lib.warehouse.iceberg import local_client
+
+    return local_client(tmp_path / "lake")
+
+
 TARGETS: dict[str, Callable[[Path, pytest.FixtureRequest], WarehouseClient]] = {
     "duckdb": _duckdb,
+    "iceberg": _iceberg,
     "snowflake": _snowflake,
 }
 
