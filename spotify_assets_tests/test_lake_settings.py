@@ -69,3 +69,16 @@ def test_the_lake_binds_the_warehouse_keys_and_keeps_the_deployments_stores(tmp_
     assert type(production["raw_store"]).__name__ == "LakeS3RawSnapshotStore"
     assert type(production["model_io_manager"]).__name__ == "S3PickleIOManager"
     assert production["warehouse"].lake.s3_uri == "s3://b/spotify-assets/lake"
+
+
+def test_a_lake_directory_that_cannot_be_written_is_named_at_load(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    with pytest.raises(SettingsError) as err:
+        Settings.from_env(_env(tmp_path, SPOTIFY_ASSETS_WAREHOUSE="iceberg", SPOTIFY_ASSETS_LAKE_DIR=str(blocker / "lake")))
+    assert "SPOTIFY_ASSETS_LAKE_DIR=" in str(err.value) and "the lake directory" in str(err.value)
+    # the data directory's lake/ is named by the variable that set it
+    with pytest.raises(SettingsError, match=r"SPOTIFY_ASSETS_DATA_DIR \(lake/ in the data directory\)"):
+        (tmp_path / "data").mkdir()
+        (tmp_path / "data" / "lake").write_text("a file where the lake directory goes")
+        Settings.from_env(_env(tmp_path, SPOTIFY_ASSETS_WAREHOUSE="iceberg", SPOTIFY_ASSETS_DATA_DIR=str(tmp_path / "data")))

@@ -245,6 +245,14 @@ class Settings:
                 else f"SPOTIFY_ASSETS_DATA_DIR ({warehouse.duckdb_path.name} in the data directory)",
                 alerts_to_file=not (alerts.webhook or alerts.slack_channel),
             )
+            if lake is not None and lake.local_dir is not None:
+                found = writable_problem(lake.local_dir, directory=True)
+                if found is not None:
+                    variable = (
+                        _source("SPOTIFY_ASSETS_LAKE_DIR", reader, lake.local_dir) if reader.text("SPOTIFY_ASSETS_LAKE_DIR")
+                        else "SPOTIFY_ASSETS_DATA_DIR (lake/ in the data directory)"
+                    )
+                    reader.problems.append(f"{variable}: the lake directory {lake.local_dir} {found[1]}")
         if reader.problems:
             raise SettingsError(reader.problems)
         return cls(
