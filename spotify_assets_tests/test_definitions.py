@@ -50,6 +50,37 @@ def test_production_binds_the_same_keys_to_s3(monkeypatch) -> None:
     assert isinstance(resources["warehouse"], SnowflakeWarehouse)
 
 
+TARGET_ENV = {
+    "duckdb": {},
+    "snowflake": {"SNOWFLAKE_ACCOUNT": "acct", "SNOWFLAKE_USER": "svc", "SNOWFLAKE_PASSWORD": "pw"},
+    "mysql": {"SPOTIFY_ASSETS_MYSQL_HOST": "db.example", "SPOTIFY_ASSETS_MYSQL_USER": "pipeline"},
+    "iceberg": {},
+}
+WAREHOUSE_CLASSES = {
+    "duckdb": "DuckDBWarehouse", "snowflake": "SnowflakeWarehouse", "mysql": "MySQLWarehouse", "iceberg": "IcebergWarehouse",
+}
+
+
+@pytest.mark.parametrize("deployment", ["local", "production"])
+@pytest.mark.parametrize("target", sorted(TARGET_ENV))
+def test_every_deployment_and_warehouse_binds_every_resource_key(monkeypatch, tmp_path, deployment: str, target: str) -> None:
+    """Raw snapshots where the deployment says, the tables where SPOTIFY_ASSETS_WAREHOUSE
+    says: every pair binds the same keys, and every asset's resources resolve."""
+    monkeypatch.setenv("SPOTIFY_ASSETS_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("SPOTIFY_ASSETS_DEPLOYMENT", deployment)
+    monkeypatch.setenv("SPOTIFY_ASSETS_WAREHOUSE", target)
+    monkeypatch.setenv("SPOTIFY_ASSETS_S3_BUCKET", "bucket")
+    for name, value in TARGET_ENV[target].items():
+        monkeypatch.setenv(name, value)
+    definitions = defs()
+    resources = definitions.resources or {}
+    assert {"raw_store", "model_io_manager", "warehouse", "warehouse_io_manager", "spotify", "settings"} <= set(resources)
+    store = type(resources["raw_store"]).__name__
+    assert store.endswith("LocalRawSnapshotStore" if deployment == "local" else "S3RawSnapshotStore"), store
+    assert WAREHOUSE_CLASSES[target] in [c.__name__ for c in type(resources["warehouse"]).__mro__]
+    dg.Definitions.validate_loadable(definitions)
+
+
 def test_alert_secrets_are_bound_by_variable_name(monkeypatch) -> None:
     monkeypatch.setenv("SPOTIFY_ASSETS_ALERT_WEBHOOK", "https://hooks.example.com/T0/s3cr3t-path")
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-s3cr3t")

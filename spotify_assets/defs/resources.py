@@ -129,11 +129,18 @@ class LocalRawSnapshotStore(RawSnapshotStore):
 
 def local_resources(settings: Settings) -> dict[str, object]:
     """The local deployment: raw files and models under the data directory, tables in DuckDB."""
-    wh = settings.warehouse
     return {
         "raw_store": LocalRawSnapshotStore(base_dir=str(settings.data_dir)),
         # pickles, one file per model asset, under <data dir>/models/
         "model_io_manager": ModelFilesIOManager(base_dir=str(settings.data_dir / "models")),
+        **duckdb_resources(settings),
+    }
+
+
+def duckdb_resources(settings: Settings) -> dict[str, object]:
+    """The warehouse keys bound to the DuckDB file (SPOTIFY_ASSETS_DUCKDB_PATH)."""
+    wh = settings.warehouse
+    return {
         "warehouse_io_manager": WarehouseDuckDBIOManager(database=str(wh.duckdb_path), schema=wh.schema),
         "warehouse": DuckDBWarehouse(
             database=str(wh.duckdb_path), schema_name=wh.schema, recent_release_days=wh.recent_release_days
@@ -165,6 +172,8 @@ def build_resources(settings: Settings) -> dict[str, object]:
         from spotify_assets.defs import mysql_warehouse
 
         bound.update(mysql_warehouse.resources(settings))
+    elif settings.warehouse_target == "duckdb" and settings.deployment == "production":
+        bound.update(duckdb_resources(settings))  # raw snapshots and models in S3, the tables in a DuckDB file
     elif settings.warehouse_target == "snowflake" and settings.deployment != "production":
         from spotify_assets import production
 

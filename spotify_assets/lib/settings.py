@@ -244,6 +244,7 @@ class Settings:
                 if reader.text("SPOTIFY_ASSETS_DUCKDB_PATH")
                 else f"SPOTIFY_ASSETS_DATA_DIR ({warehouse.duckdb_path.name} in the data directory)",
                 alerts_to_file=not (alerts.webhook or alerts.slack_channel),
+                uses_duckdb=warehouse_target == "duckdb",
             )
             if lake is not None and lake.local_dir is not None:
                 found = writable_problem(lake.local_dir, directory=True)
@@ -269,7 +270,8 @@ def _source(name: str, reader: _Reader, value: Path) -> str:
 
 
 def path_problems(
-    *, deployment: str, data_dir: Path, data_dir_var: str, duckdb_path: Path, duckdb_var: str, alerts_to_file: bool
+    *, deployment: str, data_dir: Path, data_dir_var: str, duckdb_path: Path, duckdb_var: str, alerts_to_file: bool,
+    uses_duckdb: bool = True,
 ) -> list[str]:
     """Every local directory and file the deployment will write that this process cannot, each
     named by the variable that set it. Locally: the data directory (raw snapshots, models,
@@ -281,6 +283,7 @@ def path_problems(
     if deployment == "local":
         checks += [(data_dir_var, "the data directory", data_dir, True)]
         checks += [(data_dir_var, f"its {sub}/ directory", data_dir / sub, True) for sub in ("raw", "models", "dashboard")]
+    if uses_duckdb:  # the tables in DuckDB (SPOTIFY_ASSETS_WAREHOUSE=duckdb), in either deployment
         checks += [
             (duckdb_var, "the DuckDB warehouse", duckdb_path, False),
             (duckdb_var, "the DuckDB warehouse's lock file", duckdb_path.with_name(duckdb_path.name + ".lock"), False),
