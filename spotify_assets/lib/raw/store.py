@@ -9,7 +9,8 @@ Layout (under a local directory or an S3 prefix):
 A window is written as a new version: every document first, then the window's manifest, whose
 single atomic write (a rename locally, one PUT on S3) is the commit. Readers go through the
 manifest, so they see the old documents or the new ones, never a mix. A write that fails
-before the commit leaves the previous version in force.
+before the commit leaves the previous version in force. The documents are written WRITERS at a
+time; the manifest only once all of them are.
 
 A re-run never makes a window worse: a playlist that fails on a re-run, or is no longer
 configured, keeps the window's previous good document (its manifest entry is carried over,
