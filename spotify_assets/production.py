@@ -1,9 +1,9 @@
-"""The production deployment's resources: raw snapshots and models in S3, tables in Snowflake.
+"""The Snowflake warehouse's resources (SPOTIFY_ASSETS_WAREHOUSE=snowflake, the production
+deployment's default; raw snapshots and models in S3 are `defs/resources.py`'s `s3_stores`).
 
-Imported only when `SPOTIFY_ASSETS_DEPLOYMENT=production` is selected (by
-`defs/resources.py`): dagster-snowflake (through snowflake.core) and dagster-aws take seconds
-to import, and every step process of a daemon-launched run loads the code location again,
-so the local deployment never pays for them.
+Imported only when Snowflake is the warehouse selected (by `defs/resources.py`):
+dagster-snowflake (through snowflake.core) takes seconds to import, and every step process of a
+daemon-launched run loads the code location again, so no other target pays for it.
 """
 
 from collections.abc import Iterator
@@ -13,14 +13,11 @@ from typing import Any, cast
 import dagster as dg
 import pandas as pd
 from dagster._core.storage.db_io_manager import DbIOManager, TableSlice
-from dagster_aws.s3 import S3PickleIOManager, S3Resource
 from dagster_snowflake import SnowflakeResource
 from dagster_snowflake_pandas import SnowflakePandasIOManager
 
 from spotify_assets.defs.io_managers import _io_manager, _WindowClient
-from spotify_assets.defs.resources import RawSnapshotStore
 from spotify_assets.defs.warehouse import Warehouse
-from spotify_assets.lib.raw.store import Backend, S3Backend
 from spotify_assets.lib.settings import Settings, SnowflakeSettings
 from spotify_assets.lib.warehouse import snowflake as snowflake_target
 
@@ -55,17 +52,6 @@ class WarehouseSnowflakeIOManager(SnowflakePandasIOManager):
 
     def create_io_manager(self, context) -> DbIOManager:
         return _io_manager(_SnowflakeClient(), self.database, self.schema_, "WarehouseSnowflakeIOManager")
-
-
-class S3RawSnapshotStore(RawSnapshotStore):
-    """Raw files as objects under an S3 bucket and prefix (AWS_* variables honoured)."""
-
-    bucket: str
-    prefix: str = ""
-    s3: S3Resource
-
-    def backend(self) -> Backend:
-        return S3Backend(self.s3.get_client(), self.bucket, self.prefix)
 
 
 class SnowflakeWarehouse(Warehouse):
@@ -105,22 +91,6 @@ def _snowflake_connection(sf: SnowflakeSettings) -> dict[str, object]:
     if extra:
         fields["additional_snowflake_connection_args"] = extra
     return fields
-
-
-def resources(settings: Settings) -> dict[str, object]:
-    """The production bindings of the resource keys every deployment has (but `spotify`): raw
-    snapshots and models in S3; the tables in Snowflake when it is the warehouse selected."""
-    assert settings.s3 is not None
-    models_prefix = "/".join(p for p in (settings.s3.prefix.strip("/"), "models") if p)
-    bound: dict[str, object] = {
-        "raw_store": S3RawSnapshotStore(bucket=settings.s3.bucket, prefix=settings.s3.prefix, s3=S3Resource()),
-        "model_io_manager": S3PickleIOManager(
-            s3_resource=S3Resource(), s3_bucket=settings.s3.bucket, s3_prefix=models_prefix
-        ),
-    }
-    if settings.warehouse_target == "snowflake":
-        bound.update(snowflake_resources(settings))
-    return bound
 
 
 def snowflake_resources(settings: Settings) -> dict[str, object]:

@@ -9,8 +9,8 @@ import pytest
 
 from spotify_assets.definitions import defs
 from spotify_assets.defs.io_managers import WarehouseDuckDBIOManager, column_schema
-from spotify_assets.defs.resources import LocalRawSnapshotStore, SpotifyResource
-from spotify_assets.production import S3RawSnapshotStore, SnowflakeWarehouse, WarehouseSnowflakeIOManager
+from spotify_assets.defs.resources import LocalRawSnapshotStore, S3RawSnapshotStore, SpotifyResource
+from spotify_assets.production import SnowflakeWarehouse, WarehouseSnowflakeIOManager
 
 
 def test_project_loads_with_defaults() -> None:
@@ -138,6 +138,20 @@ def test_production_imports_what_it_uses(tmp_path) -> None:
         "SNOWFLAKE_PASSWORD": "pw",
     })
     assert {"dagster_snowflake", "dagster_aws", "snowflake.connector"} <= loaded
+
+
+@pytest.mark.slow
+def test_production_with_another_warehouse_does_not_import_snowflake(tmp_path) -> None:
+    loaded = _modules_after_load({
+        "SPOTIFY_ASSETS_DATA_DIR": str(tmp_path),
+        "SPOTIFY_ASSETS_DEPLOYMENT": "production",
+        "SPOTIFY_ASSETS_S3_BUCKET": "bucket",
+        "SPOTIFY_ASSETS_WAREHOUSE": "mysql",
+        "SPOTIFY_ASSETS_MYSQL_HOST": "db.example",
+        "SPOTIFY_ASSETS_MYSQL_USER": "pipeline",
+    })
+    assert "dagster_aws" in loaded  # the S3 stores
+    assert not {"dagster_snowflake", "snowflake.connector"} & loaded
 
 
 def test_windows_are_8_hours_in_utc_with_hourly_keys() -> None:

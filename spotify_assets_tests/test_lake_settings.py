@@ -66,7 +66,7 @@ def test_the_lake_binds_the_warehouse_keys_and_keeps_the_deployments_stores(tmp_
             _env(tmp_path, SPOTIFY_ASSETS_DEPLOYMENT="production", SPOTIFY_ASSETS_WAREHOUSE="iceberg", SPOTIFY_ASSETS_S3_BUCKET="b")
         )
     )
-    assert type(production["raw_store"]).__name__ == "LakeS3RawSnapshotStore"
+    assert type(production["raw_store"]).__name__ == "S3RawSnapshotStore"
     assert type(production["model_io_manager"]).__name__ == "S3PickleIOManager"
     assert production["warehouse"].lake.s3_uri == "s3://b/spotify-assets/lake"
 

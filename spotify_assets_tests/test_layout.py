@@ -5,7 +5,7 @@ normalization, quality rules, the warehouses, the model, alert delivery, the sam
 tested without an instance and reusable from a notebook. Everything that speaks Dagster (assets,
 checks, resources, IO managers, sensors, the event log, metadata values) is under `defs/`;
 outside both, only the entry points wire them: `definitions.py` (the code location), `cli.py`
-(the demo) and `production.py` (the production resources).
+(the demo) and `production.py` (the Snowflake warehouse's resources).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ Iceberg tables, the views and checks on Athena (production) or DuckDB (local).
 
 Imported only when that target is selected (by `defs/resources.py`); pyiceberg, pyarrow,
 sqlglot and boto3 are imported only when a resource is used. The deployment still decides
-where raw snapshots and models go (local files, or S3 as `production.py` does).
+where raw snapshots and models go (`defs/resources.py`).
 """
 
 from __future__ import annotations
@@ -14,10 +14,8 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 
 from spotify_assets.defs.io_managers import table_metadata
-from spotify_assets.defs.resources import RawSnapshotStore
 from spotify_assets.defs.warehouse import Warehouse
 from spotify_assets.lib.lazy import lazy
-from spotify_assets.lib.raw.store import Backend, S3Backend
 from spotify_assets.lib.settings import Settings
 from spotify_assets.lib.warehouse import iceberg
 from spotify_assets.lib.warehouse.base import conform_loaded
@@ -133,43 +131,10 @@ def lake_config(settings: Settings) -> LakeConfig:
     return LakeConfig(namespace=lake.namespace, s3_uri=lake.s3_uri, athena_workgroup=lake.athena_workgroup)
 
 
-class LakeS3RawSnapshotStore(RawSnapshotStore):
-    """Raw files under an S3 bucket and prefix, as `production.S3RawSnapshotStore` keeps them,
-    without importing `production.py` (whose dagster-snowflake import takes seconds in every
-    step process)."""
-
-    bucket: str
-    prefix: str = ""
-
-    def backend(self) -> Backend:
-        import boto3
-        from botocore.config import Config
-
-        # retried as dagster-aws's S3Resource retries (5 attempts)
-        client = boto3.client("s3", config=Config(retries={"max_attempts": 5, "mode": "standard"}))
-        return S3Backend(client, self.bucket, self.prefix)
-
-
-def s3_stores(settings: Settings) -> dict[str, object]:
-    """Production's raw snapshots and models in S3, as `production.resources` binds them."""
-    from dagster_aws.s3 import S3PickleIOManager, S3Resource
-
-    assert settings.s3 is not None
-    models_prefix = "/".join(p for p in (settings.s3.prefix.strip("/"), "models") if p)
-    return {
-        "raw_store": LakeS3RawSnapshotStore(bucket=settings.s3.bucket, prefix=settings.s3.prefix),
-        "model_io_manager": S3PickleIOManager(s3_resource=S3Resource(), s3_bucket=settings.s3.bucket, s3_prefix=models_prefix),
-    }
-
-
-def resources(settings: Settings, base: dict[str, Any]) -> dict[str, object]:
-    """`base` (the local deployment's raw files and models; production's S3 stores replace
-    them) with the lake's warehouse keys."""
+def resources(settings: Settings) -> dict[str, object]:
+    """The warehouse keys bound to the lake."""
     config = lake_config(settings)
-    if settings.deployment == "production":
-        base = s3_stores(settings)
     return {
-        **{k: v for k, v in base.items() if k not in ("warehouse", "warehouse_io_manager")},
         "warehouse_io_manager": WarehouseIcebergIOManager(lake=config),
         "warehouse": IcebergWarehouse(
             lake=config, schema_name=config.namespace, recent_release_days=settings.warehouse.recent_release_days

@@ -1,10 +1,12 @@
 """The one place that decides the deployment and builds its resources.
 
-`SPOTIFY_ASSETS_DEPLOYMENT=local` (the default): raw snapshots are files under the data
-directory, tables in DuckDB. `production`: raw snapshots in S3, tables in Snowflake, built by
-`spotify_assets/production.py`, which only that deployment imports. `SPOTIFY_ASSETS_WAREHOUSE`
-then picks the tables' warehouse (MySQL: `defs/mysql_warehouse.py`). Every deployment binds
-the same resource keys, so asset code never asks where it runs. Every resource is built from the
+Two choices, made independently. `SPOTIFY_ASSETS_DEPLOYMENT` puts raw snapshots and models
+under the data directory (`local`, the default) or in S3 (`production`).
+`SPOTIFY_ASSETS_WAREHOUSE` puts the tables, views and checks in DuckDB (the local default),
+Snowflake (the production default, `spotify_assets/production.py`), MySQL
+(`defs/mysql_warehouse.py`) or the Iceberg lake (`defs/lake.py`); each target's module, and its
+driver, is imported only when it is the one selected. Every pair binds the same resource keys,
+so asset code never asks where it runs. Every resource is built from the
 `Settings` parsed once in `definitions.py`, which is also bound as the `settings` resource.
 """
 
@@ -26,7 +28,7 @@ from spotify_assets.defs.warehouse import DuckDBWarehouse, Warehouse  # noqa: F4
 from spotify_assets.lib.spotify.extract import PlaylistSource
 from spotify_assets.lib.samples.source import SampleSource
 from spotify_assets.lib.settings import Settings, SpotifySettings
-from spotify_assets.lib.raw.store import Backend, LocalBackend, SnapshotStore
+from spotify_assets.lib.raw.store import Backend, LocalBackend, S3Backend, SnapshotStore
 from spotify_assets.lib.spotify.client import Credentials, SpotifyApi
 
 
@@ -127,13 +129,41 @@ class LocalRawSnapshotStore(RawSnapshotStore):
         return LocalBackend(self.base_dir)
 
 
-def local_resources(settings: Settings) -> dict[str, object]:
-    """The local deployment: raw files and models under the data directory, tables in DuckDB."""
+class S3RawSnapshotStore(RawSnapshotStore):
+    """Raw files as objects under an S3 bucket and prefix (the AWS_* variables honoured:
+    region, endpoint, credentials from the AWS chain). boto3 is imported when the store is
+    first used, not when the code location loads."""
+
+    bucket: str
+    prefix: str = ""
+
+    def backend(self) -> Backend:
+        import boto3
+        from botocore.config import Config
+
+        # retried as dagster-aws's S3Resource retries (5 attempts)
+        client = boto3.client("s3", config=Config(retries={"max_attempts": 5, "mode": "standard"}))
+        return S3Backend(client, self.bucket, self.prefix)
+
+
+def local_stores(settings: Settings) -> dict[str, object]:
+    """Raw files and models under the data directory (SPOTIFY_ASSETS_DEPLOYMENT=local)."""
     return {
         "raw_store": LocalRawSnapshotStore(base_dir=str(settings.data_dir)),
         # pickles, one file per model asset, under <data dir>/models/
         "model_io_manager": ModelFilesIOManager(base_dir=str(settings.data_dir / "models")),
-        **duckdb_resources(settings),
+    }
+
+
+def s3_stores(settings: Settings) -> dict[str, object]:
+    """Raw snapshots and models in S3 (SPOTIFY_ASSETS_DEPLOYMENT=production)."""
+    from dagster_aws.s3 import S3PickleIOManager, S3Resource
+
+    assert settings.s3 is not None
+    models_prefix = "/".join(p for p in (settings.s3.prefix.strip("/"), "models") if p)
+    return {
+        "raw_store": S3RawSnapshotStore(bucket=settings.s3.bucket, prefix=settings.s3.prefix),
+        "model_io_manager": S3PickleIOManager(s3_resource=S3Resource(), s3_bucket=settings.s3.bucket, s3_prefix=models_prefix),
     }
 
 
@@ -148,36 +178,38 @@ def duckdb_resources(settings: Settings) -> dict[str, object]:
     }
 
 
+def local_resources(settings: Settings) -> dict[str, object]:
+    """The local deployment with the DuckDB warehouse: everything under the data directory."""
+    return {**local_stores(settings), **duckdb_resources(settings)}
+
+
+def warehouse_resources(settings: Settings) -> dict[str, object]:
+    """The `warehouse` and `warehouse_io_manager` keys of the selected target."""
+    target = settings.warehouse_target
+    if target == "duckdb":
+        return duckdb_resources(settings)
+    if target == "snowflake":
+        from spotify_assets import production  # dagster-snowflake: seconds to import
+
+        return production.snowflake_resources(settings)
+    if target == "mysql":
+        from spotify_assets.defs import mysql_warehouse
+
+        return mysql_warehouse.resources(settings)
+    if target == "iceberg":
+        from spotify_assets.defs import lake
+
+        return lake.resources(settings)
+    raise ValueError(f"SPOTIFY_ASSETS_WAREHOUSE={target} is not a warehouse target")
+
+
 def build_resources(settings: Settings) -> dict[str, object]:
-    """Every resource key bound for the selected deployment. Production's modules (S3,
-    Snowflake: seconds to import) are imported only when it is the one selected."""
+    """Every resource key bound for the selected deployment and warehouse."""
     # `settings`: the parsed Settings themselves, for the checks and sensors that need a value
     shared = {
         "settings": settings,
         "spotify": SpotifyResource.from_settings(settings.spotify),
         "alert_destinations": AlertDestinations.from_settings(settings.alerts),
     }
-    if settings.warehouse_target == "iceberg":
-        from spotify_assets.defs import lake  # pyiceberg and friends load only when a resource is used
-
-        return {**shared, **lake.resources(settings, local_resources(settings))}
-    if settings.deployment == "production":
-        from spotify_assets import production
-
-        bound = production.resources(settings)
-    else:
-        bound = local_resources(settings)
-    # the warehouse (SPOTIFY_ASSETS_WAREHOUSE) replaces the deployment's default tables' keys
-    if settings.warehouse_target == "mysql":
-        from spotify_assets.defs import mysql_warehouse
-
-        bound.update(mysql_warehouse.resources(settings))
-    elif settings.warehouse_target == "duckdb" and settings.deployment == "production":
-        bound.update(duckdb_resources(settings))  # raw snapshots and models in S3, the tables in a DuckDB file
-    elif settings.warehouse_target == "snowflake" and settings.deployment != "production":
-        from spotify_assets import production
-
-        bound.update(production.snowflake_resources(settings))
-    elif settings.warehouse_target not in ("duckdb", "snowflake"):
-        raise ValueError(f"SPOTIFY_ASSETS_WAREHOUSE={settings.warehouse_target} is not available in this version")
-    return {**shared, **bound}
+    stores = s3_stores(settings) if settings.deployment == "production" else local_stores(settings)
+    return {**shared, **stores, **warehouse_resources(settings)}
