@@ -15,8 +15,12 @@ ISRC, year/month/day release precisions, and names with commas, quotes and non-L
 Change over time is a pure function of the window index `w = epoch_seconds // (8 * 3600)`:
 each playlist has slots, each slot holds one track per tenure (tenures are a fixed-period grid
 with a per-slot phase), so any window is computed directly, sizes stay stable and a few rows
-turn over between consecutive windows. Popularity is a function of artist fame, release
-recency, album type, explicitness and duration, plus per-track noise and slow waves over `w`.
+turn over between consecutive windows. Popularity's level is a function of artist fame, release
+recency, album type, explicitness and duration, plus a fixed per-track offset; over `w` it moves
+like real popularity: a release curve (a climb to a peak 5-60 days after release, then a decay
+back to the level; the new releases playlists add mostly still climb when they join), a slow
+months-scale trend per song (most barely move, some drift by several points a month), a small
+days-scale wiggle and a little per-window noise (sd 0.2), so a day's change is mostly systematic.
 
 No randomness leaks in: the static catalogue comes from `random.Random(<fixed seed>)`, and all
 per-window values from SHA-256, so a window serialises byte-identically in any process.
@@ -150,6 +154,7 @@ class _Track:
     isrc: str
     fame: float  # ln(1 + catalogue tracks of the lead artist): famous artists are more popular
     noise: float  # fixed per-track popularity offset (what no feature explains)
+    peak_days: float = 0.0  # days from release to the release-curve peak; 0: from the track's hash
 
 
 @dataclass(frozen=True)
@@ -673,18 +678,46 @@ def _fresh_track(key: str, slot: int, tenure: int, join: int, max_age_days: int)
         synthetic_id("track", ("fresh", key, slot, tenure)), _track_title(r), album, artists, 1,
         r.randint(1, total), _duration_ms(r), r.random() < 0.4, _isrc(r, released.year),
         cat.fame.get(lead.id, 0.0), r.gauss(0, 8.5),
+        # Playlists pick new releases up while they climb: most peak 0-3 weeks after they join
+        # (a few just before), never sooner than 5 days or later than 60 days after release.
+        min(60.0, max(5.0, (joined - released).days + r.uniform(-2.0, 20.0))),
     )
 
 
 _TYPE_BONUS = {"single": 4.0, "album": 0.0, "compilation": -7.0}
 
 
+_EPOCH_ORDINAL = _EPOCH.date().toordinal()
+_DAYS_PER_WINDOW = WINDOW_HOURS / 24
+
+
 @lru_cache(maxsize=16384)
-def _waves(track_id: str) -> tuple[float, float, float, float, float, float]:
-    d = _digest("waves", track_id)
-    u = [int.from_bytes(d[i : i + 4], "big") / 2.0**32 for i in range(0, 24, 4)]
-    return (1.5 + 3.0 * u[0], 9 + 36 * u[1], 2 * math.pi * u[2],  # days-scale wiggle
-            3.0 + 5.0 * u[3], 90 + 450 * u[4], 2 * math.pi * u[5])  # months-scale trend
+def _dynamics(track_id: str) -> tuple[float, ...]:
+    """A track's movement over time, fixed by its id: a small days-scale wiggle, a months-scale
+    trend (most songs barely move, some drift by several points a month) and a release curve."""
+    d = _digest("dynamics", track_id)
+    u = [int.from_bytes(d[i : i + 3], "big") / 2.0**24 for i in range(0, 30, 3)]
+    wiggle = (0.1 + 0.3 * u[0], 15 + 45 * u[1], 2 * math.pi * u[2])  # amplitude, period (windows), phase
+    moving = u[3] < 0.4
+    trend_amplitude = (2.0 + 10.0 * u[4]) if moving else (0.2 + 0.6 * u[4])
+    trend = (trend_amplitude, (240 + 660 * u[5]) / _DAYS_PER_WINDOW, 2 * math.pi * u[6])
+    peak_days = 5.0 + 35.0 * u[7]  # catalogue songs; fresh releases carry their own
+    peak_height = 12.0 + 20.0 * u[8]
+    decay_days = 20.0 + 70.0 * u[9]
+    return (*wiggle, *trend, peak_days, peak_height, decay_days)
+
+
+def _release_curve(age_days: float, peak_days: float, height: float, decay_days: float) -> float:
+    """0 at release, climbing steadily to `height` at `peak_days`, then decaying back to 0 (the
+    song's long-run level) with time constant `decay_days`."""
+    if age_days <= 0.0:
+        return 0.0
+    if age_days < peak_days:
+        return height * age_days / peak_days
+    return height * math.exp((peak_days - age_days) / decay_days)
+
+
+_NOISE_SD = 0.2  # per-window noise: real popularity is smooth from one window to the next
 
 
 def _base_popularity(track: _Track, w: int) -> float:
@@ -697,14 +730,21 @@ def _base_popularity(track: _Track, w: int) -> float:
     )
 
 
-def _popularity(track: _Track, w: int) -> int:
-    a1, p1, f1, a2, p2, f2 = _waves(track.id)
-    value = (
+def _popularity_value(track: _Track, w: int) -> float:
+    """Popularity at window `w` before rounding: the explained level, the per-track offset, the
+    release curve, the trend, a small wiggle and a little per-window noise."""
+    a1, p1, f1, a2, p2, f2, peak_days, height, decay_days = _dynamics(track.id)
+    age_days = (w + 1) * _DAYS_PER_WINDOW - (track.album.released.toordinal() - _EPOCH_ORDINAL)
+    return (
         _base_popularity(track, w) + track.noise
-        + a1 * math.sin(2 * math.pi * w / p1 + f1) + a2 * math.sin(2 * math.pi * w / p2 + f2)
-        + 1.2 * _gauss("pop", track.id, w)
+        + _release_curve(age_days, track.peak_days or peak_days, height, decay_days)
+        + a2 * math.sin(2 * math.pi * w / p2 + f2) + a1 * math.sin(2 * math.pi * w / p1 + f1)
+        + _NOISE_SD * _gauss("pop", track.id, w)
     )
-    return int(min(100, max(0, round(value))))
+
+
+def _popularity(track: _Track, w: int) -> int:
+    return int(min(100, max(0, round(_popularity_value(track, w)))))
 
 
 @dataclass(frozen=True)
