@@ -1,4 +1,5 @@
-"""The synthetic sample: API shape, edge cases, change between windows, learnable popularity."""
+"""The synthetic sample: API shape, edge cases, change between windows, learnable popularity that
+moves like real data (release curves, months-scale trends, little per-window noise)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from spotify_assets.lib.samples import catalogue as cat
 from spotify_assets.lib.samples.catalogue import (
     SAMPLE_SOURCE_LABEL,
     WINDOW_HOURS,
@@ -107,7 +109,8 @@ def test_consecutive_windows_turn_over_a_few_rows_and_drift_popularity() -> None
         assert all(iso_z(start + STEP) <= k[2] < iso_z(window_end) for k in added)
         changed = [k for k in kept if before[k] is not None and before[k] != after[k]]
         comparable = [k for k in kept if before[k] is not None]
-        assert 0.2 * len(comparable) < len(changed) < len(comparable)
+        # Popularity is smooth: a quarter of the rows change between windows (not four in five).
+        assert 0.1 * len(comparable) < len(changed) < 0.5 * len(comparable)
         assert max(abs(before[k] - after[k]) for k in changed) <= 15
 
 
@@ -322,6 +325,99 @@ def test_snapshot_id_changes_exactly_when_rows_change() -> None:
             previous[p.meta["id"]] = state
     assert same and different
     assert len({p.meta["snapshot_id"] for p in sample_playlists(WINDOW)}) == len(sample_playlist_ids())
+
+
+W = cat._window_index(WINDOW)
+DAY = 3  # windows
+
+
+def _listed(w: int) -> tuple[dict[str, Any], dict[str, int]]:
+    """Tracks listed at window w by id, and the fresh releases among them with their join window."""
+    tracks: dict[str, Any] = {}
+    fresh: dict[str, int] = {}
+    for spec in cat._catalogue().playlists.values():
+        for r in cat._rows_at(spec, w):
+            if isinstance(r.content, cat._Track):
+                tracks[r.content.id] = r.content
+                if r.order[0] == 1 and spec.slots[r.order[1]].fresh_max_age_days:
+                    fresh[r.content.id] = (r.added_at - cat._EPOCH) // cat._WINDOW
+    return tracks, fresh
+
+
+def _fresh_arrivals(first: int, last: int) -> list[tuple[Any, int]]:
+    """(track, join window) of every fresh release that joins a playlist in windows first..last-1."""
+    arrivals: dict[str, tuple[Any, int]] = {}
+    for w in range(first, last):
+        tracks, fresh = _listed(w)
+        arrivals.update({i: (tracks[i], j) for i, j in fresh.items() if j == w})
+    return list(arrivals.values())
+
+
+def test_fresh_releases_climb_when_they_join_then_peak_and_decay() -> None:
+    arrivals = _fresh_arrivals(W - 60, W + 60)
+    assert len(arrivals) > 150
+    pop = cat._popularity
+    one_day = [pop(t, j + DAY) - pop(t, j) for t, j in arrivals]
+    two_days = [pop(t, j + 2 * DAY) - pop(t, j) for t, j in arrivals]
+    rose, fell = sum(d > 0 for d in one_day), sum(d < 0 for d in one_day)
+    assert rose > 0.4 * len(arrivals) and rose > 4 * fell, (rose, fell, len(arrivals))  # the rest: unchanged
+    assert sum(d > 0 for d in two_days) > 0.55 * len(arrivals)
+    assert sum(d < 0 for d in two_days) < 0.15 * len(arrivals)
+
+    # The release curve: low at release, a peak days or weeks later, lower again months later.
+    peaked = decayed = 0
+    for t, _ in arrivals:
+        released = cat._window_index(datetime.combine(t.album.released, datetime.min.time(), timezone.utc))
+        daily = [cat._popularity_value(t, released + d * DAY) for d in range(0, 241)]
+        top = max(range(len(daily)), key=daily.__getitem__)
+        peaked += 3 <= top <= 65 and daily[top] - daily[0] >= 8
+        decayed += daily[top] - daily[240] >= 5
+    assert peaked > 0.85 * len(arrivals), (peaked, len(arrivals))
+    assert decayed > 0.85 * len(arrivals), (decayed, len(arrivals))
+
+
+@pytest.mark.parametrize("start", [W, W - 600, W + 300])
+def test_over_two_months_most_songs_move_a_little_both_ways(start: int) -> None:
+    """Calibrated on real data: of 84 songs seen two months apart, 49 moved, by -11..+13."""
+    (before, fresh_before), (after, fresh_after) = _listed(start), _listed(start + 180)
+    both = sorted(before.keys() & after.keys() - fresh_before.keys() - fresh_after.keys())
+    assert len(both) > 100
+    change = [cat._popularity(after[i], start + 180) - cat._popularity(before[i], start) for i in both]
+    moved = [d for d in change if d]
+    assert 0.45 * len(both) < len(moved) < 0.85 * len(both), (len(moved), len(both))
+    assert min(change) <= -4 and max(change) >= 4, (min(change), max(change))
+    assert max(map(abs, change)) <= 20, (min(change), max(change))
+    assert len(moved) - sum(abs(d) <= 5 for d in moved) < 0.25 * len(both)  # few move by more than 5
+
+
+def test_one_day_changes_are_mostly_systematic() -> None:
+    # Per-window noise is small: second differences of the unrounded value over 8-hour windows
+    # remove everything smooth, and what is left is about sqrt(6) times the noise's sd.
+    tracks = sorted(_listed(W)[0].values(), key=lambda t: t.id)
+    second = [
+        cat._popularity_value(t, w - 1) - 2 * cat._popularity_value(t, w) + cat._popularity_value(t, w + 1)
+        for t in tracks
+        for w in range(W, W + 30)
+    ]
+    assert float(np.std(second)) / 6**0.5 < 0.3
+
+    # Persistence beats the mean by far, and knowing release age beats persistence on young songs.
+    rows = []
+    for w in range(W - 90, W + 90, DAY):
+        now, later = _listed(w)[0], _listed(w + DAY)[0]
+        for i in now.keys() & later.keys():
+            age = (cat._window_start(w + 1).date() - now[i].album.released).days
+            rows.append((w, age, cat._popularity(now[i], w), cat._popularity(later[i], w + DAY)))
+    w_, age, p0, p1 = (np.array(c, dtype=float) for c in zip(*rows, strict=True))
+    young = age < 60
+    assert (p1 - p0)[young].mean() > 0.3  # fresh songs rise on average
+    train, test = w_ < W, w_ >= W
+    persistence = np.abs(p1 - p0)[test].mean()
+    assert persistence < 0.05 * np.abs(p1 - p0[train].mean())[test].mean()
+    buckets = np.digitize(age, [0, 3, 7, 14, 21, 30, 45, 60, 90, 150, 365])
+    drift = {b: (p1 - p0)[train & (buckets == b)].mean() for b in set(buckets[train].tolist())}
+    aware = np.abs(p1 - p0 - np.array([drift.get(b, 0.0) for b in buckets]))
+    assert aware[test & young].mean() < 0.95 * np.abs(p1 - p0)[test & young].mean()
 
 
 @pytest.mark.parametrize("start", [WINDOW, WINDOW + timedelta(days=41), WINDOW - timedelta(days=200)],
