@@ -155,6 +155,7 @@ class _Track:
     fame: float  # ln(1 + catalogue tracks of the lead artist): famous artists are more popular
     noise: float  # fixed per-track popularity offset (what no feature explains)
     peak_days: float = 0.0  # days from release to the release-curve peak; 0: from the track's hash
+    peak_height: float = 0.0  # points the release curve climbs; 0: from the track's hash
 
 
 @dataclass(frozen=True)
@@ -593,7 +594,7 @@ def _catalogue() -> _Catalogue:
     # fresh max age (days), pool filter, pool size, followers base, followers/day
     layout = (
         ("night-drive", "Synthetic · Night Drive", "Long roads, low lights.", True, False,
-         172, 120, 14, 150, lambda t: True, 520, 18_400, 6.0),
+         172, 120, 24, 150, lambda t: True, 520, 18_400, 6.0),
         ("morning-coffee", "Synthetic · Morning Coffee", "Gentle songs for slow starts.", True, False,
          52, 45, 0, 0, lambda t: not t.explicit, 200, 5_210, 1.5),
         ("throwback", "Synthetic · Throwback Archive", "Older records, kept since the early days.",
@@ -601,7 +602,7 @@ def _catalogue() -> _Catalogue:
          64, 180, 0, 0, lambda t: t.album.released.year < 2003, 220, 2_040, 0.4),
         ("new-releases", "Synthetic · New Release Radar", "Invented new music, refreshed all the time.",
          True, False,
-         36, 24, 36, 45, lambda t: False, 0, 9_870, 4.0),
+         72, 18, 72, 21, lambda t: False, 0, 9_870, 4.0),
         ("interludes", "Synthetic · Interludes & Talk", "Short pieces and podcast episodes.", False, False,
          8, 60, 0, 0, lambda t: t.duration_ms < 200_000, 30, 310, 0.1),
         ("workout", 'Synthetic · Workout, "Loud" Edition', "Shared with friends; anything goes.",
@@ -678,9 +679,11 @@ def _fresh_track(key: str, slot: int, tenure: int, join: int, max_age_days: int)
         synthetic_id("track", ("fresh", key, slot, tenure)), _track_title(r), album, artists, 1,
         r.randint(1, total), _duration_ms(r), r.random() < 0.4, _isrc(r, released.year),
         cat.fame.get(lead.id, 0.0), r.gauss(0, 8.5),
-        # Playlists pick new releases up while they climb: most peak 0-3 weeks after they join
-        # (a few just before), never sooner than 5 days or later than 60 days after release.
-        min(60.0, max(5.0, (joined - released).days + r.uniform(-2.0, 20.0))),
+        # Playlists pick new releases up while they climb, as a new song's popularity does in its
+        # first days: they peak 1-12 days after they join (3 to 40 days after release), 25 to 45
+        # points up, so most climb by a point or more a day while they are listed.
+        min(40.0, max(3.0, (joined - released).days + r.uniform(1.0, 12.0))),
+        r.uniform(25.0, 45.0),
     )
 
 
@@ -697,7 +700,7 @@ def _dynamics(track_id: str) -> tuple[float, ...]:
     trend (most songs barely move, some drift by several points a month) and a release curve."""
     d = _digest("dynamics", track_id)
     u = [int.from_bytes(d[i : i + 3], "big") / 2.0**24 for i in range(0, 30, 3)]
-    wiggle = (0.1 + 0.3 * u[0], 15 + 45 * u[1], 2 * math.pi * u[2])  # amplitude, period (windows), phase
+    wiggle = (0.05 + 0.15 * u[0], 15 + 45 * u[1], 2 * math.pi * u[2])  # amplitude, period (windows), phase
     moving = u[3] < 0.4
     trend_amplitude = (2.0 + 10.0 * u[4]) if moving else (0.2 + 0.6 * u[4])
     trend = (trend_amplitude, (240 + 660 * u[5]) / _DAYS_PER_WINDOW, 2 * math.pi * u[6])
@@ -717,7 +720,7 @@ def _release_curve(age_days: float, peak_days: float, height: float, decay_days:
     return height * math.exp((peak_days - age_days) / decay_days)
 
 
-_NOISE_SD = 0.2  # per-window noise: real popularity is smooth from one window to the next
+_NOISE_SD = 0.1  # per-window noise: real popularity is smooth from one window to the next
 
 
 def _base_popularity(track: _Track, w: int) -> float:
@@ -737,7 +740,7 @@ def _popularity_value(track: _Track, w: int) -> float:
     age_days = (w + 1) * _DAYS_PER_WINDOW - (track.album.released.toordinal() - _EPOCH_ORDINAL)
     return (
         _base_popularity(track, w) + track.noise
-        + _release_curve(age_days, track.peak_days or peak_days, height, decay_days)
+        + _release_curve(age_days, track.peak_days or peak_days, track.peak_height or height, decay_days)
         + a2 * math.sin(2 * math.pi * w / p2 + f2) + a1 * math.sin(2 * math.pi * w / p1 + f1)
         + _NOISE_SD * _gauss("pop", track.id, w)
     )

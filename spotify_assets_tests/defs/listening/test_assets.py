@@ -23,7 +23,7 @@ from spotify_assets.lib.samples.listening import sample_export_files
 from spotify_assets_tests.support.emulator import SpotifyEmulator
 from spotify_assets_tests.support.production import configure
 
-SAMPLE_PLAYS = 3132  # the bundled synthetic exports, video history excluded
+SAMPLE_PLAYS = 3122  # the bundled synthetic exports, video history excluded
 SAMPLE_IPS = ("192.0.2.", "198.51.100.", "203.0.113.", "2001:db8")
 
 
