@@ -27,7 +27,9 @@ from spotify_assets_tests.support.windows import windowed, windows
 
 pytestmark = pytest.mark.slow
 
-PLAYLIST_VIEWS = [v for v in view_assets if not v.key.to_user_string().startswith("listening_")]
+# the views two windows build (rising_songs waits for a stored forecast, which needs more windows;
+# its SQL is checked on DuckDB, Snowflake and MySQL in defs/analytics and lib/warehouse)
+PLAYLIST_VIEWS = [v for v in view_assets if not v.key.to_user_string().startswith(("listening_", "rising_"))]
 
 
 def _settings(data_dir: Path, target: str) -> Settings:
@@ -131,10 +133,10 @@ def test_the_views_are_kept_in_athenas_dialect(both) -> None:
 def test_the_model_features_answer_as_on_duckdb_in_athenas_dialect_too(both) -> None:
     lake, duck, *_ = both
     sql = FEATURES_SQL.read_text(encoding="utf-8")
-    theirs = duck.query(duck.render(sql))
-    athena = to_athena(lake.render(sql))
+    theirs = duck.query(duck.render(sql, history_windows=90))
+    athena = to_athena(lake.render(sql, history_windows=90))
     sqlglot.parse_one(athena, read="athena")
-    for ours in (lake.query(lake.render(sql)), lake.query(athena_to_duckdb(athena))):
+    for ours in (lake.query(lake.render(sql, history_windows=90)), lake.query(athena_to_duckdb(athena))):
         assert len(ours) == len(theirs) > 0
         pd.testing.assert_frame_equal(_comparable(ours), _comparable(theirs))
 
@@ -178,7 +180,7 @@ def test_the_models_features_table_is_written_whole_through_the_io_manager(both)
     assert result.success
     stored = lake.load("popularity_features")
     assert [f.name for f in stored.spec().fields] == ["window_start"]  # written whole, still by window
-    features = duck.query(duck.render(FEATURES_SQL.read_text(encoding="utf-8")))
+    features = duck.query(duck.render(FEATURES_SQL.read_text(encoding="utf-8"), history_windows=90))
     assert stored.scan().to_arrow().num_rows == len(features)
     again = dg.materialize([popularity_features], resources=build_resources(_settings(lake_dir, "iceberg")))
     assert again.success and lake.load("popularity_features").scan().to_arrow().num_rows == len(features)
@@ -202,7 +204,7 @@ def test_the_dashboard_and_the_notebooks_loads_read_the_lake(both) -> None:
 
     assert dg.materialize([popularity_features], resources=build_resources(settings)).success
     loaded = build_definitions(settings).load_asset_value("popularity_features")
-    assert len(loaded) == len(duck.query(duck.render(FEATURES_SQL.read_text(encoding="utf-8"))))
+    assert len(loaded) == len(duck.query(duck.render(FEATURES_SQL.read_text(encoding="utf-8"), history_windows=90)))
 
 
 def test_the_listening_history_and_its_views_answer_as_on_duckdb(both) -> None:

@@ -1,5 +1,5 @@
 """notebooks/popularity_model.ipynb runs top to bottom against a deployment the pipeline just
-materialized, and shows that deployment's newest model and its predictions.
+materialized, and shows that deployment's newest forecast, its evaluation and its forecasts.
 
 The kernel is a subprocess that inherits this process's environment (`clean_env`), so it
 reads the same temporary data directory as the runs here. The notebook is executed in
@@ -80,7 +80,7 @@ def _model_version(result: dg.ExecuteInProcessResult) -> str:
     return str(event.materialization.metadata["model_version"].value)
 
 
-def test_the_notebook_shows_the_newest_materialized_model_and_its_predictions() -> None:
+def test_the_notebook_shows_the_newest_materialized_model_and_its_predictions(monkeypatch) -> None:
     committed = NOTEBOOK.read_bytes()
     folder_before = sorted(p.name for p in NOTEBOOK.parent.iterdir())
     nb = nbformat.reads(committed.decode("utf-8"), as_version=4)
@@ -88,15 +88,20 @@ def test_the_notebook_shows_the_newest_materialized_model_and_its_predictions() 
     assert nb.metadata.kernelspec.name == "python3"
     assert all(c.outputs == [] and c.execution_count is None for c in nb.cells if c.cell_type == "code")
 
-    # two windows: the second has history and trains a different model, so a notebook that
-    # showed a stale model would show the first version
+    # six windows of the sample from a fixed date, two windows ahead: the fifth trains a forecast,
+    # the sixth a different one, so a notebook that showed a stale model would show the first
+    monkeypatch.setenv("SPOTIFY_ASSETS_FIRST_WINDOW", "2026-11-06")
     job = defs().resolve_job_def("spotify_pipeline_job")
-    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    config = {
+        "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+        "ops": {"popularity_model_training": {"config": {"horizon_windows": 2}}},
+    }
     versions = []
     with dg.instance_for_test() as instance:
-        for key in windows().get_partition_keys()[-2:]:
-            result = job.execute_in_process(partition_key=key, instance=instance, run_config=quiet)
-            versions.append(_model_version(result))
+        for key in windows().get_partition_keys()[:6]:
+            result = job.execute_in_process(partition_key=key, instance=instance, run_config=config)
+            if any(e.asset_key == dg.AssetKey("popularity_model") for e in result.get_asset_materialization_events()):
+                versions.append(_model_version(result))
     older, newest = versions
     assert older != newest
 
@@ -115,16 +120,16 @@ def test_the_notebook_shows_the_newest_materialized_model_and_its_predictions() 
     assert "deployment: local" in _text(loading)
     (shown_model,) = [o["data"]["text/plain"] for o in loading.outputs if o.output_type == "execute_result"]
     assert shown_model == repr(model)
-    assert f"version={newest!r}" in shown_model
+    assert f"version={newest!r}" in shown_model and "persistence" in shown_model
     everything = "\n".join(_text(c) for c in nb.cells if c.cell_type == "code")
     assert older not in everything
 
-    # the held-out evaluation, as markdown and as the table
+    # the held-out evaluation, as markdown and as the table: every baseline and candidate
     evaluation = _code_cell(nb, "evaluation_markdown")
     (markdown,) = [o["data"]["text/markdown"] for o in evaluation.outputs if "text/markdown" in o.get("data", {})]
     assert markdown == ml.evaluation_markdown(model.evaluation)
     shown = _frame_shown(evaluation)
-    assert [r["model"] for r in shown] == list(model.evaluation.table["model"])
+    assert [r["model"] for r in shown] == list(ml.MODEL_NAMES) == list(model.evaluation.table["model"])
     assert [float(r["mae"]) for r in shown] == pytest.approx(list(model.evaluation.table["mae"]), abs=1e-5)
 
     # the importances, as a table and in the figure
@@ -134,25 +139,22 @@ def test_the_notebook_shows_the_newest_materialized_model_and_its_predictions() 
     (png,) = [o["data"]["image/png"] for o in _code_cell(nb, "ml.plot(model)").outputs if "image/png" in o.get("data", {})]
     assert base64.b64decode(png).startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
 
-    # the predictions: five songs, each predicted as the model predicts it, next to the truth
-    by_song = features.set_index("song_id")
-    predicted = _frame_shown(_code_cell(nb, "model.predict("))
-    songs = [r["song_id"] for r in predicted]
-    assert len(songs) == len(set(songs)) == 5 and set(songs) <= set(by_song.index)
-    unlabelled = set(features.loc[features["popularity"].isna(), "song_id"])
-    if unlabelled:  # songs without a popularity are the ones shown when there are any
-        assert set(songs) <= unlabelled
-    expected = model.predict(by_song.loc[songs].reset_index())
-    assert [float(r["predicted"]) for r in predicted] == pytest.approx(list(expected), abs=0.006)
-    assert [r["name"] for r in predicted] == [str(by_song.loc[s, "name"]) for s in songs]
-    assert [r["actual"] for r in predicted] == [str(by_song.loc[s, "popularity"]) for s in songs]
+    # the songs expected to rise: the stored forecasts, most rising first
+    rising_cell = _code_cell(nb, "expected to rise")
+    rising = stored[stored["expected_change"] > 0].sort_values(["expected_change", "song_id"], ascending=[False, True])
+    assert len(rising) > 0
+    assert f"{len(rising)} of {len(stored)} songs of the newest window are expected to rise" in _text(rising_cell)
+    listed = _frame_shown(rising_cell)
+    assert [r["name"] for r in listed] == list(rising["name"].head(10))
+    assert [float(r["expected_change"]) for r in listed] == pytest.approx(list(rising["expected_change"].head(10)), abs=1e-9)
 
-    # ... and the same values as the stored predictions table, made by the same model
+    # forecasting again gives what the pipeline stored, with the same model
     compared = _frame_shown(_code_cell(nb, "comparison ="))
+    again = model.forecast(features).head(5)
+    assert [r["song_id"] for r in compared] == list(again["song_id"])
     table = stored.set_index("song_id")
-    assert [r["song_id"] for r in compared] == songs
-    assert [float(r["stored"]) for r in compared] == pytest.approx(list(table.loc[songs, "predicted_popularity"]), abs=1e-9)
-    assert [float(r["stored"]) for r in compared] == pytest.approx(list(expected), abs=0.006)
+    assert [float(r["stored"]) for r in compared] == pytest.approx(list(table.loc[list(again["song_id"]), "predicted_popularity"]), abs=1e-9)
+    assert [float(r["forecast"]) for r in compared] == pytest.approx(list(again["predicted_popularity"]), abs=1e-9)
     assert {r["model_version"] for r in compared} == {newest}
     assert {r["same"] for r in compared} == {"True"}
 

@@ -41,7 +41,11 @@ import duckdb
 
 TABLES = ("songs", "albums", "artists", "song_artists", "playlists", "playlist_tracks")
 # A small forest: the model store is what is tested, not the model (training is most of a run)
-RUN_CONFIG = {"ops": {"popularity_model_training": {"config": {"n_estimators": 5, "cv_folds": 2}}}}
+# a forecast one window ahead (the history windows before the crash window give it pairs), small
+RUN_CONFIG = {"ops": {"popularity_model_training": {"config": {
+    "horizon_windows": 1, "n_estimators": 5, "boosting_iterations": 20, "cv_folds": 2,
+}}}}
+HISTORY_WINDOWS = 4  # windows of the "old" playlists before the crash window: the forecast's pairs
 RECOVERY_ASSETS = ("raw_playlist_snapshots", *TABLES)
 KINDS = ("http", "raw", "manifest", "sql", "model", "time")
 
@@ -210,10 +214,11 @@ def read_events(path: Path) -> list[dict[str, Any]]:
 # --- the parent: the window's two versions, the runs, the checks -----------------------------
 
 
-def _playlists(version: str) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+def _playlists(version: str, shift: int = 0) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
     """Two playlists (same ids in both versions); "new" differs in every table but `playlists`,
     with new song, album and artist ids, so any mix of the two versions breaks a reference.
-    Popularity follows duration and track number, so that the model learns it and is stored."""
+    Popularity follows duration and track number; the explicit songs gain `shift` points (3 a
+    window over the history windows), a trend the forecast learns, so that it is stored."""
     from spotify_assets_tests.support.fixtures import playlist, row, track
 
     sizes = {"old": (40, 30), "new": (55, 12)}[version]
@@ -223,7 +228,8 @@ def _playlists(version: str) -> list[tuple[dict[str, Any], list[dict[str, Any]]]
         rows = []
         for i in range(n):
             pop = (i * 37) % 101
-            t = track(f"{label}-{version}-{i}", popularity=pop, artists=1 if version == "old" else 2)
+            t = track(f"{label}-{version}-{i}", popularity=min(100, pop + (shift if pop > 50 else 0)),
+                      artists=1 if version == "old" else 2)
             t["duration_ms"] = 120_000 + pop * 2_000
             t["track_number"] = 1 + pop // 10
             t["explicit"] = pop > 50
@@ -365,6 +371,14 @@ class Crash:
 
         self.job = defs().resolve_job_def("spotify_pipeline_job")
         self._reset(None)
+        # the windows before: history the forecast pairs (trending), then the crash window's old version
+        keys = windows().get_partition_keys()
+        for n, key in enumerate(keys[-1 - HISTORY_WINDOWS : -1]):
+            self._serve("old", shift=3 * n)
+            code, _ = self._run(None, partition_key=key)
+            if code != 0:
+                raise RuntimeError(f"the history window {key}'s run failed (exit {code}): {self._errors(self.live)}")
+        self._serve("old", shift=3 * HISTORY_WINDOWS)
         code, _ = self._run(None)
         self.old_counts = table_counts(self._duckdb(self.live)) or {}
         if code != 0 or not self.old_counts:
@@ -402,8 +416,8 @@ class Crash:
     def __exit__(self, *exc: Any) -> None:
         self.stop()
 
-    def _serve(self, version: str) -> None:
-        for meta, rows in _playlists(version):
+    def _serve(self, version: str, shift: int = 0) -> None:
+        for meta, rows in _playlists(version, shift):
             self.emulator.add_playlist(meta, rows)
 
     def _env(self, data_dir: Path) -> dict[str, str]:
@@ -416,6 +430,8 @@ class Crash:
             "SPOTIFY_ACCOUNTS_URL": self.emulator.accounts_url,
             "SPOTIFY_PLAYLISTS": ",".join(ids),
             "DAGSTER_HOME": str(data_dir / "dagster_home"),
+            # the history windows are read now, up to 48 h after they ended (the emulator's data)
+            "SPOTIFY_ASSETS_MAX_WINDOW_LAG_HOURS": "72",
         }
 
     @staticmethod
@@ -426,7 +442,8 @@ class Crash:
         return [e.get("error", "") for e in read_events(data_dir / "events.jsonl") if e.get("event") == "error"]
 
     def _run(
-        self, point: KillPoint | None, timeout_s: float = 180.0, selection: tuple[str, ...] | None = None
+        self, point: KillPoint | None, timeout_s: float = 180.0, selection: tuple[str, ...] | None = None,
+        partition_key: str | None = None,
     ) -> tuple[int | None, list[dict[str, Any]]]:
         """Fork a child that runs the window in the live data directory; its exit (-9: killed) and its events."""
         data_dir = self.live
@@ -438,7 +455,7 @@ class Crash:
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:
-            _child(self.job, self.partition_key, events, point, selection)
+            _child(self.job, partition_key or self.partition_key, events, point, selection)
         deadline = time.monotonic() + timeout_s
         while True:
             done, status = os.waitpid(pid, os.WNOHANG)

@@ -17,6 +17,7 @@ pytestmark = pytest.mark.slow
 KILLS = 21
 
 
+@pytest.mark.timeout(600)  # four history windows (the forecast's pairs) come before the crash window
 def test_every_kill_leaves_the_tables_agreeing_and_a_clean_run_recovers(tmp_path):
     began = time.monotonic()
     # the run after each kill re-writes the window's raw snapshot and six tables (the whole job
@@ -46,4 +47,4 @@ def test_every_kill_leaves_the_tables_agreeing_and_a_clean_run_recovers(tmp_path
             assert o.tables == "new", (str(o.point), o.counts)
     # exactly the clean counts after one more run, whatever the kill: nothing lost, nothing doubled
     assert [(str(o.point), o.recovery_counts) for o in outcomes if not o.recovered] == []
-    assert time.monotonic() - began < 280  # bounded: 2 clean runs, 21 killed runs, 21 short ones
+    assert time.monotonic() - began < 450  # bounded (a hang fails here): 5 clean runs, 21 killed runs, 21 short ones

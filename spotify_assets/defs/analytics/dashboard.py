@@ -50,6 +50,9 @@ def _read_frames(warehouse, log) -> "dict[str, pd.DataFrame]":  # type: ignore[n
         f"JOIN {warehouse.qualified('current_top_songs')} AS t ON t.song_id = h.song_id "
         f"WHERE t.song_rank <= {_TOP_SONGS_WITH_HISTORY}"
     )
+    # the forecast's rising songs: read, not a dependency (a run that stores no new model skips the
+    # forecast's assets, and the report must not be skipped with them)
+    queries["rising_songs"] = f"SELECT * FROM {warehouse.qualified('rising_songs')} WHERE rising_rank <= 10"
     # what the page covers and which of it is synthetic (lib/dashboard.data_coverage)
     queries["playlists"] = f"SELECT DISTINCT window_start, playlist_id, name FROM {warehouse.qualified('playlists')}"
     queries["listening_sources"] = (

@@ -42,6 +42,7 @@ PREVIEW_ORDER = {
     "listening_top_tracks": "track_rank, listener",
     "listening_artist_churn": "month_start DESC, listener",
     "genres": "song_count DESC, playlist_rows DESC, genre",
+    "rising_songs": "rising_rank",
 }
 
 _REFERENCE = re.compile(r"\{schema\}\.(\w+)")
@@ -85,9 +86,15 @@ def _description(name: str, sql: str) -> str:
     return " ".join(comment) + f"\n\nDefined in sql/views/{name}.sql."
 
 
+MODEL_VIEWS = frozenset({"rising_songs"})  # views over the forecast: with it, in the `model` group
+
+
 def group_of(name: str) -> str:
-    """The views about listening sit with `streams` in the `listening` group; the rest are `analytics`."""
-    return "listening" if name.startswith("listening_") else "analytics"
+    """The views about listening sit with `streams` in the `listening` group, the views over the
+    forecast with it in `model`; the rest are `analytics`."""
+    if name.startswith("listening_"):
+        return "listening"
+    return "model" if name in MODEL_VIEWS else "analytics"
 
 
 def view_schema(warehouse: Warehouse, name: str) -> dg.TableSchema:

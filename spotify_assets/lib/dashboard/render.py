@@ -34,7 +34,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from spotify_assets.lib.lazy import lazy
-from spotify_assets.lib.model.popularity import MODEL_LABELS
+from spotify_assets.lib.model.popularity import CANDIDATES, MODEL_LABELS
 from spotify_assets.lib.samples.catalogue import sample_playlist_ids
 from spotify_assets.lib.samples.listening import SAMPLE_LISTENERS, sample_export_files
 
@@ -57,7 +57,8 @@ SYNTHETIC_LABEL = "Synthetic · "  # how the sample names its playlists and podc
 
 # Code values the views hold, in words for legends, axes and tables.
 RANK_BASIS_WORDS = {"popularity": "popularity", "playlist_appearances": "playlist rows"}
-METRIC_WORDS = {"mae": "MAE (points)", "rmse": "RMSE (points)", "r2": "R²"}
+METRIC_WORDS = {"mae": "MAE (points)", "rmse": "RMSE (points)", "r2": "R²",
+                "mae_history": "MAE, songs with history", "mae_new": "MAE, new songs"}
 FEATURE_WORDS = {
     "duration_ms": "song length",
     "explicit": "explicit lyrics",
@@ -71,7 +72,10 @@ FEATURE_WORDS = {
     "playlist_count": "playlists listing it",
     "mean_position": "position in playlists",
     "days_since_added": "days since added",
+    "popularity": "popularity now",
     "previous_popularity": "earlier popularity",
+    "popularity_change": "change since the earlier popularity",
+    "popularity_change_horizon": "change over the last horizon",
     "popularity_windows_before": "earlier windows with popularity",
     "windows_listed_before": "earlier windows listing it",
     "artist_other_mean_popularity": "artist's other songs' popularity",
@@ -525,16 +529,52 @@ def _current_top_songs(frames: dict[str, pd.DataFrame]) -> str:
 # -- 2. model quality --------------------------------------------------------------------------
 
 
-def _model_panels(model: object | None) -> list[str]:
+def _rising_songs(frames: dict[str, pd.DataFrame]) -> str:
+    frame = _usable(frames, "rising_songs", ["rising_rank", "name", "expected_change"])
+    if isinstance(frame, str):
+        return _note(frame + " (the forecast has not been stored yet, or no song is expected to rise).")
+    frame = frame.sort_values("rising_rank", kind="stable").head(10)
+    new = frame["new_song"].fillna(False).astype(bool) if "new_song" in frame.columns else pd.Series(False, index=frame.index)
+    artists = frame["artist_name"] if "artist_name" in frame.columns else pd.Series("", index=frame.index)
+    labels = [_label(f"{name} · {artist}" if isinstance(artist, str) and artist else str(name)) + (" (new)" if is_new else "")
+              for name, artist, is_new in zip(frame["name"], artists, new)]
+    change = _numbers(frame["expected_change"]).to_numpy()
+    colors = [GREEN if is_new else BLUE for is_new in new]
+
+    def draw(fig: Any) -> None:
+        ax = fig.subplots()
+        bars = ax.barh(range(len(labels)), change, color=colors)
+        ax.set_yticks(range(len(labels)), labels)
+        ax.invert_yaxis()
+        ax.bar_label(bars, fmt="+%.1f", padding=2, fontsize=8)
+        ax.set_xlabel("expected change in popularity (points)")
+        ax.margins(x=0.15)
+
+    horizon = frame["horizon_windows"].iloc[0] if "horizon_windows" in frame.columns and len(frame) else None
+    ahead = f"{int(horizon)} window(s) of 8 h" if horizon is not None and pd.notna(horizon) else "a horizon"
+    return _svg(draw, (5.6, 0.5 + 0.28 * len(labels))) + _note(
+        f"Forecast {ahead} ahead of the newest window; green: songs new in that window (no history)."
+    )
+
+
+def _model_panels(model: object | None, frames: dict[str, pd.DataFrame] | None = None) -> list[str]:
+    frames = frames or {}
     if model is None:
-        return [_panel("model-none", "Popularity model", "The model trained on the songs' popularity.",
+        return [_panel("model-none", "Popularity forecast", "The model trained on the songs' popularity.",
                        lambda: _note("no model trained yet (the popularity_model asset has not stored one: it "
-                                     "needs songs with a popularity, which Development Mode apps no longer get)."))]
+                                     "needs songs with a popularity, which Development Mode apps no longer get, "
+                                     "over enough windows to hold later ones out)."))]
     evaluation = getattr(model, "evaluation", None)
     table = getattr(evaluation, "table", None)
     version = getattr(model, "version", "?")
+    champion = getattr(model, "kind", None)
     facts = [f"version {version}"]
-    for attr, words in (("trained_songs", "songs"), ("trained_artists", "artists")):
+    if champion:
+        facts.append(f"champion: {MODEL_LABELS.get(champion, champion)}")
+    horizon = getattr(model, "horizon_windows", None)
+    if horizon:
+        facts.append(f"{horizon} window(s) ahead")
+    for attr, words in (("trained_pairs", "training pairs"), ("trained_songs", "songs"), ("trained_artists", "artists")):
         if getattr(model, attr, None) is not None:
             facts.append(f"{getattr(model, attr)} {words}")
     for attr, words in (("data_through", "data through"), ("trained_at", "trained at")):
@@ -546,7 +586,7 @@ def _model_panels(model: object | None) -> list[str]:
         if table is None or len(table) == 0 or not {"model", "mae"} <= set(table.columns):
             return _note(f"{NO_DATA} (the model has no evaluation table).")
         labels = [MODEL_LABELS.get(str(m), str(m)) for m in table["model"]]
-        colors = [GREEN if m == "random_forest" else BLUE if m == "linear" else GREY for m in table["model"]]
+        colors = [GREEN if m == champion else BLUE if m in CANDIDATES else GREY for m in table["model"]]
 
         def draw(fig: Any) -> None:
             ax = fig.subplots()
@@ -557,12 +597,16 @@ def _model_panels(model: object | None) -> list[str]:
             ax.set_xlabel("held-out MAE (popularity points, lower is better)")
             ax.margins(x=0.15)
 
-        chart = _svg(draw, (5.6, 2.0))
-        metric_columns = [c for c in ("mae", "rmse", "r2") if c in table.columns]
+        chart = _svg(draw, (5.6, 0.6 + 0.3 * len(labels)))
+        metric_columns = [c for c in ("mae", "rmse", "r2", "mae_history", "mae_new") if c in table.columns]
         rows = [[label, *(f"{float(v):.3f}" if pd.notna(v) else None for v in values)]
                 for label, values in zip(labels, table[metric_columns].itertuples(index=False))]
         headers = ["model", *(METRIC_WORDS.get(c, c) for c in metric_columns)]
-        return chart + _table(rows, headers, set(range(1, len(metric_columns) + 1)))
+        counts = ""
+        if evaluation is not None and hasattr(evaluation, "held_out_new"):
+            counts = _note(f"Held out: {evaluation.held_out_history} pairs of songs with history, "
+                           f"{evaluation.held_out_new} of songs new in their window.")
+        return chart + _table(rows, headers, set(range(1, len(metric_columns) + 1))) + counts
 
     def importances() -> str:
         series = getattr(model, "importances", None)
@@ -571,14 +615,17 @@ def _model_panels(model: object | None) -> list[str]:
         top = pd.Series(series).sort_values(ascending=False, kind="stable").head(10)
         return _barh([_label(FEATURE_WORDS.get(str(i), str(i).replace("_", " "))) for i in top.index],
                      [float(v) for v in top.to_numpy()],
-                     xlabel="impurity-based importance", fmt="%.3f")
+                     xlabel="permutation importance (MAE increase)", fmt="%.3f")
 
     facts_line = " · ".join(facts)
     return [
-        _panel("model-mae", "Model against baselines",
-               f"Held-out error on folds grouped by artist ({facts_line}).", mae),
+        _panel("model-mae", "Forecast against baselines",
+               f"Held-out error on folds split by time and by artist ({facts_line}).", mae),
+        _panel("model-rising", "Songs expected to rise",
+               "The ten songs the stored forecast expects to gain the most popularity (the rising_songs view).",
+               lambda: _rising_songs(frames)),
         _panel("model-importances", "Feature importances",
-               "The random forest's ten most used features (impurity-based, summed per input column).", importances),
+               "The champion's ten most telling features (permutation importance).", importances),
     ]
 
 
@@ -750,8 +797,9 @@ def render_dashboard(
     model_section = _section(
         "model-quality",
         "Model quality",
-        "The song popularity model judged on held-out artists, next to its baselines.",
-        _model_panels(model),
+        "The song popularity forecast judged on later windows and held-out artists, next to its baselines, "
+        "and the songs it expects to rise.",
+        _model_panels(model, frames),
         _badge(cov.playlists_synthetic, "trained on the synthetic sample"),
     )
     listening = _section(

@@ -230,14 +230,15 @@ TABLES: dict[str, Table] = {
 
 POPULARITY_FEATURES = Table(
     "popularity_features",
-    "The popularity model's features: one row per song, described at its snapshot window (the newest "
-    "window that gave its popularity, else its newest window). Built by sql/model/popularity_features.sql.",
+    "The popularity forecast's features: one row per song and snapshot window (the newest "
+    "history_windows windows), each describing the song as it stood at that window, from what was "
+    "known then. Built by sql/model/popularity_features.sql.",
     (
         Column("song_id", "string", "Spotify track id", nullable=False),
-        Column(PARTITION_COLUMN, "timestamp", "the song's snapshot window", nullable=False),
+        Column(PARTITION_COLUMN, "timestamp", "the snapshot window the row describes (t)", nullable=False),
         Column("name", "string", "track name"),
         Column("artist_id", "string", "the song's first artist: evaluation never splits an artist across folds"),
-        Column("popularity", "int", "the target: popularity at the snapshot window; null where the API gave none"),
+        Column("popularity", "int", "popularity at the window: where a forecast starts, and a later row's answer; null where the API gave none"),
         Column("duration_ms", "bigint", "length in milliseconds"),
         Column("explicit", "bool", "explicit lyrics"),
         Column("track_number", "int", "position on its disc"),
@@ -246,34 +247,38 @@ POPULARITY_FEATURES = Table(
         Column("album_type", "string", "album, single or compilation"),
         Column("album_total_tracks", "int", "tracks on the album"),
         Column("release_date_precision", "string", "year, month or day"),
-        Column("release_age_days", "double", "days from the middle of the release period to the snapshot window"),
-        Column("playlist_appearances", "int", "playlist rows listing the song in the snapshot window"),
-        Column("playlist_count", "int", "playlists listing the song in the snapshot window"),
+        Column("release_age_days", "double", "days from the middle of the release period to the window"),
+        Column("playlist_appearances", "int", "playlist rows listing the song in the window"),
+        Column("playlist_count", "int", "playlists listing the song in the window"),
         Column("mean_position", "double", "mean 0-based position in those playlists"),
         Column("days_since_added", "int", "days since the song was first added to one of them"),
         Column("previous_popularity", "int", "popularity in the newest earlier window that had one"),
         Column("popularity_windows_before", "int", "earlier windows that gave the song a popularity"),
-        Column("windows_listed_before", "int", "earlier windows that listed the song"),
-        Column("artist_other_songs", "int", "the first artist's other songs in our data"),
-        Column("artist_other_mean_popularity", "double", "mean popularity of the first artist's OTHER songs (leave-one-out)"),
+        Column("windows_listed_before", "int", "earlier windows that listed the song (0: new in this window)"),
+        Column("artist_other_songs", "int", "the first artist's other songs in the window"),
+        Column("artist_other_mean_popularity", "double", "mean popularity of the first artist's OTHER songs in the window (leave-one-out)"),
     ),
-    ("song_id",),
+    ("song_id", PARTITION_COLUMN),
 )
 
 SONG_POPULARITY_PREDICTIONS = Table(
     "song_popularity_predictions",
-    "The stored popularity model's prediction for every song of popularity_features.",
+    "The stored forecast for every song of the newest window: its popularity now, the popularity the "
+    "model expects a horizon later, and the expected change.",
     (
         Column("song_id", "string", "Spotify track id", nullable=False),
-        Column(PARTITION_COLUMN, "timestamp", "the song's snapshot window (its features)", nullable=False),
+        Column(PARTITION_COLUMN, "timestamp", "the window the forecast starts from (the newest)", nullable=False),
+        Column("forecast_window", "timestamp", "the window the forecast is for: window_start + the horizon", nullable=False),
+        Column("horizon_windows", "int", "8-hour windows ahead", nullable=False),
         Column("name", "string", "track name"),
         Column("artist_id", "string", "the song's first artist"),
-        Column("predicted_popularity", "double", "the model's prediction, 0-100"),
-        Column("popularity", "int", "the popularity the API gave at the snapshot window; null where it gave none"),
-        Column("error", "double", "predicted minus actual (in-sample for songs the model trained on)"),
-        Column("trained_on", "bool", "the model was trained on this song's popularity"),
-        Column("model_version", "string", "version of the model that predicted", nullable=False),
-        Column("predicted_at", "timestamp", "when the prediction was made (UTC)", nullable=False),
+        Column("popularity", "int", "popularity at window_start; null where the API gave none (then no forecast)"),
+        Column("predicted_popularity", "double", "the popularity expected at forecast_window, 0-100"),
+        Column("expected_change", "double", "predicted_popularity minus popularity"),
+        Column("new_song", "bool", "first listed in window_start: no history (the cold-start case)"),
+        Column("model", "string", "the kind of model that forecast (the champion of its evaluation)"),
+        Column("model_version", "string", "version of the model that forecast", nullable=False),
+        Column("predicted_at", "timestamp", "when the forecast was made (UTC)", nullable=False),
     ),
     ("song_id",),
 )

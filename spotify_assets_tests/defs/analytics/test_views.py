@@ -70,6 +70,35 @@ def _windows(scenario: str) -> dict[datetime, dict[str, pd.DataFrame]]:
     }
 
 
+def predictions_frame(windows) -> pd.DataFrame:
+    """A stored forecast of the newest window's songs (the rising_songs view's table): every
+    other song expected to rise, by 1 to 6 points, every third one new in the window."""
+    from spotify_assets.lib.tables.schema import MODEL_TABLES
+
+    newest = max(windows)
+    songs = windows[newest]["songs"].sort_values("song_id", ignore_index=True)
+    change = [(1 + i % 6) * (1 if i % 2 == 0 else -1) for i in range(len(songs))]
+    now = [40 + i for i in range(len(songs))]
+    frame = pd.DataFrame(
+        {
+            "song_id": songs["song_id"],
+            "window_start": pd.Timestamp(newest),
+            "forecast_window": pd.Timestamp(newest + timedelta(hours=24)),
+            "horizon_windows": 3,
+            "name": songs["name"],
+            "artist_id": songs["artist_id"],
+            "popularity": now,
+            "predicted_popularity": [float(n + c) for n, c in zip(now, change)],
+            "expected_change": [float(c) for c in change],
+            "new_song": [i % 3 == 0 for i in range(len(songs))],
+            "model": "random_forest",
+            "model_version": "0123456789ab",
+            "predicted_at": pd.Timestamp(newest + timedelta(hours=1)),
+        }
+    )
+    return MODEL_TABLES["song_popularity_predictions"].conform(frame)
+
+
 def _load_duckdb(windows) -> duckdb.DuckDBPyConnection:
     conn = duckdb.connect()
     conn.execute("SET TimeZone = 'UTC'")
@@ -77,6 +106,7 @@ def _load_duckdb(windows) -> duckdb.DuckDBPyConnection:
         for name, frame in frames.items():
             duckdb_replace(conn, "analytics", name, frame, Window(start, start + timedelta(hours=8)))
     duckdb_replace(conn, "analytics", "streams", streams_frame(), None)  # the listening views' table
+    duckdb_replace(conn, "analytics", "song_popularity_predictions", predictions_frame(windows), None)  # rising_songs'
     for name in _create_order(view_names()):
         conn.execute(render(view_sql(name), schema="analytics", recent_release_days=RECENT_DAYS))
     return conn
@@ -98,6 +128,7 @@ def _load_snowflake(windows, server: dict, database: str):
         for name, frame in frames.items():
             snowflake_replace(conn, database, "analytics", name, frame, Window(start, start + timedelta(hours=8)), stage=insert_rows)
     snowflake_replace(conn, database, "analytics", "streams", streams_frame(), None, stage=insert_rows)
+    snowflake_replace(conn, database, "analytics", "song_popularity_predictions", predictions_frame(windows), None, stage=insert_rows)
     for name in _create_order(view_names()):
         conn.cursor().execute(render(view_sql(name), schema=f"{database}.ANALYTICS", recent_release_days=RECENT_DAYS))
     return conn
@@ -208,6 +239,19 @@ def test_top_artists_are_five_by_song_count(both):
     assert top["song_count"].tolist() == sorted(analytics["song_count"], reverse=True)[:5]
 
 
+def test_rising_songs_ranks_the_forecasts_expected_to_rise(partial):
+    duck, *_ = partial
+    stored = predictions_frame(_windows("partial"))
+    rising = _duck(duck, "rising_songs").sort_values("rising_rank", ignore_index=True)
+    expected = stored[stored["expected_change"] > 0].sort_values(
+        ["expected_change", "predicted_popularity", "song_id"], ascending=[False, False, True], ignore_index=True
+    )
+    assert rising["rising_rank"].tolist() == list(range(1, len(expected) + 1))
+    assert rising["song_id"].tolist() == expected["song_id"].tolist()
+    assert (rising["expected_change"] > 0).all() and rising["new_song"].tolist() == expected["new_song"].tolist()
+    assert rising["artist_name"].notna().all()  # the artist as listed in the forecast's window
+
+
 class _Catalog:
     """What view_schema needs of a Warehouse: a view's columns, described by the catalog."""
 
@@ -246,7 +290,8 @@ def test_every_view_has_its_column_schema_from_the_warehouse_on_duckdb_and_snowf
         assert all(set(r.data) == {c.name for c in schema.columns} for r in preview.records)
 
 
-def test_the_listening_views_are_in_the_listening_group_the_others_in_analytics():
+def test_the_listening_views_are_in_the_listening_group_the_forecasts_in_model_the_others_in_analytics():
     groups = {a.key.to_user_string(): a.group_names_by_key[a.key] for a in view_assets}
     assert {n for n, g in groups.items() if g == "listening"} == {n for n in groups if n.startswith("listening_")}
-    assert {g for n, g in groups.items() if not n.startswith("listening_")} == {"analytics"}
+    assert {n for n, g in groups.items() if g == "model"} == {"rising_songs"}
+    assert {g for n, g in groups.items() if not n.startswith("listening_") and n != "rising_songs"} == {"analytics"}

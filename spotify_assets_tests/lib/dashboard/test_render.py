@@ -25,6 +25,10 @@ WINDOWS = pd.date_range("2026-01-01", periods=5, freq="8h", tz="UTC")
 
 
 def _frames() -> dict[str, pd.DataFrame]:
+    return {**_view_frames(), "rising_songs": _rising()}
+
+
+def _view_frames() -> dict[str, pd.DataFrame]:
     rng = np.random.default_rng(0)
     listeners = ["alice", "bob"]
     hours = pd.DataFrame(
@@ -119,12 +123,25 @@ def _frames() -> dict[str, pd.DataFrame]:
 
 def _model() -> SimpleNamespace:
     table = pd.DataFrame(
-        {"model": ["global_mean", "artist_mean", "linear", "random_forest"], "mae": [20.0, 15.0, 9.5, 6.25],
-         "rmse": [25.0, 19.0, 12.0, 8.0], "r2": [0.0, 0.3, 0.6, 0.8], "mae_fold_sd": [1.0, 1.0, 1.0, 1.0]}
+        {"model": ["persistence", "global_mean", "artist_mean", "ridge", "random_forest", "hist_gradient_boosting"],
+         "role": ["baseline"] * 3 + ["candidate"] * 3,
+         "mae": [3.0, 20.0, 15.0, 2.9, 2.25, 2.5], "rmse": [4.0, 25.0, 19.0, 3.9, 3.0, 3.2],
+         "r2": [0.9, 0.0, 0.3, 0.9, 0.95, 0.94], "mae_fold_sd": [0.5] * 6,
+         "mae_history": [2.5, 19.0, 14.0, 2.4, 2.0, 2.2], "mae_new": [6.0, 25.0, 20.0, 5.5, 4.0, 4.5]}
     )
     importances = pd.Series({f"feature_{i}": 1 / (i + 1) for i in range(15)}, name="importance")
-    return SimpleNamespace(evaluation=SimpleNamespace(table=table), importances=importances, version="abc123def456",
-                           trained_songs=300, trained_artists=60, trained_at=GENERATED, data_through=None)
+    evaluation = SimpleNamespace(table=table, held_out_history=900, held_out_new=100)
+    return SimpleNamespace(evaluation=evaluation, importances=importances, version="abc123def456", kind="random_forest",
+                           horizon_windows=3, trained_pairs=5000, trained_songs=300, trained_artists=60,
+                           trained_at=GENERATED, data_through=None)
+
+
+def _rising() -> pd.DataFrame:
+    return pd.DataFrame(
+        {"rising_rank": range(1, 13), "name": [f"riser {i}" for i in range(12)],
+         "artist_name": [f"artist {i}" for i in range(12)], "expected_change": [12.0 - i for i in range(12)],
+         "new_song": [i % 3 == 0 for i in range(12)], "horizon_windows": 3}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +158,7 @@ def _panel(document: str, panel_id: str) -> str:
 PANELS = {
     "playlist-analytics": {"top-artists": 1, "popularity-trends": 1, "popularity-history": 1, "current-top-songs": 0,
                            "genres": 2},  # songs per genre, minutes per genre
-    "model-quality": {"model-mae": 1, "model-importances": 1},
+    "model-quality": {"model-mae": 1, "model-rising": 1, "model-importances": 1},
     "listening-kpis": {
         "minutes-per-month": 1, "plays-by-hour": 1, "plays-by-weekday": 1, "plays-by-country": 1, "skip-rate": 1,
         "top-listened-artists": 1, "top-listened-tracks": 1, "active-days": 1, "artist-churn": 1,
@@ -163,7 +180,7 @@ def test_every_section_and_chart_is_there(document: str) -> None:
             assert panel.count("<svg") == charts, panel_id
             assert "<h3>" in panel and 'class="explain"' in panel
             assert "no data yet" not in panel and "not shown" not in panel and "could not draw" not in panel, panel_id
-    assert chart_count(document) == 16
+    assert chart_count(document) == 17
     # genres: songs and minutes, each only the genres that have some, most first
     genres = _panel(document, "genres")
     assert genres.index("pop") < genres.index("música mexicana") and genres.count("jazz") == 1
@@ -172,8 +189,14 @@ def test_every_section_and_chart_is_there(document: str) -> None:
     assert table.count("<tr>") == 11 and "song 9" in table and "song 10" not in table and "popularity" in table
     # the model: version, labels, importances capped at ten
     assert "abc123def456" in document and "random forest" in document and "baseline: global mean" in document
+    assert "baseline: persistence" in document and "champion: random forest" in document
+    assert "900 pairs of songs with history, 100 of songs new" in document
     importances = _panel(document, "model-importances")
     assert "feature 9" in importances and "feature 10" not in importances
+    # the rising songs: the ten first, new ones marked
+    rising = _panel(document, "model-rising")
+    assert "riser 9" in rising and "riser 10" not in rising and "riser 0 · artist 0 (new)" in rising
+    assert "+12.0" in rising and "3 window(s) of 8 h" in rising
     # the evening peak is called out
     assert "18–21 h:" in _panel(document, "plays-by-hour")
 
@@ -213,7 +236,10 @@ def test_missing_and_empty_frames_give_a_note() -> None:
     assert "no model trained yet" in section_html(page, "model-quality")
     assert chart_count(page, "model-quality") == 0
     assert "<title>my &lt;title&gt;</title>" in page
-    assert chart_count(page) == 16 - 2 - 4 - 1  # the model, four charted views, active days
+    assert chart_count(page) == 17 - 3 - 4 - 1  # the model, four charted views, active days
+    # a model, but no rising songs yet: a note, not a failure
+    without = render_dashboard({k: v for k, v in _frames().items() if k != "rising_songs"}, _model(), generated_at=GENERATED)
+    assert "no data yet" in _panel(without, "model-rising") and chart_count(without, "model-quality") == 2
 
     empty = render_dashboard({}, None, generated_at=GENERATED)
     assert chart_count(empty) == 0
@@ -232,13 +258,15 @@ def test_views_without_popularity_say_so() -> None:
 
 def test_a_real_trained_model() -> None:
     from spotify_assets.lib.model import popularity as ml
-    from spotify_assets_tests.lib.model.test_popularity import _frame
+    from spotify_assets_tests.support.panel import make_panel
 
-    trained = ml.train(_frame(np.random.default_rng(1), 20, 4, target="features"),
-                       ml.TrainingParams(n_estimators=5, max_depth=4, cv_folds=3, min_training_songs=20))
-    page = render_dashboard({}, trained, generated_at=GENERATED)
-    assert chart_count(page, "model-quality") == 2
-    assert trained.version in page and "random forest" in page
+    features = make_panel(150, 8, seed=1, planted=1.0)
+    trained = ml.train(features, ml.TrainingParams(n_estimators=5, max_depth=4, boosting_iterations=20, cv_folds=3))
+    rising = trained.forecast(features)
+    rising = rising[rising["expected_change"] > 0].assign(rising_rank=lambda f: range(1, len(f) + 1))
+    page = render_dashboard({"rising_songs": rising}, trained, generated_at=GENERATED)
+    assert chart_count(page, "model-quality") == 3
+    assert trained.version in page and ml.MODEL_LABELS[trained.kind] in page
     assert "could not draw" not in page
 
 
@@ -379,7 +407,7 @@ def test_legends_and_labels_are_words_not_code_values() -> None:
 
     shown = _legend_and_axis_text(page)
     codes = {"straddles_cut", "recent", "older", "unknown", "playlist_appearances", "mae", "rmse", "r2",
-             "ES", "US", "None", "nan", *FEATURES}
+             "ES", "US", "None", "nan", *(f for f in FEATURES if f != "popularity")}  # a feature, and a word
     assert not [t for t in shown if t in codes], [t for t in shown if t in codes]
     assert not [t for t in shown if "_" in t and " " not in t], "a snake_case code value is shown"
     trends = _panel(page, "popularity-trends")

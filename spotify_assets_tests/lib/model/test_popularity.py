@@ -1,5 +1,6 @@
-"""The popularity model's rules, without Dagster: features in SQL on DuckDB and Snowflake,
-no leakage, grouped evaluation against baselines, and when a model cannot be trained."""
+"""The popularity forecast's rules, without Dagster: features in SQL on DuckDB and Snowflake,
+pairs a horizon apart, folds that never train on the future or on the tested artists, the
+champion against the baselines, and when a model cannot be trained."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from spotify_assets.lib.warehouse.duckdb import duckdb_replace
 from spotify_assets.lib.warehouse.snowflake import snowflake_replace
 from spotify_assets.lib.window import Window
 from spotify_assets_tests.support.fixtures import artist, document, playlist, row, track
+from spotify_assets_tests.support.panel import make_panel
 from spotify_assets_tests.support.snowflake import insert_rows
 
 FEATURES_SQL = (ml.__file__.rsplit("/spotify_assets/", 1)[0]) + "/sql/model/popularity_features.sql"
@@ -53,14 +55,19 @@ def _fixture_windows() -> dict[datetime, dict[str, pd.DataFrame]]:
     return windows
 
 
-def _features_duckdb(windows) -> pd.DataFrame:
+def _sql(schema: str, history_windows: int = 90) -> str:
+    sql = open(FEATURES_SQL, encoding="utf-8").read()
+    return sql.replace("{schema}", schema).replace("{history_windows}", str(history_windows))
+
+
+def _features_duckdb(windows, history_windows: int = 90) -> pd.DataFrame:
     with duckdb.connect() as conn:
         conn.execute("SET TimeZone = 'UTC'")
         for start, frames in windows.items():
             for name, frame in frames.items():
                 duckdb_replace(conn, "analytics", name, frame, Window(start, start + timedelta(hours=8)))
-        sql = open(FEATURES_SQL, encoding="utf-8").read().replace("{schema}", "analytics")
-        return POPULARITY_FEATURES.conform(conn.execute(sql).fetchdf()).sort_values("song_id", ignore_index=True)
+        frame = conn.execute(_sql("analytics", history_windows)).fetchdf()
+        return POPULARITY_FEATURES.conform(frame).sort_values(["song_id", "window_start"], ignore_index=True)
 
 
 def _features_snowflake(windows, server: dict, database: str) -> pd.DataFrame:
@@ -69,208 +76,246 @@ def _features_snowflake(windows, server: dict, database: str) -> pd.DataFrame:
         for start, frames in windows.items():
             for name, frame in frames.items():
                 snowflake_replace(conn, database, "analytics", name, frame, Window(start, start + timedelta(hours=8)), stage=insert_rows)
-        sql = open(FEATURES_SQL, encoding="utf-8").read().replace("{schema}", f"{database}.ANALYTICS")
         cur = conn.cursor()
-        cur.execute(sql)
+        cur.execute(_sql(f"{database}.ANALYTICS"))
         frame = cur.fetch_pandas_all()
     frame.columns = [c.lower() for c in frame.columns]
-    return POPULARITY_FEATURES.conform(frame).sort_values("song_id", ignore_index=True)
+    return POPULARITY_FEATURES.conform(frame).sort_values(["song_id", "window_start"], ignore_index=True)
+
+
+def _labelled(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.copy()
+    frame["label"] = frame["name"]
+    frame["window"] = frame["window_start"].map({pd.Timestamp(W1): 1, pd.Timestamp(W2): 2})
+    return frame.set_index(["label", "window"])
 
 
 @pytest.fixture(scope="module")
 def fixture_features() -> pd.DataFrame:
-    frame = _features_duckdb(_fixture_windows())
-    frame["label"] = frame["name"]
-    return frame.set_index("label")
+    return _labelled(_features_duckdb(_fixture_windows()))
 
 
-def test_each_song_is_described_at_the_newest_window_that_gave_its_popularity(fixture_features) -> None:
+def test_one_row_per_song_and_window_with_the_popularity_then(fixture_features) -> None:
     f = fixture_features
-    assert sorted(f.index) == ["x1", "x2", "x3", "y1"]
-    assert f.loc["x1", "window_start"] == pd.Timestamp(W2) and f.loc["x1", "popularity"] == 50
-    # y1 lost its popularity in W2: its target is W1's, described as it was in W1
-    assert f.loc["y1", "window_start"] == pd.Timestamp(W1) and f.loc["y1", "popularity"] == 70
-    assert f.loc["y1", "windows_listed_before"] == 0
-    # x3 never had one: a row to predict, at its newest window
-    assert f.loc["x3", "window_start"] == pd.Timestamp(W2) and pd.isna(f.loc["x3", "popularity"])
+    assert sorted(f.index) == [(x, w) for x in ("x1", "x2", "x3", "y1") for w in (1, 2)]
+    assert f.loc[("x1", 1), "popularity"] == 40 and f.loc[("x1", 2), "popularity"] == 50
+    assert f.loc[("y1", 1), "popularity"] == 70 and pd.isna(f.loc[("y1", 2), "popularity"])
+    assert pd.isna(f.loc[("x3", 1), "popularity"]) and pd.isna(f.loc[("x3", 2), "popularity"])
 
 
 def test_history_comes_only_from_earlier_windows(fixture_features) -> None:
     f = fixture_features
-    assert f.loc["x1", "previous_popularity"] == 40 and f.loc["x2", "previous_popularity"] == 20
-    assert f.loc["x1", "popularity_windows_before"] == 1 and f.loc["x1", "windows_listed_before"] == 1
-    assert pd.isna(f.loc["y1", "previous_popularity"]) and f.loc["y1", "popularity_windows_before"] == 0
-    assert pd.isna(f.loc["x3", "previous_popularity"]) and f.loc["x3", "windows_listed_before"] == 1
+    for label in ("x1", "x2", "x3", "y1"):  # the first window knows no history
+        assert pd.isna(f.loc[(label, 1), "previous_popularity"]) and f.loc[(label, 1), "windows_listed_before"] == 0
+        assert f.loc[(label, 1), "popularity_windows_before"] == 0
+    assert f.loc[("x1", 2), "previous_popularity"] == 40 and f.loc[("x2", 2), "previous_popularity"] == 20
+    assert f.loc[("x1", 2), "popularity_windows_before"] == 1 and f.loc[("x1", 2), "windows_listed_before"] == 1
+    # y1 lost its popularity in W2: its history still says 70, from W1
+    assert f.loc[("y1", 2), "previous_popularity"] == 70 and f.loc[("y1", 2), "popularity_windows_before"] == 1
+    assert pd.isna(f.loc[("x3", 2), "previous_popularity"]) and f.loc[("x3", 2), "windows_listed_before"] == 1
 
 
-def test_artist_aggregates_leave_the_song_itself_out(fixture_features) -> None:
+def test_artist_aggregates_are_per_window_and_leave_the_song_itself_out(fixture_features) -> None:
     f = fixture_features
-    assert f.loc["x1", "artist_other_mean_popularity"] == 30  # x2 only: x3 has none, x1 is left out
-    assert f.loc["x2", "artist_other_mean_popularity"] == 50
-    assert f.loc["x3", "artist_other_mean_popularity"] == 40  # (50 + 30) / 2
-    assert pd.isna(f.loc["y1", "artist_other_mean_popularity"])  # Y has no other song
-    assert f.loc["x1", "artist_other_songs"] == 2 and f.loc["y1", "artist_other_songs"] == 0
+    assert f.loc[("x1", 2), "artist_other_mean_popularity"] == 30  # x2 only: x3 has none, x1 is left out
+    assert f.loc[("x2", 2), "artist_other_mean_popularity"] == 50
+    assert f.loc[("x3", 2), "artist_other_mean_popularity"] == 40  # (50 + 30) / 2
+    assert f.loc[("x3", 1), "artist_other_mean_popularity"] == 30  # (40 + 20) / 2: W1's values
+    assert pd.isna(f.loc[("y1", 2), "artist_other_mean_popularity"])  # Y has no other song
+    assert f.loc[("x1", 2), "artist_other_songs"] == 2 and f.loc[("y1", 2), "artist_other_songs"] == 0
 
 
 def test_playlist_release_and_added_features(fixture_features) -> None:
     f = fixture_features
-    assert f.loc["x1", "playlist_appearances"] == 2 and f.loc["x1", "playlist_count"] == 2
-    assert f.loc["x1", "mean_position"] == 0.5  # P position 0, Q position 1
-    assert f.loc["x3", "mean_position"] == 2 and f.loc["x3", "playlist_count"] == 1
-    assert f.loc["x1", "days_since_added"] == 19  # first added 2026-11-01, window 2026-11-20
+    x1 = f.loc[("x1", 2)]
+    assert x1["playlist_appearances"] == 2 and x1["playlist_count"] == 2
+    assert x1["mean_position"] == 0.5  # P position 0, Q position 1
+    assert f.loc[("x3", 2), "mean_position"] == 2 and f.loc[("x3", 2), "playlist_count"] == 1
+    assert x1["days_since_added"] == 19  # first added 2026-11-01, window 2026-11-20
     # '2002' (year precision): from the middle of 2002 to the window, no invented January 1st
     middle = (date(2026, 11, 20) - date(2002, 1, 1)).days - (date(2002, 12, 31) - date(2002, 1, 1)).days / 2
-    assert f.loc["x1", "release_age_days"] == middle and f.loc["x1", "release_date_precision"] == "year"
+    assert x1["release_age_days"] == middle and x1["release_date_precision"] == "year"
+
+
+def test_history_windows_bounds_the_rows_not_the_history() -> None:
+    newest = _labelled(_features_duckdb(_fixture_windows(), history_windows=1))
+    assert sorted(newest.index) == [(x, 2) for x in ("x1", "x2", "x3", "y1")]
+    assert newest.loc[("x1", 2), "previous_popularity"] == 40 and newest.loc[("x1", 2), "windows_listed_before"] == 1
 
 
 @pytest.mark.slow
 def test_snowflake_computes_the_same_features(fixture_features, fakesnow_server) -> None:
     snow = _features_snowflake(_fixture_windows(), fakesnow_server, "MODEL_FEATURES")
-    duck = fixture_features.reset_index(drop=True).sort_values("song_id", ignore_index=True)
-    pd.testing.assert_frame_equal(snow, duck)
+    pd.testing.assert_frame_equal(snow, _features_duckdb(_fixture_windows()))
 
 
-# --- evaluation and training on generated frames -----------------------------------------------
+# --- pairs, folds, evaluation and training on generated frames ----------------------------------
+
+PARAMS = ml.TrainingParams(horizon_windows=3, n_estimators=20, max_depth=8, boosting_iterations=60, cv_folds=3)
 
 
-def _frame(rng: np.random.Generator, artists: int, songs_per_artist: int, *, target: str) -> pd.DataFrame:
-    """A popularity_features-shaped frame. target 'features': popularity follows the features;
-    'artist': a random level per artist, and each artist's songs share an otherwise meaningless
-    code in track_number; 'noise': unrelated to anything."""
-    n = artists * songs_per_artist
-    artist_ids = np.repeat([f"artist{i:05d}" for i in range(artists)], songs_per_artist)
-    level = np.repeat(rng.uniform(10, 90, artists), songs_per_artist)
-    code = np.repeat(rng.permutation(artists) + 1, songs_per_artist)
-    age = rng.uniform(0, 8000, n)
-    duration = rng.integers(120_000, 360_000, n)
-    explicit = rng.random(n) < 0.3
-    if target == "features":
-        popularity = 70 - age / 200 + 8 * explicit - np.abs(duration - 210_000) / 10_000 + rng.normal(0, 3, n)
-    elif target == "artist":
-        popularity = level + rng.normal(0, 2, n)
-    else:
-        popularity = rng.uniform(0, 100, n)
-    popularity = np.clip(np.round(popularity), 0, 100).astype(int)
-    frame = pd.DataFrame(
-        {
-            "song_id": [f"song{i:06d}" for i in range(n)],
-            "window_start": pd.Timestamp(W2),
-            "name": [f"song {i}" for i in range(n)],
-            "artist_id": artist_ids,
-            "popularity": popularity,
-            "duration_ms": duration,
-            "explicit": explicit,
-            "track_number": code if target == "artist" else rng.integers(1, 14, n),
-            "disc_number": 1,
-            "artist_count": 1,
-            "album_type": rng.choice(["album", "single", "compilation"], n),
-            "album_total_tracks": rng.integers(1, 20, n),
-            "release_date_precision": rng.choice(["day", "month", "year"], n),
-            "release_age_days": age,
-            "playlist_appearances": 1,
-            "playlist_count": 1,
-            "mean_position": rng.uniform(0, 100, n),
-            "days_since_added": rng.integers(0, 500, n),
-            "previous_popularity": None,
-            "popularity_windows_before": 0,
-            "windows_listed_before": 0,
-            "artist_other_songs": songs_per_artist - 1,
-            "artist_other_mean_popularity": None,
-        }
-    )
-    if target == "artist":  # what the SQL computes: the mean of the artist's other songs
-        sums = frame.groupby("artist_id")["popularity"].transform("sum")
-        frame["artist_other_mean_popularity"] = (sums - frame["popularity"]) / (songs_per_artist - 1)
-    return POPULARITY_FEATURES.conform(frame)
+@pytest.fixture(scope="module")
+def trending() -> pd.DataFrame:
+    """Songs that peak after release and decay, slow drifts, a little noise; plus a planted
+    trend: songs under 30 days old climb 1.5 points a window."""
+    return make_panel(600, 12, seed=3, planted=1.5)
 
 
-PARAMS = ml.TrainingParams(n_estimators=30, max_depth=10)
+def test_pairs_are_the_same_song_a_horizon_later() -> None:
+    frame = make_panel(50, 6, seed=1)
+    pairs = ml.forecast_pairs(frame, 2)
+    by_key = frame.set_index(["song_id", "window_start"])["popularity"]
+    assert len(pairs) > 0
+    for p in pairs.sample(40, random_state=0).itertuples():
+        assert p.target_window == p.window_start + pd.Timedelta(hours=16)
+        assert p.target == by_key[(p.song_id, p.target_window)] and p.popularity == by_key[(p.song_id, p.window_start)]
+    # a song not listed a horizon later has no pair; rows without a popularity make none
+    listed = set(by_key.index)
+    expected = sum((s, w + pd.Timedelta(hours=16)) in listed for s, w in listed)
+    assert len(pairs) == expected
+    gone = frame.assign(popularity=frame["popularity"].where(frame["window_start"] != frame["window_start"].max()))
+    assert len(ml.forecast_pairs(gone, 2)) < len(pairs)
+    # derived history: the change over one horizon is from the same song's row a horizon earlier
+    some = pairs[pairs["popularity_change_horizon"].notna()].iloc[0]
+    earlier = by_key[(some["song_id"], some["window_start"] - pd.Timedelta(hours=16))]
+    assert some["popularity_change_horizon"] == some["popularity"] - earlier
 
 
-def test_the_forest_beats_both_baselines_when_the_features_explain_popularity() -> None:
-    evaluation = ml.evaluate(_frame(np.random.default_rng(1), 60, 5, target="features"), PARAMS)
-    assert evaluation.beats_global_mean
-    assert evaluation.score("random_forest", "mae") < 0.5 * evaluation.score("global_mean", "mae")
-    assert evaluation.score("random_forest", "mae") < evaluation.score("artist_mean", "mae")
-    assert evaluation.folds == 5 and evaluation.songs == 300 and evaluation.artists == 60
+@pytest.mark.parametrize("horizon", [1, 3])
+def test_the_time_split_never_trains_on_a_window_later_than_one_it_tests_on(horizon: int) -> None:
+    frame = make_panel(400, 14, seed=2)
+    pairs = ml.forecast_pairs(frame, horizon)
+    folds = ml.time_artist_folds(pairs, horizon, 5, seed=0)
+    assert len(folds) == 5
+    tested = np.concatenate([test for _, test in folds])
+    assert len(tested) == len(set(tested.tolist()))  # each pair tested once
+    for train, test in folds:
+        train_rows, test_rows = pairs.iloc[train], pairs.iloc[test]
+        # every answer the fold trains on was known when its first test forecast was made
+        assert train_rows["target_window"].max() <= test_rows["window_start"].min()
+        assert train_rows["window_start"].max() < test_rows["window_start"].min()
+        assert not set(train_rows["artist_id"]) & set(test_rows["artist_id"])  # no tested artist trains
+
+
+def test_the_time_split_holds_out_windows_a_horizon_after_the_first() -> None:
+    frame = make_panel(300, 5, seed=4)  # windows 0..4, horizon 2: pairs at 0..2, tests only at 2
+    pairs = ml.forecast_pairs(frame, 2)
+    folds = ml.time_artist_folds(pairs, 2, 5, seed=0)
+    assert len(folds) == 2  # one window to test, split between two groups of artists
+    for train, test in folds:
+        assert set(ml.window_index(pairs["window_start"])[test]) == {2}
+        assert set(ml.window_index(pairs["window_start"])[train]) == {0}
+    assert ml.time_artist_folds(ml.forecast_pairs(make_panel(300, 4, seed=4), 2), 2, 5, seed=0) == []
+
+
+def test_a_planted_trend_is_forecast_better_than_persistence(trending: pd.DataFrame) -> None:
+    evaluation = ml.evaluate(trending, PARAMS)
+    assert evaluation.beats_baselines
+    best = evaluation.score(evaluation.champion)
+    assert best < 0.8 * evaluation.score("persistence") < evaluation.score("global_mean")
+    # the new songs are where the trend is: persistence misses most there
+    assert evaluation.score(evaluation.champion, "mae_new") < 0.6 * evaluation.score("persistence", "mae_new")
+    assert evaluation.held_out == evaluation.held_out_history + evaluation.held_out_new
+    assert evaluation.held_out_new > 0 and evaluation.held_out_history > 0
     assert list(evaluation.table["model"]) == list(ml.MODEL_NAMES)
 
 
-def test_noise_does_not_beat_the_global_mean() -> None:
-    evaluation = ml.evaluate(_frame(np.random.default_rng(2), 200, 5, target="noise"), PARAMS)
-    assert not evaluation.beats_global_mean
+def test_the_champion_is_the_best_candidate(trending: pd.DataFrame) -> None:
+    evaluation = ml.evaluate(trending, PARAMS)
+    maes = {name: evaluation.score(name) for name in ml.CANDIDATES}
+    assert evaluation.champion == min(maes, key=maes.get)
+    # whichever candidate wins is the one trained and stored
+    for winner in ml.CANDIDATES:
+        table = evaluation.table.set_index("model")
+        table.loc[list(ml.CANDIDATES), "mae"] = 5.0
+        table.loc[winner, "mae"] = 1.0
+        evaluation.table = table.reset_index()
+        assert evaluation.champion == winner
+    model = ml.train(trending, PARAMS, evaluation)
+    assert model.kind == ml.CANDIDATES[-1]
+    assert type(model.pipeline.named_steps["model"]).__name__ == "HistGradientBoostingRegressor"
 
 
-def test_folds_hold_whole_artists_out_so_an_artist_cannot_be_recognised() -> None:
-    """Each artist's songs share a code and a popularity level. Were an artist's songs split
-    across training and test, the forest would look the level up by the code."""
-    frame = _frame(np.random.default_rng(3), 40, 20, target="artist")
-    frame["artist_other_mean_popularity"] = np.nan  # only the code could tell the artist
+def test_a_random_walk_is_not_forecast_better_than_persistence() -> None:
+    """Changes that nothing announces: no candidate may claim to beat persistence by much,
+    and the global mean stays far behind."""
+    rng = np.random.default_rng(9)
+    frame = make_panel(500, 12, seed=9, noise=0.0)
+    frame = frame.sort_values(["song_id", "window_start"], ignore_index=True)
+    steps = pd.Series(rng.normal(0, 2.0, len(frame))).groupby(frame["song_id"]).cumsum()
+    start = frame.groupby("song_id")["popularity"].transform("first")
+    frame["popularity"] = np.clip(np.round(start + steps), 0, 100).astype(int)
+    frame["previous_popularity"] = frame.groupby("song_id")["popularity"].shift()
+    frame["artist_other_mean_popularity"] = np.nan
     evaluation = ml.evaluate(frame, PARAMS)
-    assert evaluation.score("random_forest", "mae") > 0.8 * evaluation.score("global_mean", "mae")
-    # and the same data split by song instead of by artist scores far better: the gap is the leak
-    frame["artist_id"] = frame["song_id"]
-    leaky = ml.evaluate(frame, PARAMS)
-    assert leaky.score("random_forest", "mae") < 0.5 * evaluation.score("random_forest", "mae")
+    assert evaluation.score(evaluation.champion) > 0.95 * evaluation.score("persistence")
+    assert evaluation.score("persistence") < 0.5 * evaluation.score("global_mean")
 
 
-def test_the_artist_mean_baseline_uses_the_artists_other_songs() -> None:
-    frame = _frame(np.random.default_rng(4), 80, 5, target="artist")
-    evaluation = ml.evaluate(frame, PARAMS)
-    # the artist's level is the whole signal: the leave-one-out mean finds it, the global mean cannot
-    assert evaluation.score("artist_mean", "mae") < 0.2 * evaluation.score("global_mean", "mae")
+def test_a_trained_model_forecasts_the_newest_window(trending: pd.DataFrame) -> None:
+    model = ml.train(trending, PARAMS)
+    newest = trending[trending["window_start"] == trending["window_start"].max()]
+    forecast = model.forecast(trending)
+    assert sorted(forecast["song_id"]) == sorted(newest["song_id"])
+    assert forecast["predicted_popularity"].between(0, 100).all()
+    assert (forecast["forecast_window"] - forecast["window_start"] == pd.Timedelta(hours=24)).all()
+    assert forecast["expected_change"].is_monotonic_decreasing
+    np.testing.assert_allclose(
+        forecast["expected_change"], (forecast["predicted_popularity"] - forecast["popularity"]).round(2), atol=0.011
+    )
+    # young songs (the planted trend) lead the rising list
+    young = set(newest.loc[newest["release_age_days"] < 30, "song_id"])
+    assert len(set(forecast["song_id"].head(10)) & young) >= 8
+    assert set(model.importances.index) == set(ml.FEATURES) and model.importances.max() > 0
+    assert model.version == ml.fingerprint(trending, PARAMS)
+    np.testing.assert_allclose(pickle.loads(pickle.dumps(model)).predict(newest.head(3)), model.predict(newest.head(3)), rtol=1e-9)
+    assert model.version != ml.fingerprint(trending, ml.TrainingParams(horizon_windows=2))
+    # a row without a popularity now has no forecast
+    assert np.isnan(model.predict(newest.head(1).assign(popularity=pd.array([None], dtype="Int32")))).all()
 
 
-def test_a_trained_model_predicts_in_range_and_names_its_importances() -> None:
-    frame = _frame(np.random.default_rng(5), 60, 5, target="features")
-    model = ml.train(frame, PARAMS)
-    predicted = model.predict(frame)
-    assert len(predicted) == len(frame) and predicted.min() >= 0 and predicted.max() <= 100
-    assert set(model.importances.index) == set(ml.FEATURES)
-    assert model.importances.index[0] == "release_age_days"  # the strongest term of the target
-    assert abs(model.importances.sum() - 1) < 1e-9
-    assert model.version == ml.fingerprint(frame, PARAMS) and model.trained_songs == 300
-    np.testing.assert_allclose(pickle.loads(pickle.dumps(model)).predict(frame.head(3)), predicted[:3], rtol=1e-9)
-    assert model.version != ml.fingerprint(frame, ml.TrainingParams(n_estimators=31, max_depth=10))
-
-
-def test_the_same_songs_in_another_order_train_the_same_model() -> None:
-    frame = _frame(np.random.default_rng(8), 60, 5, target="features")
-    shuffled = frame.sample(frac=1, random_state=1)
-    a, b = ml.train(frame, PARAMS), ml.train(shuffled, PARAMS)
+def test_the_same_rows_in_another_order_train_the_same_model(trending: pd.DataFrame) -> None:
+    shuffled = trending.sample(frac=1, random_state=1)
+    a, b = ml.train(trending, PARAMS), ml.train(shuffled, PARAMS)
     pd.testing.assert_frame_equal(a.evaluation.table, b.evaluation.table)
     assert a.version == b.version
-    np.testing.assert_allclose(a.predict(frame), b.predict(frame), rtol=1e-12)
+    np.testing.assert_allclose(a.predict(trending), b.predict(trending), rtol=1e-12)
 
 
 def test_data_that_cannot_train_a_model_says_why() -> None:
-    frame = _frame(np.random.default_rng(6), 20, 5, target="features")
+    frame = make_panel(200, 8, seed=6)
     none = frame.assign(popularity=pd.array([None] * len(frame), dtype="Int32"))
     assert "Development Mode" in ml.why_not_trainable(none, PARAMS)
     with pytest.raises(ml.NotTrainable, match="Development Mode"):
         ml.evaluate(none, PARAMS)
-    assert "at least 50" in ml.why_not_trainable(frame.head(40), PARAMS)
-    assert "1 artist" in ml.why_not_trainable(frame.assign(artist_id="one"), PARAMS)
+    few = frame[frame["song_id"].isin(sorted(frame["song_id"].unique())[:5])]
+    assert "at least 50 pairs" in ml.why_not_trainable(few, PARAMS)
+    short = frame[ml.window_index(frame["window_start"]) < 6]  # 6 windows: pairs at 0..2, none 3 after 0
+    assert "7 consecutive windows" in ml.why_not_trainable(short, PARAMS)
+    assert "7 consecutive windows" in ml.why_not_trainable(frame.assign(artist_id="one"), PARAMS)
     assert ml.why_not_trainable(frame, PARAMS) is None
 
 
-def test_the_plot_is_a_png() -> None:
-    model = ml.train(_frame(np.random.default_rng(7), 30, 5, target="features"), PARAMS)
+def test_the_plot_is_a_png(trending: pd.DataFrame) -> None:
+    model = ml.train(trending, PARAMS)
     import base64
 
     assert base64.b64decode(ml.png_base64(ml.plot(model))).startswith(b"\x89PNG")
+    assert "**" + ml.MODEL_LABELS[model.kind] + "**" in ml.evaluation_markdown(model.evaluation)
 
 
-def test_the_readme_lists_every_feature_and_every_setting() -> None:
+def test_the_docs_list_every_feature_and_every_setting() -> None:
     from pathlib import Path
 
-    from spotify_assets.defs.model.assets import PopularityModelConfig
+    from spotify_assets.defs.model.assets import PopularityFeaturesConfig, PopularityModelConfig
 
     section = (Path(__file__).resolve().parents[3] / "docs/model.md").read_text(encoding="utf-8")
     rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in section.splitlines() if line.startswith("| `")]
     features = {r[0].strip("`"): r[1] for r in rows if len(r) == 2}
-    settings = {r[0].strip("`"): r[1].strip("`") for r in rows if len(r) == 3 and not r[0].startswith("`popularity") and not r[0].startswith("`song_")}
+    assets = ("`popularity_", "`song_", "`rising_")
+    settings = {r[0].strip("`"): r[1].strip("`") for r in rows if len(r) == 3 and not r[0].startswith(assets)}
     assert features == {**ml.NUMERIC_FEATURES, **ml.CATEGORICAL_FEATURES}
-    defaults = {n: str(f.default).lower() if isinstance(f.default, bool) else str(f.default) for n, f in PopularityModelConfig.model_fields.items()}
+    fields = {**PopularityFeaturesConfig.model_fields, **PopularityModelConfig.model_fields}
+    defaults = {n: str(f.default).lower() if isinstance(f.default, bool) else str(f.default) for n, f in fields.items()}
     assert settings == defaults
-    assert defaults["max_model_mb"] == "50.0"
+    assert defaults["max_model_mb"] == "50.0" and defaults["horizon_windows"] == "3"

@@ -19,7 +19,7 @@ from spotify_assets.lib.warehouse.base import render
 from spotify_assets.lib.window import Window
 from spotify_assets_tests.defs.analytics import test_genre_view as genre_fixtures
 from spotify_assets_tests.defs.analytics.test_listening_views import streams_frame
-from spotify_assets_tests.defs.analytics.test_views import RECENT_DAYS, _canonical, _create_order, _duck, _load_duckdb, _windows
+from spotify_assets_tests.defs.analytics.test_views import RECENT_DAYS, _canonical, predictions_frame, _create_order, _duck, _load_duckdb, _windows
 from spotify_assets_tests.support.mariadb import MySQLServer
 
 pytestmark = pytest.mark.slow
@@ -30,6 +30,8 @@ def _load_mysql(server: MySQLServer, windows, streams: pd.DataFrame) -> mysql_ta
     for start, frames in windows.items():
         client.replace_window(frames, Window(start, start + timedelta(hours=8)))
     client.replace("streams", streams, None)
+    if windows:
+        client.replace("song_popularity_predictions", predictions_frame(windows), None)
     for name in _create_order(view_names()):
         client.execute([client.render(view_sql(name), recent_release_days=RECENT_DAYS)])
     return client
@@ -64,9 +66,9 @@ def test_every_view_gives_the_same_answer_on_mysql_and_duckdb(loaded, view: str)
 def test_the_models_features_are_the_same_on_mysql_and_duckdb(loaded) -> None:  # type: ignore[no-untyped-def]
     duck, my = loaded
     sql = FEATURES_SQL.read_text(encoding="utf-8")
-    expected = _same(duck.execute(render(sql, "analytics")).fetchdf())
+    expected = _same(duck.execute(render(sql, "analytics", history_windows=90)).fetchdf())
     assert len(expected) > 0
-    pd.testing.assert_frame_equal(_same(my.query(my.render(sql))), expected, check_dtype=False)
+    pd.testing.assert_frame_equal(_same(my.query(my.render(sql, history_windows=90))), expected, check_dtype=False)
 
 
 @pytest.mark.parametrize("scenario", list(genre_fixtures.SCENARIOS))
