@@ -172,10 +172,14 @@ def _child(job: Any, partition_key: str, events: Path, point: KillPoint | None, 
         import dagster as dg
 
         import joblib
+        from threadpoolctl import threadpool_limits
 
         recorder.write(event="start", t=time.monotonic())
-        # scikit-learn's n_jobs=-1 would start fresh worker processes in every child (seconds each)
-        with joblib.parallel_config(backend="threading"):
+        # scikit-learn's n_jobs=-1 would start fresh worker processes in every child (seconds each),
+        # and OpenMP (histogram gradient boosting) is not fork-safe: a child forked from a process
+        # whose OpenMP pool ran (pytest, after other tests trained a model) dies of SIGSEGV in
+        # its first parallel region. One OpenMP thread in the child starts no pool.
+        with joblib.parallel_config(backend="threading"), threadpool_limits(limits=1, user_api="openmp"):
             result = (
                 job.execute_in_process(
                     partition_key=partition_key,
