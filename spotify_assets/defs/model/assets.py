@@ -157,10 +157,6 @@ def _evaluation_table(evaluation: ml.Evaluation) -> dg.TableMetadataValue:
     )
 
 
-def _error(value: float) -> float:
-    return round(float(value), ERROR_DIGITS)
-
-
 def _model_metadata(model: ml.PopularityModel, size_bytes: int) -> dict[str, object]:
     ev = model.evaluation
     figure = ml.plot(model)
@@ -168,10 +164,10 @@ def _model_metadata(model: ml.PopularityModel, size_bytes: int) -> dict[str, obj
     return {
         "champion": model.kind,
         "horizon_windows": model.horizon_windows,
-        "mae": _error(model.metrics["mae"]),
-        "rmse": _error(model.metrics["rmse"]),
+        "mae": _rounded(model.metrics["mae"]),
+        "rmse": _rounded(model.metrics["rmse"]),
         "r2": round(float(model.metrics["r2"]), R2_DIGITS),
-        **{f"{name}_mae": _error(ev.score(name)) for name in ml.MODEL_NAMES},
+        **{f"{name}_mae": _rounded(ev.score(name)) for name in ml.MODEL_NAMES},
         "mae_history": _rounded(champion["mae_history"]),
         "mae_new": _rounded(champion["mae_new"]),
         "held_out_pairs": ev.held_out,
@@ -290,9 +286,9 @@ def popularity_model(context: dg.AssetExecutionContext, config: PopularityModelC
             f"persistence and {global_mean:.2f} for the global mean"
             + ("" if evaluation.beats_baselines else f": it does not beat {' or '.join(losses)}"),
             {
-                "mae": _error(mae),
-                "persistence_mae": _error(persistence),
-                "global_mean_mae": _error(global_mean),
+                "mae": _rounded(mae),
+                "persistence_mae": _rounded(persistence),
+                "global_mean_mae": _rounded(global_mean),
                 "evaluation": metadata["evaluation"],
             },
         ),
